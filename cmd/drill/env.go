@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"strings"
+
+	"drill/drills"
+	"drill/drills/local"
+	"drill/drills/pgdump"
+
+	"golang.org/x/term"
+)
+
+// resolveConfigPath applies --config, then $DRILL_CONFIG, then ./drill.yaml.
+// explicit is false for the last fallback.
+func (g *globalOpts) resolveConfigPath() (path string, explicit bool) {
+	if g.configPath != "" {
+		return g.configPath, true
+	}
+	if p := os.Getenv("DRILL_CONFIG"); p != "" {
+		return p, true
+	}
+	return "drill.yaml", false
+}
+
+// loadConfig reads and validates the config file; errors exit 2.
+func (g *globalOpts) loadConfig() (*drills.Config, error) {
+	path, _ := g.resolveConfigPath()
+	cfg, err := drills.LoadConfig(path)
+	if err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	return cfg, nil
+}
+
+// optionalConfig reads the config when there is one: commands that only
+// read the history work without it.
+func (g *globalOpts) optionalConfig() (*drills.Config, error) {
+	path, explicit := g.resolveConfigPath()
+	if _, err := os.Stat(path); !explicit && errors.Is(err, os.ErrNotExist) {
+		return &drills.Config{}, nil
+	}
+	return g.loadConfig()
+}
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// logger builds the one logger of the process: JSON on stderr unless
+// stderr is a terminal.
+func (g *globalOpts) logger(stderr io.Writer, terminal bool) (*slog.Logger, error) {
+	level := slog.LevelInfo
+	if terminal {
+		level = slog.LevelWarn // progress lines tell the story on a terminal
+	}
+	if g.logLevel != "" {
+		if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+			return nil, withCode(exitUsage, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel))
+		}
+	}
+	format := g.logFormat
+	if format == "" {
+		format = "json"
+		if terminal {
+			format = "text"
+		}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	}
+	return nil, withCode(exitUsage, fmt.Errorf("--log-format %q: want json or text", format))
+}
+
+// openStore connects to the state database (DRILL_DATABASE_URL, else the
+// config's database_url, else the embedded one) and applies migrations.
+// Failures exit 3. The returned func closes everything.
+func openStore(ctx context.Context, cfg *drills.Config, log *slog.Logger) (*drills.Store, func(), error) {
+	store, closeAll, err := connectStore(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := store.Migrate(ctx)
+	if err != nil {
+		closeAll()
+		return nil, nil, withCode(exitUnavailable, fmt.Errorf("migrate state database: %w", err))
+	}
+	if len(res.Applied) > 0 || len(res.RiverApplied) > 0 {
+		log.Info("state database migrated", "applied", res.Applied, "river_applied", res.RiverApplied)
+	}
+	return store, closeAll, nil
+}
+
+// connectStore connects to the state database without migrating it.
+func connectStore(ctx context.Context, cfg *drills.Config, log *slog.Logger) (*drills.Store, func(), error) {
+	url := os.Getenv("DRILL_DATABASE_URL")
+	if url == "" {
+		url = cfg.DatabaseURL
+	}
+	closeAll := func() {}
+	if url == "" {
+		home := local.DefaultHome()
+		log.Debug("starting embedded state database", "home", home)
+		srv, err := local.StartState(ctx, home, os.Getenv("DRILL_RUN_AS"))
+		if err != nil {
+			return nil, nil, withCode(exitUnavailable, err)
+		}
+		url = srv.DSN()
+		closeAll = func() {
+			if err := srv.Close(context.Background()); err != nil {
+				log.Warn("stopping the embedded state database", "error", err.Error())
+			}
+		}
+	}
+	store, err := drills.OpenStore(ctx, url, drills.StoreOpts{})
+	if err != nil {
+		closeAll()
+		return nil, nil, withCode(exitUnavailable, err)
+	}
+	return store, func() { store.Close(); closeAll() }, nil
+}
+
+// backends builds the Source and Target of a drill. Errors here mean the
+// drill cannot be carried out on this machine (exit 3).
+func backends(ctx context.Context, spec *drills.Spec) (drills.Source, drills.Target, error) {
+	var pgRestore string
+	if bin, err := local.FindBinaries(); err == nil {
+		pgRestore = bin.Path("pg_restore")
+	}
+	var src drills.Source
+	var err error
+	switch spec.Source.Type {
+	case drills.SourcePgdump:
+		src, err = pgdump.NewSource(ctx, pgdump.SourceConfig{Location: spec.Source.Location, Pattern: spec.Source.Pattern,
+			Region: spec.Source.Region, Endpoint: spec.Source.Endpoint, PGRestore: pgRestore})
+	default:
+		err = fmt.Errorf("unknown source type %q", spec.Source.Type)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("drill %q: source: %w", spec.Name, err)
+	}
+	var tgt drills.Target
+	switch spec.Target.Type {
+	case drills.TargetLocal:
+		tgt, err = local.NewTarget(local.TargetConfig{Dir: spec.Target.Dir, RunAs: spec.Target.RunAs,
+			Database: spec.Target.Database, Jobs: spec.Target.Jobs})
+	default:
+		err = fmt.Errorf("unknown target type %q", spec.Target.Type)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("drill %q: target: %w", spec.Name, err)
+	}
+	return src, tgt, nil
+}
+
+// whoAmI names who triggered a manual run: user@host.
+func whoAmI() string {
+	name := fmt.Sprint(os.Getuid())
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return strings.TrimSuffix(name+"@"+host, "@")
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"drill/drills"
+
+	"github.com/spf13/cobra"
+)
+
+type historyOpts struct {
+	*globalOpts
+	drill  string
+	limit  int
+	json   bool
+	stdout io.Writer
+}
+
+func newHistoryCommand(g *globalOpts) *cobra.Command {
+	o := &historyOpts{globalOpts: g}
+	cmd := &cobra.Command{
+		Use:   "history [NAME]",
+		Short: "List past runs, newest first",
+		Example: `  drill history
+  drill history orders --limit 10
+  drill history --json | jq '.[] | select(.status == "failed")'`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				o.drill = args[0]
+			}
+			o.stdout = cmd.OutOrStdout()
+			return runHistory(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().IntVar(&o.limit, "limit", 20, "how many runs")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print a JSON array of runs")
+	return cmd
+}
+
+func runHistory(ctx context.Context, o *historyOpts) error {
+	if o.limit < 1 {
+		return withCode(exitUsage, fmt.Errorf("--limit must be at least 1"))
+	}
+	cfg, err := o.optionalConfig()
+	if err != nil {
+		return err
+	}
+	log, err := o.logger(os.Stderr, isTerminal(os.Stderr))
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	runs, err := store.Runs(ctx, drills.RunFilter{Drill: o.drill, Limit: o.limit})
+	if err != nil {
+		return withCode(exitUnavailable, err)
+	}
+	if o.json {
+		out := make([]drills.RunJSON, 0, len(runs))
+		for _, r := range runs {
+			out = append(out, r.JSON())
+		}
+		enc := json.NewEncoder(o.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(o.stdout, "no runs yet: start one with drill run NAME")
+		return nil
+	}
+	tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tDRILL\tSTATUS\tSTARTED\tRTO\tRPO\tBACKUP\tREASON")
+	for _, r := range runs {
+		started := "-"
+		if r.StartedAt != nil {
+			started = r.StartedAt.UTC().Format(time.RFC3339)
+		}
+		backup := "-"
+		if r.Backup != nil {
+			backup = r.Backup.ID
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Drill, r.Status, started,
+			short(r.RTO, r.RTOMet), short(r.RPO, r.RPOMet), backup, r.Reason)
+	}
+	return tw.Flush()
+}
+
+func short(d *time.Duration, met *bool) string {
+	if d == nil {
+		return "-"
+	}
+	s := dur(*d)
+	if met != nil && !*met {
+		s += " (missed)"
+	}
+	return s
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"drill/drills"
+)
+
+// printRun writes a run for people: outcome, RTO/RPO against objectives,
+// backup, target, phases and checks.
+func printRun(w io.Writer, r *drills.Run) {
+	status := strings.ToUpper(string(r.Status))
+	fmt.Fprintf(w, "drill %s — run %d — %s", r.Drill, r.ID, status)
+	if r.Reason != "" {
+		fmt.Fprintf(w, " (%s)", r.Reason)
+	}
+	fmt.Fprintln(w)
+	if r.Error != "" {
+		fmt.Fprintf(w, "  error:   %s\n", r.Error)
+	}
+	fmt.Fprintf(w, "  RTO:     %s\n", measure(r.RTO, r.Objectives.RTO, r.RTOMet))
+	fmt.Fprintf(w, "  RPO:     %s\n", measure(r.RPO, r.Objectives.RPO, r.RPOMet))
+	if r.DataRPO != nil {
+		fmt.Fprintf(w, "  data RPO: %s (drill start − newest row)\n", dur(*r.DataRPO))
+	}
+	if b := r.Backup; b != nil {
+		fmt.Fprintf(w, "  backup:  %s (%s, created %s from %s)\n", b.ID, b.Format, b.CreatedAt.UTC().Format(time.RFC3339), b.CreatedAtSource)
+	}
+	if t := r.Target; t != nil {
+		state := t.State
+		if t.TornDownAt != nil {
+			state += " at " + t.TornDownAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "  target:  %s %s (%s)\n", t.Type, t.InstanceID, state)
+	}
+	fmt.Fprintf(w, "  trigger: %s by %s", r.Trigger, r.TriggeredBy)
+	if r.StartedAt != nil {
+		fmt.Fprintf(w, ", started %s", r.StartedAt.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
+	if len(r.Phases) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  PHASE\tSECONDS\tRESULT")
+		for _, p := range r.Phases {
+			result := "ok"
+			if p.Error != "" {
+				result = "FAILED: " + oneLine(p.Error)
+			} else if p.FinishedAt == nil {
+				result = "running"
+			}
+			fmt.Fprintf(tw, "  %s\t%.1f\t%s\n", p.Name, p.Duration().Seconds(), result)
+		}
+		tw.Flush()
+	}
+	if len(r.Checks) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  CHECK\tTYPE\tEXPECTED\tACTUAL\tRESULT")
+		for _, c := range r.Checks {
+			result := "pass"
+			if !c.Passed {
+				result = "FAIL"
+				if c.Error != "" {
+					result += ": " + oneLine(c.Error)
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.Expected, c.Actual, result)
+		}
+		tw.Flush()
+	}
+}
+
+func measure(d *time.Duration, objective time.Duration, met *bool) string {
+	if d == nil {
+		if objective > 0 {
+			return "not measured (objective " + dur(objective) + ": not met)"
+		}
+		return "not measured"
+	}
+	s := dur(*d)
+	if objective > 0 {
+		verdict := "met"
+		if met != nil && !*met {
+			verdict = "MISSED"
+		}
+		s += fmt.Sprintf(" (objective %s: %s)", dur(objective), verdict)
+	}
+	return s
+}
+
+// dur renders a duration for people: 1.2s, 4m03s, 26h00m.
+func dur(d time.Duration) string {
+	neg := d < 0
+	if neg {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Minute:
+		s = fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		s = fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	default:
+		s = fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// progress renders runner events on a terminal.
+type progress struct {
+	w     *os.File
+	start time.Time
+}
+
+func newProgress(w *os.File) *progress { return &progress{w: w, start: time.Now()} }
+
+func (p *progress) event(e drills.Event) {
+	switch e.Kind {
+	case drills.EventPhaseStart:
+		fmt.Fprintf(p.w, "▸ %-9s …\n", e.Phase)
+	case drills.EventProgress:
+		fmt.Fprintf(p.w, "    %s\n", e.Message)
+	case drills.EventPhaseEnd:
+		if e.Err != nil {
+			fmt.Fprintf(p.w, "✗ %-9s failed after %s: %s\n", e.Phase, dur(e.Elapsed), oneLine(e.Err.Error()))
+		} else {
+			fmt.Fprintf(p.w, "✓ %-9s %s\n", e.Phase, dur(e.Elapsed))
+		}
+	case drills.EventCheck:
+		mark := "✓"
+		if !e.Check.Passed {
+			mark = "✗"
+		}
+		fmt.Fprintf(p.w, "    %s %s: %s\n", mark, e.Check.Name, e.Check.Actual)
+	case drills.EventFinished:
+		fmt.Fprintf(p.w, "done in %s\n\n", dur(time.Since(p.start)))
+	}
+}

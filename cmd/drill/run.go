@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"drill/drills"
+
+	"github.com/spf13/cobra"
+)
+
+type runOpts struct {
+	*globalOpts
+	name   string
+	json   bool
+	keep   bool
+	stdout io.Writer
+	stderr *os.File
+}
+
+func newRunCommand(g *globalOpts) *cobra.Command {
+	o := &runOpts{globalOpts: g}
+	cmd := &cobra.Command{
+		Use:   "run NAME",
+		Short: "Run a drill now, in this process",
+		Long: `Run a drill now: locate the newest backup, restore it into a throwaway
+instance, run the checks, measure RTO and RPO, and tear the instance down.
+Progress is shown on a terminal; the result goes to stdout.
+
+` + exitCodesHelp,
+		Example: `  drill run orders
+  drill run orders --json > result.json
+  drill run orders --keep     # leave the restored instance running to inspect it`,
+		Args: exactArgs(1, "NAME: the drill to run (see drill validate for the names)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.name, o.stdout, o.stderr = args[0], cmd.OutOrStdout(), os.Stderr
+			return runRun(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the run as one JSON object")
+	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the restored instance running and print how to connect")
+	return cmd
+}
+
+func runRun(ctx context.Context, o *runOpts) error {
+	cfg, err := o.loadConfig()
+	if err != nil {
+		return err
+	}
+	spec := cfg.Drill(o.name)
+	if spec == nil {
+		return withCode(exitUsage, fmt.Errorf("no drill named %q in %s (drills: %s)", o.name, cfg.Path, drillNames(cfg)))
+	}
+	terminal := isTerminal(o.stderr)
+	log, err := o.logger(o.stderr, terminal)
+	if err != nil {
+		return err
+	}
+	src, tgt, err := backends(ctx, spec)
+	if err != nil {
+		return withCode(exitUnavailable, err)
+	}
+	store, closeStore, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	runner := &drills.Runner{Store: store, Logger: log.With("component", "runner")}
+	if terminal {
+		runner.Events = newProgress(o.stderr).event
+	}
+	run, err := runner.Run(ctx, drills.RunParams{Spec: spec, Source: src, Target: tgt,
+		Policy: drills.PolicyOf(spec, cfg.Path, version), Trigger: drills.TriggerManual, TriggeredBy: whoAmI(), Keep: o.keep})
+	if run != nil {
+		if o.json {
+			enc := json.NewEncoder(o.stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(run); err != nil {
+				return withCode(exitUnavailable, err)
+			}
+		} else {
+			printRun(o.stdout, run)
+		}
+		if o.keep && run.Target != nil && run.Target.State == drills.TargetKept {
+			fmt.Fprintf(o.stderr, "\nThe restored instance is still running. Connect with:\n  %s\n",
+				tgt.ConnectHint(run.Target.Instance(run)))
+		}
+	}
+	if err != nil {
+		return withCode(exitUnavailable, err)
+	}
+	switch {
+	case run.Status == drills.StatusPassed:
+		return nil
+	case run.Reason == drills.ReasonInterrupted:
+		return withCode(exitInterrupted, errors.New("interrupted; the instance was torn down"))
+	default:
+		return withCode(exitFailed, fmt.Errorf("drill %s failed (%s): %s", run.Drill, run.Reason, run.Error))
+	}
+}
+
+func drillNames(cfg *drills.Config) string {
+	s := ""
+	for i, d := range cfg.Drills {
+		if i > 0 {
+			s += ", "
+		}
+		s += d.Name
+	}
+	return s
+}
+
+// exactArgs is cobra.ExactArgs with a message that says what is expected.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return withCode(exitUsage, fmt.Errorf("%s: want %s (see %s --help)", cmd.CommandPath(), what, cmd.CommandPath()))
+		}
+		return nil
+	}
+}

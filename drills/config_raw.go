@@ -1,0 +1,220 @@
+package drills
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"drill/verify"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The raw* types mirror drill.yaml field for field; their yaml tags are the
+// file's contract. Each rejects unknown keys and remembers its line.
+
+type rawConfig struct {
+	DatabaseURL string     `yaml:"database_url"`
+	Drills      []rawDrill `yaml:"drills"`
+	line        int
+}
+
+func (r *rawConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawConfig
+	if err := strictKeys(n, plain{}, "the top level"); err != nil {
+		return err
+	}
+	r.line = n.Line
+	return n.Decode((*plain)(r))
+}
+
+type rawDrill struct {
+	Name             string        `yaml:"name"`
+	Schedule         string        `yaml:"schedule"`
+	ScheduleTimezone string        `yaml:"schedule_timezone"`
+	Timeout          *Duration     `yaml:"timeout"`
+	Source           *rawSource    `yaml:"source"`
+	Target           *rawTarget    `yaml:"target"`
+	Objectives       rawObjectives `yaml:"objectives"`
+	Checks           []rawCheck    `yaml:"checks"`
+	line             int
+}
+
+func (r *rawDrill) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawDrill
+	if err := strictKeys(n, plain{}, "a drill"); err != nil {
+		return err
+	}
+	r.line = n.Line
+	return n.Decode((*plain)(r))
+}
+
+type rawSource struct {
+	Type     string `yaml:"type"`
+	Location string `yaml:"location"`
+	Pattern  string `yaml:"pattern"`
+	Region   string `yaml:"region"`
+	Endpoint string `yaml:"endpoint"`
+	line     int
+}
+
+func (r *rawSource) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawSource
+	if err := strictKeys(n, plain{}, "source"); err != nil {
+		return err
+	}
+	r.line = n.Line
+	return n.Decode((*plain)(r))
+}
+
+type rawTarget struct {
+	Type     string `yaml:"type"`
+	RunAs    string `yaml:"run_as"`
+	Dir      string `yaml:"dir"`
+	Database string `yaml:"database"`
+	Jobs     int    `yaml:"jobs"`
+	line     int
+}
+
+func (r *rawTarget) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawTarget
+	if err := strictKeys(n, plain{}, "target"); err != nil {
+		return err
+	}
+	r.line = n.Line
+	return n.Decode((*plain)(r))
+}
+
+type rawObjectives struct {
+	RTO *Duration `yaml:"rto"`
+	RPO *Duration `yaml:"rpo"`
+}
+
+func (r *rawObjectives) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawObjectives
+	if err := strictKeys(n, plain{}, "objectives"); err != nil {
+		return err
+	}
+	return n.Decode((*plain)(r))
+}
+
+type rawCheck struct {
+	Type   string    `yaml:"type"`
+	Name   string    `yaml:"name"`
+	Table  string    `yaml:"table"`
+	Column string    `yaml:"column"`
+	Query  string    `yaml:"query"`
+	Min    *int64    `yaml:"min"`
+	Max    *int64    `yaml:"max"`
+	Equals *int64    `yaml:"equals"`
+	MaxAge *Duration `yaml:"max_age"`
+	Expect *string   `yaml:"expect"`
+	line   int
+}
+
+func (r *rawCheck) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawCheck
+	if err := strictKeys(n, plain{}, "a check"); err != nil {
+		return err
+	}
+	r.line = n.Line
+	return n.Decode((*plain)(r))
+}
+
+// nameRE is the drill name rule. Names become parts of instance ids, so they
+// also follow RDS's identifier rules: no double or trailing hyphen, and at
+// most 40 characters.
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+func validName(s string) error {
+	switch {
+	case !nameRE.MatchString(s):
+		return fmt.Errorf("drill name %q: use lower-case letters, digits and hyphens, starting with a letter or digit", s)
+	case len(s) > 40:
+		return fmt.Errorf("drill name %q: at most 40 characters", s)
+	case strings.Contains(s, "--") || strings.HasSuffix(s, "-"):
+		return fmt.Errorf("drill name %q: no double hyphen and no hyphen at the end", s)
+	}
+	return nil
+}
+
+// spec converts and validates one drill; i is its index in the file.
+func (r rawDrill) spec(i int) (*Spec, []Problem) {
+	var ps []Problem
+	add := func(line int, format string, args ...any) {
+		label := fmt.Sprintf("drill %d", i+1)
+		if r.Name != "" {
+			label = fmt.Sprintf("drill %q", r.Name)
+		}
+		ps = append(ps, Problem{line, label + ": " + fmt.Sprintf(format, args...)})
+	}
+	s := &Spec{Name: r.Name, Schedule: r.Schedule, ScheduleTimezone: r.ScheduleTimezone, Timeout: DefaultTimeout, Line: r.line}
+	if r.Name == "" {
+		add(r.line, "missing required field name")
+	} else if err := validName(r.Name); err != nil {
+		add(r.line, "%v", err)
+	}
+	if r.Timeout != nil {
+		s.Timeout = time.Duration(*r.Timeout)
+	}
+	if r.Objectives.RTO != nil {
+		s.Objectives.RTO = time.Duration(*r.Objectives.RTO)
+	}
+	if r.Objectives.RPO != nil {
+		s.Objectives.RPO = time.Duration(*r.Objectives.RPO)
+	}
+	if r.ScheduleTimezone != "" {
+		if _, err := time.LoadLocation(r.ScheduleTimezone); err != nil {
+			add(r.line, "schedule_timezone %q: unknown time zone", r.ScheduleTimezone)
+		}
+	}
+	if r.Source == nil {
+		add(r.line, "missing required field source")
+	} else {
+		s.Source = SourceSpec{Type: r.Source.Type, Location: r.Source.Location, Pattern: r.Source.Pattern, Region: r.Source.Region, Endpoint: r.Source.Endpoint}
+		switch r.Source.Type {
+		case "":
+			add(r.Source.line, "source: missing required field type (one of %s)", strings.Join(sourceTypes, ", "))
+		case SourcePgdump:
+			if r.Source.Location == "" {
+				add(r.Source.line, "source: missing required field location (a file, a directory or s3://bucket/prefix/)")
+			}
+		default:
+			add(r.Source.line, "source: unknown type %q (one of %s)", r.Source.Type, strings.Join(sourceTypes, ", "))
+		}
+	}
+	s.Target = TargetSpec{Type: TargetLocal}
+	if r.Target != nil {
+		s.Target = TargetSpec{Type: r.Target.Type, RunAs: r.Target.RunAs, Dir: r.Target.Dir, Database: r.Target.Database, Jobs: r.Target.Jobs}
+		if s.Target.Type == "" {
+			s.Target.Type = TargetLocal
+		}
+		if !contains(targetTypes, s.Target.Type) {
+			add(r.Target.line, "target: unknown type %q (one of %s)", s.Target.Type, strings.Join(targetTypes, ", "))
+		}
+		if r.Target.Jobs < 0 {
+			add(r.Target.line, "target: jobs must be at least 1")
+		}
+	}
+	names := map[string]int{}
+	for j, rc := range r.Checks {
+		c := verify.Check{Type: rc.Type, Name: rc.Name, Table: rc.Table, Column: rc.Column, Query: rc.Query,
+			Min: rc.Min, Max: rc.Max, Equals: rc.Equals, Expect: rc.Expect}
+		if rc.MaxAge != nil {
+			c.MaxAge = time.Duration(*rc.MaxAge)
+		}
+		if err := c.Validate(); err != nil {
+			add(rc.line, "check %d: %v", j+1, err)
+		}
+		if c.Name == "" {
+			c.Name = c.DefaultName()
+		}
+		if line, dup := names[c.Name]; dup {
+			add(rc.line, "check %d: duplicate check name %q (first at line %d); give one a name:", j+1, c.Name, line)
+		}
+		names[c.Name] = rc.line
+		s.Checks = append(s.Checks, c)
+	}
+	return s, ps
+}

@@ -1,0 +1,277 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Cluster is a PostgreSQL cluster this tool runs: a data directory, a
+// socket directory and a port. It serves the throwaway restore targets, the
+// embedded state database and the RDS emulator's instances.
+type Cluster struct {
+	// Dir holds everything of the cluster: data/, the socket directory s/
+	// and server.log.
+	Dir   string
+	Bin   Binaries
+	RunAs RunAs
+	// Port is the TCP port, and names the Unix socket.
+	Port int
+	// ListenTCP makes the server listen on 127.0.0.1:Port (password
+	// authentication) besides its private socket (trust, reachable only by
+	// root and the run_as user).
+	ListenTCP bool
+	// Settings are written to postgresql.conf at Init.
+	Settings map[string]string
+	// Superuser is the name of the cluster's superuser (default postgres).
+	Superuser string
+	// Password of the superuser over TCP. Never written anywhere but
+	// initdb's password file, which is removed straight after.
+	Password string
+}
+
+// ThrowawaySettings tune a cluster for a fast restore whose data may be lost:
+// no durability, no WAL beyond the minimum, no autovacuum.
+func ThrowawaySettings() map[string]string {
+	return map[string]string{
+		"fsync":                "off",
+		"full_page_writes":     "off",
+		"synchronous_commit":   "off",
+		"wal_level":            "minimal",
+		"max_wal_senders":      "0",
+		"archive_mode":         "off",
+		"autovacuum":           "off",
+		"maintenance_work_mem": "'512MB'",
+		"work_mem":             "'64MB'",
+		"max_wal_size":         "'8GB'",
+		"checkpoint_timeout":   "'1h'",
+		"shared_buffers":       "'256MB'",
+		"jit":                  "off",
+	}
+}
+
+// DataDir is where the cluster's data lives.
+func (c *Cluster) DataDir() string { return filepath.Join(c.Dir, "data") }
+
+// SocketDir is the directory of the cluster's Unix socket.
+func (c *Cluster) SocketDir() string { return filepath.Join(c.Dir, "s") }
+
+func (c *Cluster) logFile() string { return filepath.Join(c.Dir, "server.log") }
+
+func (c *Cluster) superuser() string {
+	if c.Superuser == "" {
+		return "postgres"
+	}
+	return c.Superuser
+}
+
+// maxSocketPath is the longest Unix socket path Linux accepts, less the terminator.
+const maxSocketPath = 107
+
+// Init creates the data directory with initdb and writes the settings.
+// Dir must exist.
+func (c *Cluster) Init(ctx context.Context) error {
+	sock := filepath.Join(c.SocketDir(), ".s.PGSQL."+strconv.Itoa(c.Port))
+	if len(sock) > maxSocketPath {
+		return fmt.Errorf("cluster directory %s is too deep for a Unix socket path (%d > %d bytes); choose a shorter directory", c.Dir, len(sock), maxSocketPath)
+	}
+	for _, d := range []string{c.Dir, c.SocketDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return err
+		}
+		if err := c.RunAs.chown(d); err != nil {
+			return fmt.Errorf("give %s to %s: %w", d, c.RunAs.Name, err)
+		}
+	}
+	args := []string{"-D", c.DataDir(), "-U", c.superuser(), "-E", "UTF8", "--locale=C",
+		"--auth-local=trust", "--no-sync", "--no-instructions"}
+	if c.Password != "" {
+		pwfile := filepath.Join(c.Dir, "pwfile")
+		if err := os.WriteFile(pwfile, []byte(c.Password+"\n"), 0o600); err != nil {
+			return err
+		}
+		defer os.Remove(pwfile)
+		if err := c.RunAs.chown(pwfile); err != nil {
+			return err
+		}
+		args = append(args, "--auth-host=scram-sha-256", "--pwfile="+pwfile)
+	} else {
+		args = append(args, "--auth-host=reject")
+	}
+	if err := c.run(ctx, c.Bin.Path("initdb"), args...); err != nil {
+		if c.RunAs.set {
+			return fmt.Errorf("initdb as OS user %s (every directory above %s must be reachable by that user): %w", c.RunAs.Name, c.Dir, err)
+		}
+		return fmt.Errorf("initdb: %w", err)
+	}
+	return c.writeSettings()
+}
+
+func (c *Cluster) writeSettings() error {
+	settings := map[string]string{
+		"port":                    strconv.Itoa(c.Port),
+		"unix_socket_directories": quoteConf(c.SocketDir()),
+		"listen_addresses":        "''",
+		"logging_collector":       "off",
+	}
+	if c.ListenTCP {
+		settings["listen_addresses"] = "'127.0.0.1'"
+	}
+	for k, v := range c.Settings {
+		settings[k] = v
+	}
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var buf bytes.Buffer
+	buf.WriteString("\n# written by drill\n")
+	for _, k := range keys {
+		fmt.Fprintf(&buf, "%s = %s\n", k, settings[k])
+	}
+	f, err := os.OpenFile(filepath.Join(c.DataDir(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// SetPort changes the port of an initialised cluster.
+func (c *Cluster) SetPort(port int) error {
+	c.Port = port
+	return c.writeSettings() // later lines win in postgresql.conf
+}
+
+func quoteConf(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Start starts the server and waits until it accepts connections.
+func (c *Cluster) Start(ctx context.Context) error {
+	err := c.run(ctx, c.Bin.Path("pg_ctl"), "start", "-D", c.DataDir(), "-l", c.logFile(), "-w", "-t", "120", "-s")
+	if err != nil {
+		return fmt.Errorf("start PostgreSQL in %s: %w%s", c.Dir, err, c.logTail())
+	}
+	return nil
+}
+
+// Stop stops the server. mode is "fast" (clean shutdown) or "immediate".
+// Stopping a server that is not running is not an error.
+func (c *Cluster) Stop(ctx context.Context, mode string) error {
+	if !c.Running() {
+		return nil
+	}
+	err := c.run(ctx, c.Bin.Path("pg_ctl"), "stop", "-D", c.DataDir(), "-m", mode, "-w", "-t", "60", "-s")
+	if err != nil && c.Running() {
+		return fmt.Errorf("stop PostgreSQL in %s: %w", c.Dir, err)
+	}
+	return nil
+}
+
+// Running reports whether a server process for the data directory is alive.
+func (c *Cluster) Running() bool {
+	pid := c.PID()
+	return pid > 0 && processAlive(pid)
+}
+
+// PID returns the postmaster's process id from postmaster.pid, or 0.
+func (c *Cluster) PID() int {
+	b, err := os.ReadFile(filepath.Join(c.DataDir(), "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	return pid
+}
+
+// SocketDSN connects as the superuser over the private socket.
+func (c *Cluster) SocketDSN(database string) string {
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", c.SocketDir(), c.Port, c.superuser(), database)
+}
+
+// TCPDSN connects as the superuser over 127.0.0.1 with the password.
+func (c *Cluster) TCPDSN(database string) string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", c.Port, c.superuser(), c.Password, database)
+}
+
+// run runs a program as the cluster's user and returns its output in the
+// error when it fails.
+func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = c.Dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "PGTZ=UTC")
+	c.RunAs.apply(cmd)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %s", err, tail(out, 2000))
+	}
+	return nil
+}
+
+func (c *Cluster) logTail() string {
+	b, err := os.ReadFile(c.logFile())
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	return "\nserver log:\n" + tail(b, 2000)
+}
+
+// tail returns at most the last n bytes of b, trimmed.
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// RandomPassword returns a password of 32 hex digits from crypto/rand.
+func RandomPassword() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b)
+}
+
+// waitGone waits until no process runs for the data directory.
+func (c *Cluster) waitGone(ctx context.Context) error {
+	for c.Running() {
+		select {
+		case <-ctx.Done():
+			return errors.New("server still running")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}

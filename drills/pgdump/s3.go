@@ -1,0 +1,225 @@
+package pgdump
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"drill/drills"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+)
+
+// s3Source finds the newest object under s3://bucket/prefix.
+type s3Source struct {
+	cfg    SourceConfig
+	bucket string
+	prefix string
+	client *s3.Client
+}
+
+func newS3Source(ctx context.Context, cfg SourceConfig) (*s3Source, error) {
+	u, err := url.Parse(cfg.Location)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("location %q: want s3://bucket/prefix/", cfg.Location)
+	}
+	s := &s3Source{cfg: cfg, bucket: u.Host, prefix: strings.TrimPrefix(u.Path, "/")}
+	var opts []func(*config.LoadOptions) error
+	custom := cfg.Endpoint != "" || os.Getenv("AWS_ENDPOINT_URL_S3") != "" || os.Getenv("AWS_ENDPOINT_URL") != ""
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		if !custom {
+			return nil, fmt.Errorf("%s: no AWS region: set AWS_REGION or source.region", cfg.Location)
+		}
+		awsCfg.Region = "us-east-1" // S3-compatible servers mostly ignore it
+	}
+	s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		// Custom endpoints (MinIO, Ceph, test servers) seldom serve
+		// virtual-hosted buckets.
+		o.UsePathStyle = custom
+	})
+	return s, nil
+}
+
+// Latest lists every object under the prefix and returns the newest (by
+// LastModified, ties broken by the larger key). Its first MiB tells the
+// format and, for archives, the creation time from the archive header.
+func (s *s3Source) Latest(ctx context.Context) (drills.Backup, error) {
+	newest, err := s.newest(ctx)
+	if err != nil {
+		return drills.Backup{}, err
+	}
+	key := aws.ToString(newest.Key)
+	id := "s3://" + s.bucket + "/" + key
+	b := drills.Backup{ID: id, SizeBytes: aws.ToInt64(newest.Size),
+		CreatedAt: aws.ToTime(newest.LastModified).UTC(), CreatedAtSource: "object last-modified"}
+	head, err := s.head(ctx, key)
+	if err != nil {
+		return drills.Backup{}, err
+	}
+	if b.Format, err = detectFormat(head); err != nil {
+		return drills.Backup{}, fmt.Errorf("newest backup %s: %w", id, err)
+	}
+	if b.Format == drills.FormatCustom || b.Format == drills.FormatTar {
+		// The header of a custom or tar archive sits at its start; a
+		// header too long for the first MiB leaves LastModified in place.
+		if h, err := s.headerOf(ctx, head); err == nil {
+			b.CreatedAt, b.CreatedAtSource, b.Database = h.CreatedAt.UTC(), "archive header", h.Database
+		}
+	}
+	b.Fetch = func(ctx context.Context, dir string, progress func(int64, int64)) (string, error) {
+		return s.download(ctx, key, b.SizeBytes, dir, progress)
+	}
+	return b, nil
+}
+
+func (s *s3Source) newest(ctx context.Context) (types.Object, error) {
+	var best types.Object
+	found := false
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return best, s.explain(err)
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			name := path.Base(key)
+			if strings.HasSuffix(key, "/") || aws.ToInt64(o.Size) == 0 && strings.HasSuffix(name, "$folder$") ||
+				skipName(name) || !matches(s.cfg.Pattern, name) {
+				continue
+			}
+			if !found || newer(o, best) {
+				best, found = o, true
+			}
+		}
+	}
+	if !found {
+		return best, fmt.Errorf("%w: no objects under s3://%s/%s", drills.ErrNoBackup, s.bucket, s.prefix)
+	}
+	return best, nil
+}
+
+func newer(a, b types.Object) bool {
+	ta, tb := aws.ToTime(a.LastModified), aws.ToTime(b.LastModified)
+	if !ta.Equal(tb) {
+		return ta.After(tb)
+	}
+	return aws.ToString(a.Key) > aws.ToString(b.Key)
+}
+
+// explain turns the S3 errors users meet into messages that say what to do.
+func (s *s3Source) explain(err error) error {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "NoSuchBucket":
+			return fmt.Errorf("%w: bucket %q does not exist (check source.location and the region/endpoint)", drills.ErrNoBackup, s.bucket)
+		case "AccessDenied", "Forbidden":
+			return fmt.Errorf("access denied to s3://%s/%s: the credentials need s3:ListBucket on the bucket and s3:GetObject on the prefix", s.bucket, s.prefix)
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken":
+			return fmt.Errorf("S3 rejected the credentials (%s): check AWS_PROFILE / AWS_ACCESS_KEY_ID", apiErr.ErrorCode())
+		}
+	}
+	return fmt.Errorf("s3://%s/%s: %w", s.bucket, s.prefix, err)
+}
+
+// head reads the first headerSize bytes of an object.
+func (s *s3Source) head(ctx context.Context, key string) ([]byte, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key),
+		Range: aws.String(fmt.Sprintf("bytes=0-%d", headerSize-1))})
+	if err != nil {
+		return nil, s.explain(err)
+	}
+	defer out.Body.Close()
+	return io.ReadAll(io.LimitReader(out.Body, headerSize))
+}
+
+// headerOf runs pg_restore --list on the first bytes of an archive.
+func (s *s3Source) headerOf(ctx context.Context, head []byte) (archiveHeader, error) {
+	f, err := os.CreateTemp("", "drill-header-*")
+	if err != nil {
+		return archiveHeader{}, err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(head); err != nil {
+		f.Close()
+		return archiveHeader{}, err
+	}
+	if err := f.Close(); err != nil {
+		return archiveHeader{}, err
+	}
+	return readArchiveHeader(ctx, s.cfg.PGRestore, f.Name())
+}
+
+// download streams an object into dir: memory use does not grow with its size.
+func (s *s3Source) download(ctx context.Context, key string, size int64, dir string, progress func(int64, int64)) (string, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return "", s.explain(err)
+	}
+	defer out.Body.Close()
+	dst := filepath.Join(dir, safeName(path.Base(key)))
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", err
+	}
+	w := &progressWriter{w: f, total: size, report: progress}
+	if _, err := io.Copy(w, out.Body); err != nil {
+		f.Close()
+		return "", fmt.Errorf("download s3://%s/%s: %w", s.bucket, key, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	if size > 0 && w.done != size {
+		return "", fmt.Errorf("download s3://%s/%s: got %d of %d bytes", s.bucket, key, w.done, size)
+	}
+	return dst, nil
+}
+
+func safeName(name string) string {
+	if name == "" || name == "." || name == ".." || name == "/" {
+		return "backup"
+	}
+	return name
+}
+
+// progressWriter reports bytes written at most every half second.
+type progressWriter struct {
+	w      io.Writer
+	done   int64
+	total  int64
+	last   time.Time
+	report func(done, total int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.done += int64(n)
+	if p.report != nil && (time.Since(p.last) > 500*time.Millisecond || p.done == p.total) {
+		p.report(p.done, p.total)
+		p.last = time.Now()
+	}
+	return n, err
+}

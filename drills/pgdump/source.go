@@ -1,0 +1,56 @@
+// Package pgdump is the Source of pg_dump archives: a file, a directory
+// (the newest backup in it) or s3://bucket/prefix/ (the newest object).
+// Formats: custom (-Fc), tar (-Ft), directory (-Fd, local only), plain SQL
+// and gzipped plain SQL.
+package pgdump
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"drill/drills"
+)
+
+// SourceType is the source type of this package in drill.yaml.
+const SourceType = "pgdump"
+
+// SourceConfig configures a pgdump source.
+type SourceConfig struct {
+	// Location is a file, a directory or s3://bucket/prefix/.
+	Location string
+	// Pattern, when set, is a glob (path.Match) the base name of a backup
+	// must match; other files are ignored.
+	Pattern string
+	// Region and Endpoint override the AWS environment for S3.
+	Region   string
+	Endpoint string
+	// PGRestore is the pg_restore program used to read archive headers
+	// (default: pg_restore on $PATH).
+	PGRestore string
+}
+
+// NewSource returns the Source for cfg.Location.
+func NewSource(ctx context.Context, cfg SourceConfig) (drills.Source, error) {
+	if cfg.Location == "" {
+		return nil, fmt.Errorf("pgdump source needs location")
+	}
+	if strings.HasPrefix(cfg.Location, "s3://") {
+		return newS3Source(ctx, cfg)
+	}
+	return &fileSource{cfg: cfg}, nil
+}
+
+// skipName reports names that are never backups: hidden files and
+// uploads in progress.
+func skipName(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return true
+	}
+	for _, suffix := range []string{".tmp", ".part", ".partial", ".inprogress", ".sha256", ".md5"} {
+		if strings.HasSuffix(name, suffix) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,145 @@
+package drills
+
+import (
+	"time"
+
+	"drill/verify"
+)
+
+// Status of a run.
+type Status string
+
+// Statuses. A run is queued, then running, then passed or failed.
+const (
+	StatusQueued  Status = "queued"
+	StatusRunning Status = "running"
+	StatusPassed  Status = "passed"
+	StatusFailed  Status = "failed"
+)
+
+// Reasons a run failed, for people and for alerting rules.
+const (
+	ReasonNoBackup        = "no_backup"
+	ReasonLocateFailed    = "locate_failed"
+	ReasonProvisionFailed = "provision_failed"
+	ReasonRestoreFailed   = "restore_failed"
+	ReasonVerifyFailed    = "verify_failed"
+	ReasonCheckFailed     = "check_failed"
+	ReasonObjectiveMissed = "objective_missed"
+	ReasonTeardownFailed  = "teardown_failed"
+	ReasonTimeout         = "timeout"
+	ReasonInterrupted     = "interrupted"
+)
+
+// Phase names, in order.
+const (
+	PhaseLocate    = "locate"
+	PhaseProvision = "provision"
+	PhaseRestore   = "restore"
+	PhaseVerify    = "verify"
+	PhaseTeardown  = "teardown"
+)
+
+// Triggers: who started a run.
+const (
+	TriggerManual   = "manual"
+	TriggerSchedule = "schedule"
+	TriggerAPI      = "api"
+)
+
+// Run is the record of one drill run.
+type Run struct {
+	ID          int64
+	Drill       string
+	Status      Status
+	Reason      string
+	Error       string
+	Trigger     string
+	TriggeredBy string
+	// Policy is the drill's spec as it was when the run was created.
+	Policy     Policy
+	CreatedAt  time.Time
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+	Deadline   *time.Time
+	Backup     *Backup
+	RTO        *time.Duration
+	RPO        *time.Duration
+	DataRPO    *time.Duration
+	Objectives Objectives
+	RTOMet     *bool
+	RPOMet     *bool
+	Target     *TargetRecord
+	Phases     []PhaseRecord
+	Checks     []verify.Result
+}
+
+// Policy is what a run was asked to do, kept with the run for the record.
+type Policy struct {
+	Schedule         string         `json:"schedule,omitempty"`
+	Timeout          string         `json:"timeout"`
+	ObjectiveRTO     string         `json:"objective_rto,omitempty"`
+	ObjectiveRPO     string         `json:"objective_rpo,omitempty"`
+	Source           SourceSpec     `json:"source"`
+	Target           TargetSpec     `json:"target"`
+	Checks           []verify.Check `json:"checks"`
+	ConfigFile       string         `json:"config_file,omitempty"`
+	ToolVersion      string         `json:"tool_version,omitempty"`
+	ScheduleTimezone string         `json:"schedule_timezone,omitempty"`
+}
+
+// PolicyOf snapshots a spec for the run record.
+func PolicyOf(s *Spec, configFile, version string) Policy {
+	p := Policy{Schedule: s.Schedule, Timeout: s.Timeout.String(), Source: s.Source, Target: s.Target,
+		Checks: s.Checks, ConfigFile: configFile, ToolVersion: version, ScheduleTimezone: s.ScheduleTimezone}
+	if s.Objectives.RTO > 0 {
+		p.ObjectiveRTO = s.Objectives.RTO.String()
+	}
+	if s.Objectives.RPO > 0 {
+		p.ObjectiveRPO = s.Objectives.RPO.String()
+	}
+	return p
+}
+
+// TargetRecord is the stored record of a run's isolated instance.
+type TargetRecord struct {
+	ID           int64
+	Type         string
+	InstanceID   string
+	Details      map[string]string
+	State        string
+	RecordedAt   time.Time
+	CreatedAt    *time.Time
+	TornDownAt   *time.Time
+	DestroyError string
+}
+
+// Target states.
+const (
+	TargetIntended      = "intended"
+	TargetCreated       = "created"
+	TargetDestroyed     = "destroyed"
+	TargetKept          = "kept"
+	TargetDestroyFailed = "destroy_failed"
+)
+
+// Instance rebuilds the Instance the record describes (without its DSN).
+func (t TargetRecord) Instance(run *Run) Instance {
+	return Instance{Type: t.Type, ID: t.InstanceID, RunID: run.ID, Drill: run.Drill, Details: t.Details}
+}
+
+// PhaseRecord is the timing of one phase of a run.
+type PhaseRecord struct {
+	Name       string
+	StartedAt  time.Time
+	FinishedAt *time.Time
+	Error      string
+}
+
+// Duration of the phase, or zero when it has not finished.
+func (p PhaseRecord) Duration() time.Duration {
+	if p.FinishedAt == nil {
+		return 0
+	}
+	return p.FinishedAt.Sub(p.StartedAt)
+}

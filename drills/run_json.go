@@ -1,0 +1,143 @@
+package drills
+
+import (
+	"encoding/json"
+	"math"
+	"time"
+)
+
+// RunJSON is the JSON shape of a run, shared by `--json` and the API.
+type RunJSON struct {
+	ID             int64          `json:"id"`
+	Drill          string         `json:"drill"`
+	Status         Status         `json:"status"`
+	Reason         string         `json:"reason,omitempty"`
+	Trigger        string         `json:"trigger"`
+	TriggeredBy    string         `json:"triggered_by,omitempty"`
+	CreatedAt      string         `json:"created_at"`
+	StartedAt      *string        `json:"started_at"`
+	FinishedAt     *string        `json:"finished_at"`
+	RTOSeconds     *float64       `json:"rto_seconds"`
+	RPOSeconds     *float64       `json:"rpo_seconds"`
+	DataRPOSeconds *float64       `json:"data_rpo_seconds"`
+	Objectives     ObjectivesJSON `json:"objectives"`
+	Backup         *BackupJSON    `json:"backup"`
+	Target         *TargetJSON    `json:"target"`
+	Phases         []PhaseJSON    `json:"phases"`
+	Checks         []CheckJSON    `json:"checks"`
+	Error          *string        `json:"error"`
+}
+
+// ObjectivesJSON holds the objectives and whether they were met (null: not measured or no objective).
+type ObjectivesJSON struct {
+	RTOSeconds *float64 `json:"rto_seconds"`
+	RPOSeconds *float64 `json:"rpo_seconds"`
+	RTOMet     *bool    `json:"rto_met"`
+	RPOMet     *bool    `json:"rpo_met"`
+}
+
+// BackupJSON describes the restored backup.
+type BackupJSON struct {
+	ID              string `json:"id"`
+	CreatedAt       string `json:"created_at"`
+	CreatedAtSource string `json:"created_at_source,omitempty"`
+	Format          string `json:"format,omitempty"`
+	SizeBytes       int64  `json:"size_bytes,omitempty"`
+}
+
+// TargetJSON describes the isolated instance.
+type TargetJSON struct {
+	Type       string            `json:"type"`
+	ID         string            `json:"id"`
+	State      string            `json:"state"`
+	Details    map[string]string `json:"details,omitempty"`
+	TornDownAt *string           `json:"torn_down_at"`
+}
+
+// PhaseJSON is one timed phase.
+type PhaseJSON struct {
+	Name            string   `json:"name"`
+	StartedAt       string   `json:"started_at"`
+	FinishedAt      *string  `json:"finished_at"`
+	DurationSeconds *float64 `json:"duration_seconds"`
+	Error           *string  `json:"error"`
+}
+
+// CheckJSON is one check result.
+type CheckJSON struct {
+	Name            string  `json:"name"`
+	Type            string  `json:"type"`
+	Expected        string  `json:"expected"`
+	Actual          string  `json:"actual"`
+	Passed          bool    `json:"passed"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	Error           *string `json:"error"`
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func optTime(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := rfc3339(*t)
+	return &s
+}
+
+func optSeconds(d *time.Duration) *float64 {
+	if d == nil {
+		return nil
+	}
+	s := seconds(*d)
+	return &s
+}
+
+// seconds rounds to milliseconds: finer digits are noise in a drill.
+func seconds(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func objectiveSeconds(d time.Duration) *float64 {
+	if d <= 0 {
+		return nil
+	}
+	s := d.Seconds()
+	return &s
+}
+
+// JSON returns the run in its JSON shape.
+func (r *Run) JSON() RunJSON {
+	v := RunJSON{ID: r.ID, Drill: r.Drill, Status: r.Status, Reason: r.Reason, Trigger: r.Trigger, TriggeredBy: r.TriggeredBy,
+		CreatedAt: rfc3339(r.CreatedAt), StartedAt: optTime(r.StartedAt), FinishedAt: optTime(r.FinishedAt),
+		RTOSeconds: optSeconds(r.RTO), RPOSeconds: optSeconds(r.RPO), DataRPOSeconds: optSeconds(r.DataRPO),
+		Objectives: ObjectivesJSON{RTOSeconds: objectiveSeconds(r.Objectives.RTO), RPOSeconds: objectiveSeconds(r.Objectives.RPO),
+			RTOMet: r.RTOMet, RPOMet: r.RPOMet},
+		Phases: []PhaseJSON{}, Checks: []CheckJSON{}, Error: optString(r.Error)}
+	if b := r.Backup; b != nil {
+		v.Backup = &BackupJSON{ID: b.ID, CreatedAt: rfc3339(b.CreatedAt), CreatedAtSource: b.CreatedAtSource, Format: b.Format, SizeBytes: b.SizeBytes}
+	}
+	if t := r.Target; t != nil {
+		v.Target = &TargetJSON{Type: t.Type, ID: t.InstanceID, State: t.State, Details: t.Details, TornDownAt: optTime(t.TornDownAt)}
+	}
+	for _, p := range r.Phases {
+		pj := PhaseJSON{Name: p.Name, StartedAt: rfc3339(p.StartedAt), FinishedAt: optTime(p.FinishedAt), Error: optString(p.Error)}
+		if p.FinishedAt != nil {
+			d := seconds(p.Duration())
+			pj.DurationSeconds = &d
+		}
+		v.Phases = append(v.Phases, pj)
+	}
+	for _, c := range r.Checks {
+		v.Checks = append(v.Checks, CheckJSON{Name: c.Name, Type: c.Type, Expected: c.Expected, Actual: c.Actual,
+			Passed: c.Passed, DurationSeconds: seconds(c.Duration), Error: optString(c.Error)})
+	}
+	return v
+}
+
+// MarshalJSON renders the run in its JSON shape.
+func (r *Run) MarshalJSON() ([]byte, error) { return json.Marshal(r.JSON()) }

@@ -1,0 +1,409 @@
+package drills
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"drill/verify"
+)
+
+// teardownTimeout bounds teardown, which runs even after the drill's own
+// context is cancelled or past its deadline.
+const teardownTimeout = 10 * time.Minute
+
+// Runner carries out drills: locate, provision, restore, verify, measure,
+// teardown. Every transition is committed to the store as it happens.
+type Runner struct {
+	Store  *Store
+	Logger *slog.Logger
+	// Events, when set, receives progress as it happens (for a terminal).
+	Events func(Event)
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Event is progress of a run, for display.
+type Event struct {
+	Run     *Run
+	Kind    EventKind
+	Phase   string
+	Message string
+	Err     error
+	Elapsed time.Duration
+	Check   *CheckResult
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// Kinds of events.
+const (
+	EventPhaseStart EventKind = iota
+	EventProgress
+	EventPhaseEnd
+	EventCheck
+	EventFinished
+)
+
+// RunParams is one drill to carry out.
+type RunParams struct {
+	Spec   *Spec
+	Source Source
+	Target Target
+	// Policy is stored with the run; see PolicyOf.
+	Policy      Policy
+	Trigger     string
+	TriggeredBy string
+	// Keep leaves the instance running after the drill (for inspection).
+	Keep bool
+}
+
+// ErrStore wraps failures to write the run record: the drill could not be
+// carried out, as opposed to a drill that failed.
+var ErrStore = errors.New("state database")
+
+// Run records a new run and carries it out. The returned run is the final
+// record. An error means the run could not be recorded (ErrStore); a failed
+// drill is not an error, its Status says so.
+func (r *Runner) Run(ctx context.Context, p RunParams) (*Run, error) {
+	run, err := r.Store.CreateRun(ctx, nil, CreateRunParams{Spec: p.Spec, Policy: p.Policy, Status: StatusRunning,
+		Trigger: p.Trigger, TriggeredBy: p.TriggeredBy})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	return r.Execute(ctx, run, p)
+}
+
+// execution is the state of one run being carried out.
+type execution struct {
+	*Runner
+	run      *Run
+	p        RunParams
+	log      *slog.Logger
+	seq      int
+	storeErr error
+	start    time.Time
+	verified time.Time
+	backup   Backup
+	inst     *Instance
+	targetID int64
+}
+
+// Execute carries out a run already recorded in the store.
+func (r *Runner) Execute(ctx context.Context, run *Run, p RunParams) (*Run, error) {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	logger := r.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	e := &execution{Runner: r, run: run, p: p, log: logger.With("run_id", run.ID, "drill", run.Drill)}
+	e.start = r.Now()
+	deadline := e.start.Add(p.Spec.Timeout)
+	run.StartedAt, run.Deadline, run.Status = &e.start, &deadline, StatusRunning
+	if err := r.Store.StartRun(ctx, run.ID, e.start, deadline); err != nil {
+		return run, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	e.log.Info("drill started", "timeout", p.Spec.Timeout.String(), "trigger", run.Trigger)
+
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	failure := e.carryOut(dctx)
+	failure = e.teardown(ctx, failure)
+	e.finish(ctx, failure)
+	if e.storeErr != nil {
+		return run, fmt.Errorf("%w: %w", ErrStore, e.storeErr)
+	}
+	return run, nil
+}
+
+// failure is why a run failed.
+type failure struct {
+	reason string
+	err    error
+}
+
+// carryOut runs the phases up to measuring; teardown follows separately.
+func (e *execution) carryOut(ctx context.Context) *failure {
+	phases := []struct {
+		name string
+		fn   func(context.Context, Progress) *failure
+	}{{PhaseLocate, e.locate}, {PhaseProvision, e.provision}, {PhaseRestore, e.restore}, {PhaseVerify, e.verify}}
+	for _, ph := range phases {
+		if e.storeErr != nil { // a run that cannot be recorded is not carried on
+			return &failure{"", fmt.Errorf("%w: %w", ErrStore, e.storeErr)}
+		}
+		if f := e.phase(ctx, ph.name, ph.fn); f != nil {
+			return f
+		}
+	}
+	e.verified = e.Now()
+	return nil
+}
+
+// phase times one phase and commits its start and end.
+func (e *execution) phase(ctx context.Context, name string, fn func(context.Context, Progress) *failure) *failure {
+	e.seq++
+	seq := e.seq
+	started := e.Now()
+	e.record(e.Store.StartPhase(ctx, e.run.ID, seq, name, started))
+	rec := PhaseRecord{Name: name, StartedAt: started}
+	e.run.Phases = append(e.run.Phases, rec)
+	e.emit(Event{Kind: EventPhaseStart, Phase: name})
+	e.log.Info("phase started", "phase", name)
+
+	f := fn(ctx, func(msg string) { e.emit(Event{Kind: EventProgress, Phase: name, Message: msg}) })
+	if f != nil {
+		f = e.classify(ctx, f)
+	}
+	ended := e.Now()
+	errText := ""
+	if f != nil {
+		errText = f.err.Error()
+	}
+	// The end of a phase is committed even when the drill's context is done.
+	e.record(e.Store.FinishPhase(context.WithoutCancel(ctx), e.run.ID, seq, ended, errText))
+	e.run.Phases[len(e.run.Phases)-1].FinishedAt, e.run.Phases[len(e.run.Phases)-1].Error = &ended, errText
+	e.emit(Event{Kind: EventPhaseEnd, Phase: name, Elapsed: ended.Sub(started), Err: errOf(f)})
+	if f != nil {
+		e.log.Warn("phase failed", "phase", name, "reason", f.reason, "error", f.err.Error(), "seconds", ended.Sub(started).Seconds())
+	} else {
+		e.log.Info("phase finished", "phase", name, "seconds", ended.Sub(started).Seconds())
+	}
+	return f
+}
+
+func errOf(f *failure) error {
+	if f == nil {
+		return nil
+	}
+	return f.err
+}
+
+// classify turns a cancelled or expired context into the reasons timeout
+// and interrupted, whatever the phase made of it.
+func (e *execution) classify(ctx context.Context, f *failure) *failure {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return &failure{ReasonTimeout, fmt.Errorf("timeout: the drill did not finish within %s (%s phase: %v)", e.p.Spec.Timeout, e.run.Phases[len(e.run.Phases)-1].Name, f.err)}
+	case ctx.Err() != nil:
+		return &failure{ReasonInterrupted, fmt.Errorf("interrupted during %s", e.run.Phases[len(e.run.Phases)-1].Name)}
+	}
+	return f
+}
+
+func (e *execution) record(err error) {
+	if err != nil && e.storeErr == nil {
+		e.storeErr = err
+		e.log.Error("could not write the run record", "error", err.Error())
+	}
+}
+
+func (e *execution) emit(ev Event) {
+	if e.Events != nil {
+		ev.Run = e.run
+		e.Events(ev)
+	}
+}
+
+func (e *execution) locate(ctx context.Context, progress Progress) *failure {
+	b, err := e.p.Source.Latest(ctx)
+	if err != nil {
+		if errors.Is(err, ErrNoBackup) {
+			return &failure{ReasonNoBackup, err}
+		}
+		return &failure{ReasonLocateFailed, fmt.Errorf("locate backup: %w", err)}
+	}
+	e.backup = b
+	e.run.Backup = &b
+	progress.Say(fmt.Sprintf("backup %s (%s, created %s, from %s)", b.ID, b.Format, b.CreatedAt.UTC().Format(time.RFC3339), b.CreatedAtSource))
+	e.log.Info("backup located", "backup", b.ID, "format", b.Format, "created_at", b.CreatedAt, "created_at_source", b.CreatedAtSource)
+	e.record(e.Store.SetBackup(ctx, e.run.ID, b))
+	return nil
+}
+
+func (e *execution) provision(ctx context.Context, progress Progress) *failure {
+	in, err := e.p.Target.Plan(RunRef{ID: e.run.ID, Drill: e.run.Drill, Deadline: *e.run.Deadline})
+	if err != nil {
+		return &failure{ReasonProvisionFailed, err}
+	}
+	// Intent before action: the record exists before the instance does.
+	e.targetID, err = e.Store.RecordTargetIntent(ctx, in)
+	if err != nil {
+		e.record(err)
+		return &failure{"", fmt.Errorf("%w: %w", ErrStore, err)}
+	}
+	e.inst = &in
+	e.run.Target = &TargetRecord{ID: e.targetID, Type: in.Type, InstanceID: in.ID, Details: in.Details, State: TargetIntended, RecordedAt: e.Now()}
+	progress.Say(fmt.Sprintf("%s instance %s", in.Type, in.ID))
+	if err := e.p.Target.Provision(ctx, e.inst, e.backup, progress); err != nil {
+		return &failure{ReasonProvisionFailed, fmt.Errorf("provision: %w", err)}
+	}
+	now := e.Now()
+	e.run.Target.State, e.run.Target.CreatedAt = TargetCreated, &now
+	e.record(e.Store.SetTargetState(ctx, e.targetID, *e.inst, TargetCreated, now, ""))
+	return nil
+}
+
+func (e *execution) restore(ctx context.Context, progress Progress) *failure {
+	if err := e.p.Target.Restore(ctx, e.inst, e.backup, progress); err != nil {
+		return &failure{ReasonRestoreFailed, err}
+	}
+	e.record(e.Store.SetTargetState(ctx, e.targetID, *e.inst, TargetCreated, *e.run.Target.CreatedAt, ""))
+	return nil
+}
+
+func (e *execution) verify(ctx context.Context, progress Progress) *failure {
+	opts := verify.Opts{BackupCreatedAt: e.backup.CreatedAt, StatementTimeout: checkTimeout(ctx)}
+	conn, err := verify.Connect(ctx, e.inst.DSN, opts)
+	if err != nil {
+		return &failure{ReasonVerifyFailed, err}
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	failed := 0
+	for i, c := range e.p.Spec.Checks {
+		res := verify.RunOne(ctx, conn, c, opts)
+		if ctx.Err() != nil {
+			return &failure{ReasonVerifyFailed, ctx.Err()}
+		}
+		e.run.Checks = append(e.run.Checks, res)
+		e.record(e.Store.AddCheck(ctx, e.run.ID, i+1, c, res))
+		e.emit(Event{Kind: EventCheck, Phase: PhaseVerify, Check: &res})
+		e.log.Info("check finished", "check", res.Name, "type", res.Type, "passed", res.Passed, "actual", res.Actual, "error", res.Error)
+		if !res.Passed {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return &failure{ReasonCheckFailed, fmt.Errorf("%d of %d checks failed", failed, len(e.p.Spec.Checks))}
+	}
+	return nil
+}
+
+// checkTimeout is the statement timeout of checks: 10 minutes, or less when
+// the drill's deadline is nearer.
+func checkTimeout(ctx context.Context) time.Duration {
+	t := 10 * time.Minute
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); left < t {
+			t = max(left, time.Second)
+		}
+	}
+	return t
+}
+
+// teardown destroys the instance on every path, with a context of its own:
+// a cancelled or expired drill is still torn down.
+func (e *execution) teardown(ctx context.Context, f *failure) *failure {
+	if e.inst == nil {
+		return f
+	}
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+	defer cancel()
+	if e.p.Keep && (f == nil || f.reason != ReasonInterrupted) { // Ctrl-C means: clean up and go
+		now := e.Now()
+		e.run.Target.State = TargetKept
+		e.record(e.Store.SetTargetState(tctx, e.targetID, *e.inst, TargetKept, now, ""))
+		e.log.Warn("instance kept: remove it when done", "instance", e.inst.ID)
+		return f
+	}
+	tf := e.phase(tctx, PhaseTeardown, func(ctx context.Context, _ Progress) *failure {
+		if err := e.p.Target.Destroy(ctx, *e.inst); err != nil {
+			e.record(e.Store.SetTargetState(ctx, e.targetID, *e.inst, TargetDestroyFailed, e.Now(), err.Error()))
+			e.run.Target.State, e.run.Target.DestroyError = TargetDestroyFailed, err.Error()
+			return &failure{ReasonTeardownFailed, fmt.Errorf("teardown of %s: %w", e.inst.ID, err)}
+		}
+		now := e.Now()
+		e.run.Target.State, e.run.Target.TornDownAt = TargetDestroyed, &now
+		e.record(e.Store.SetTargetState(ctx, e.targetID, *e.inst, TargetDestroyed, now, ""))
+		return nil
+	})
+	if f == nil {
+		return tf
+	}
+	return f
+}
+
+// finish measures RTO and RPO, judges the objectives and commits the outcome.
+func (e *execution) finish(ctx context.Context, f *failure) {
+	o := Outcome{Status: StatusPassed, FinishedAt: e.Now()}
+	spec := e.p.Spec
+	if e.run.Backup != nil {
+		rpo := e.start.Sub(e.backup.CreatedAt)
+		o.RPO = &rpo
+		if spec.Objectives.RPO > 0 {
+			met := rpo <= spec.Objectives.RPO
+			o.RPOMet = &met
+		}
+	}
+	if !e.verified.IsZero() {
+		rto := e.verified.Sub(e.start)
+		o.RTO = &rto
+		if spec.Objectives.RTO > 0 {
+			met := rto <= spec.Objectives.RTO
+			o.RTOMet = &met
+		}
+	} else if spec.Objectives.RTO > 0 {
+		met := false // no verified copy: the objective was not met
+		o.RTOMet = &met
+	}
+	o.DataRPO = dataRPO(e.start, e.run.Checks)
+	if f == nil {
+		var missed []string
+		if o.RTOMet != nil && !*o.RTOMet {
+			missed = append(missed, fmt.Sprintf("RTO %s exceeds objective %s", o.RTO.Round(time.Second), spec.Objectives.RTO))
+		}
+		if o.RPOMet != nil && !*o.RPOMet {
+			missed = append(missed, fmt.Sprintf("RPO %s exceeds objective %s", o.RPO.Round(time.Second), spec.Objectives.RPO))
+		}
+		if len(missed) > 0 {
+			f = &failure{ReasonObjectiveMissed, errors.New(joinSemi(missed))}
+		}
+	}
+	if f != nil {
+		o.Status, o.Reason, o.Error = StatusFailed, f.reason, f.err.Error()
+	}
+	e.run.Status, e.run.Reason, e.run.Error, e.run.FinishedAt = o.Status, o.Reason, o.Error, &o.FinishedAt
+	e.run.RTO, e.run.RPO, e.run.DataRPO, e.run.RTOMet, e.run.RPOMet = o.RTO, o.RPO, o.DataRPO, o.RTOMet, o.RPOMet
+	e.record(e.Store.FinishRun(context.WithoutCancel(ctx), e.run.ID, o))
+	e.log.Info("drill finished", "status", o.Status, "reason", o.Reason, "error", o.Error,
+		"rto_seconds", secondsOrNil(o.RTO), "rpo_seconds", secondsOrNil(o.RPO))
+	e.emit(Event{Kind: EventFinished})
+}
+
+// dataRPO is the drill start minus the newest row any recency check saw.
+func dataRPO(start time.Time, checks []CheckResult) *time.Duration {
+	var newest *time.Time
+	for _, c := range checks {
+		if c.Newest != nil && (newest == nil || c.Newest.After(*newest)) {
+			newest = c.Newest
+		}
+	}
+	if newest == nil {
+		return nil
+	}
+	d := start.Sub(*newest)
+	return &d
+}
+
+func secondsOrNil(d *time.Duration) any {
+	if d == nil {
+		return nil
+	}
+	return d.Seconds()
+}
+
+func joinSemi(parts []string) string {
+	s := ""
+	for i, p := range parts {
+		if i > 0 {
+			s += "; "
+		}
+		s += p
+	}
+	return s
+}

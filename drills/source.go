@@ -1,0 +1,58 @@
+// Package drills is the domain of a restore drill: a parsed drill (Spec), its
+// run record (Run, Phase), the Source and Target interfaces that backends
+// implement, the Runner that carries a drill out, and the Store that keeps
+// the history in PostgreSQL.
+package drills
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNoBackup is returned by Source.Latest when the source holds no usable backup.
+var ErrNoBackup = errors.New("no backup found")
+
+// ErrNotManaged is returned by Target.Destroy when asked to remove something
+// that does not carry this tool's marks for the given run. Nothing is removed.
+var ErrNotManaged = errors.New("refused: not created by drill for this run")
+
+// Source finds backups of one system.
+type Source interface {
+	// Latest returns the newest backup. It returns an error wrapping
+	// ErrNoBackup when there is none; any other error means the source could
+	// not be read.
+	Latest(ctx context.Context) (Backup, error)
+}
+
+// Backup is one restorable backup.
+type Backup struct {
+	// ID identifies the backup: a file path, an s3:// URL or a snapshot id.
+	ID string `json:"id"`
+	// CreatedAt is when the backup was taken: the RPO is measured from it.
+	CreatedAt time.Time `json:"created_at"`
+	// CreatedAtSource says where CreatedAt came from ("archive header",
+	// "file mtime", "object last-modified", "snapshot create time").
+	CreatedAtSource string `json:"created_at_source,omitempty"`
+	// Format is the archive or snapshot format (custom, tar, directory, plain, plain-gzip, …).
+	Format string `json:"format,omitempty"`
+	// SizeBytes is the size of the backup when known.
+	SizeBytes int64 `json:"size_bytes,omitempty"`
+	// Database is the name of the database the backup was taken from, when known.
+	Database string `json:"database,omitempty"`
+
+	// Fetch makes the backup available as a local path under dir (a download
+	// for remote backups; the path itself for local ones). Nil for backups
+	// that are not files, such as snapshots. progress, when not nil, is
+	// called with bytes done so far and the total (or -1).
+	Fetch func(ctx context.Context, dir string, progress func(done, total int64)) (string, error) `json:"-"`
+}
+
+// Formats of pg_dump backups.
+const (
+	FormatCustom    = "custom"     // pg_dump -Fc
+	FormatTar       = "tar"        // pg_dump -Ft
+	FormatDirectory = "directory"  // pg_dump -Fd
+	FormatPlain     = "plain"      // pg_dump -Fp (SQL)
+	FormatPlainGzip = "plain-gzip" // pg_dump -Fp | gzip
+)

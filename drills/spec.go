@@ -1,0 +1,86 @@
+package drills
+
+import (
+	"time"
+
+	"drill/verify"
+)
+
+// DefaultTimeout bounds one drill when the spec sets no timeout.
+const DefaultTimeout = 2 * time.Hour
+
+// Config is a parsed drill.yaml.
+type Config struct {
+	// Path is the file the config was read from.
+	Path string `json:"-"`
+	// DatabaseURL is the state database; empty means the embedded one.
+	// It may hold a password: never log or render it.
+	DatabaseURL string  `json:"-"`
+	Drills      []*Spec `json:"drills"`
+}
+
+// Drill returns the drill called name, or nil.
+func (c *Config) Drill(name string) *Spec {
+	for _, s := range c.Drills {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Spec is one drill: where its backups are, where to restore them, what to
+// verify and which objectives to meet.
+type Spec struct {
+	Name             string         `json:"name"`
+	Schedule         string         `json:"schedule,omitempty"`
+	ScheduleTimezone string         `json:"schedule_timezone,omitempty"`
+	Timeout          time.Duration  `json:"-"`
+	Source           SourceSpec     `json:"source"`
+	Target           TargetSpec     `json:"target"`
+	Objectives       Objectives     `json:"-"`
+	Checks           []verify.Check `json:"checks"`
+	// Line is where the drill starts in its config file.
+	Line int `json:"-"`
+}
+
+// SourceSpec says where a drill's backups are.
+type SourceSpec struct {
+	Type     string `json:"type"`
+	Location string `json:"location,omitempty"`
+	Pattern  string `json:"pattern,omitempty"`
+	Region   string `json:"region,omitempty"`
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// TargetSpec says where a drill restores to.
+type TargetSpec struct {
+	Type     string `json:"type"`
+	RunAs    string `json:"run_as,omitempty"`
+	Dir      string `json:"dir,omitempty"`
+	Database string `json:"database,omitempty"`
+	Jobs     int    `json:"jobs,omitempty"`
+}
+
+// Objectives are the recovery objectives a drill must meet. Zero means none.
+type Objectives struct {
+	RTO time.Duration
+	RPO time.Duration
+}
+
+// Source and target types known to the config file.
+const (
+	SourcePgdump = "pgdump"
+	TargetLocal  = "local"
+)
+
+var (
+	sourceTypes = []string{SourcePgdump}
+	targetTypes = []string{TargetLocal}
+)
+
+// Check is a verification of a restored database (see package verify).
+type Check = verify.Check
+
+// CheckResult is the outcome of one Check.
+type CheckResult = verify.Result

@@ -1,0 +1,162 @@
+package drills
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const runColumns = `id, drill, status, coalesce(reason, ''), coalesce(error, ''), trigger, triggered_by, spec,
+	created_at, started_at, finished_at, deadline_at,
+	backup_id, backup_created_at, coalesce(backup_created_at_source, ''), coalesce(backup_format, ''),
+	coalesce(backup_size_bytes, 0), coalesce(backup_database, ''),
+	rto_seconds, rpo_seconds, data_rpo_seconds, objective_rto_seconds, objective_rpo_seconds, rto_met, rpo_met`
+
+func scanRun(row pgx.Row) (*Run, error) {
+	var r Run
+	var policy []byte
+	var backupID *string
+	var backupAt *time.Time
+	var b Backup
+	var rto, rpo, dataRPO, objRTO, objRPO *float64
+	err := row.Scan(&r.ID, &r.Drill, &r.Status, &r.Reason, &r.Error, &r.Trigger, &r.TriggeredBy, &policy,
+		&r.CreatedAt, &r.StartedAt, &r.FinishedAt, &r.Deadline,
+		&backupID, &backupAt, &b.CreatedAtSource, &b.Format, &b.SizeBytes, &b.Database,
+		&rto, &rpo, &dataRPO, &objRTO, &objRPO, &r.RTOMet, &r.RPOMet)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(policy, &r.Policy); err != nil {
+		return nil, fmt.Errorf("run %d: policy: %w", r.ID, err)
+	}
+	if backupID != nil {
+		b.ID = *backupID
+		if backupAt != nil {
+			b.CreatedAt = *backupAt
+		}
+		r.Backup = &b
+	}
+	r.RTO, r.RPO, r.DataRPO = fromSeconds(rto), fromSeconds(rpo), fromSeconds(dataRPO)
+	if d := fromSeconds(objRTO); d != nil {
+		r.Objectives.RTO = *d
+	}
+	if d := fromSeconds(objRPO); d != nil {
+		r.Objectives.RPO = *d
+	}
+	return &r, nil
+}
+
+func fromSeconds(s *float64) *time.Duration {
+	if s == nil {
+		return nil
+	}
+	d := time.Duration(*s * float64(time.Second))
+	return &d
+}
+
+// Run returns a run with its phases, checks and target, or ErrRunNotFound.
+func (s *Store) Run(ctx context.Context, id int64) (*Run, error) {
+	r, err := scanRun(s.Pool.QueryRow(ctx, "select "+runColumns+" from drill_runs where id = $1", id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %d", ErrRunNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadDetails(ctx, []*Run{r}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// RunFilter selects runs, newest first.
+type RunFilter struct {
+	Drill string
+	Limit int
+	// BeforeID pages backwards: only runs with a smaller id.
+	BeforeID int64
+}
+
+// Runs returns runs matching f, newest first, with their details.
+func (s *Store) Runs(ctx context.Context, f RunFilter) ([]*Run, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	rows, err := s.Pool.Query(ctx, "select "+runColumns+` from drill_runs
+		where ($1 = '' or drill = $1) and ($2 = 0 or id < $2) order by id desc limit $3`, f.Drill, f.BeforeID, f.Limit)
+	if err != nil {
+		return nil, err
+	}
+	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*Run, error) { return scanRun(row) })
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadDetails(ctx, runs); err != nil {
+		return nil, err
+	}
+	return runs, nil
+}
+
+// loadDetails fills phases, checks and targets of runs with three queries.
+func (s *Store) loadDetails(ctx context.Context, runs []*Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	byID := map[int64]*Run{}
+	ids := make([]int64, 0, len(runs))
+	for _, r := range runs {
+		byID[r.ID] = r
+		ids = append(ids, r.ID)
+	}
+	rows, err := s.Pool.Query(ctx, `select run_id, name, started_at, finished_at, coalesce(error, '')
+		from drill_phases where run_id = any($1) order by run_id, seq`, ids)
+	if err != nil {
+		return err
+	}
+	var runID int64
+	var p PhaseRecord
+	_, err = pgx.ForEachRow(rows, []any{&runID, &p.Name, &p.StartedAt, &p.FinishedAt, &p.Error}, func() error {
+		byID[runID].Phases = append(byID[runID].Phases, p)
+		p = PhaseRecord{} // the scan must not reuse the appended record's pointers
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	rows, err = s.Pool.Query(ctx, `select run_id, name, type, expected, actual, passed, duration_seconds, coalesce(error, '')
+		from drill_checks where run_id = any($1) order by run_id, seq`, ids)
+	if err != nil {
+		return err
+	}
+	var c CheckResult
+	var secs float64
+	_, err = pgx.ForEachRow(rows, []any{&runID, &c.Name, &c.Type, &c.Expected, &c.Actual, &c.Passed, &secs, &c.Error}, func() error {
+		c.Duration = time.Duration(secs * float64(time.Second))
+		byID[runID].Checks = append(byID[runID].Checks, c)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	rows, err = s.Pool.Query(ctx, `select distinct on (run_id) run_id, id, type, instance_id, details, state, recorded_at,
+		created_at, torn_down_at, coalesce(destroy_error, '') from drill_targets where run_id = any($1) order by run_id, id desc`, ids)
+	if err != nil {
+		return err
+	}
+	var t TargetRecord
+	var details []byte
+	_, err = pgx.ForEachRow(rows, []any{&runID, &t.ID, &t.Type, &t.InstanceID, &details, &t.State, &t.RecordedAt,
+		&t.CreatedAt, &t.TornDownAt, &t.DestroyError}, func() error {
+		rec := t
+		rec.Details = map[string]string{}
+		_ = json.Unmarshal(details, &rec.Details)
+		byID[runID].Target = &rec
+		t = TargetRecord{}
+		return nil
+	})
+	return err
+}

@@ -1,0 +1,64 @@
+package drills
+
+import (
+	"context"
+	"time"
+)
+
+// Instance is an isolated database made by a Target for one run.
+type Instance struct {
+	// Type is the target type ("local", "rds").
+	Type string `json:"type"`
+	// ID identifies the instance for teardown: a directory, an instance id.
+	ID string `json:"id"`
+	// RunID and Drill name the run the instance belongs to; Destroy checks
+	// them against the marks on the instance.
+	RunID int64  `json:"run_id"`
+	Drill string `json:"drill"`
+	// Details are facts about the instance worth keeping (port, engine
+	// version, class). Never secrets.
+	Details map[string]string `json:"details,omitempty"`
+	// DSN connects to the restored database. It may carry a password and is
+	// never stored, logged, rendered or exported.
+	DSN string `json:"-"`
+}
+
+// Target makes an isolated database from a backup and destroys it again.
+//
+// The Runner calls Plan, records the planned Instance in the store (intent),
+// then calls Provision and Restore; it calls Destroy on every path, also
+// when Provision failed half-way.
+type Target interface {
+	// Plan names the instance a run will get, without creating anything.
+	Plan(run RunRef) (Instance, error)
+	// Provision creates the instance named by in and makes it reachable. It
+	// may fill in.Details.
+	Provision(ctx context.Context, in *Instance, b Backup, progress Progress) error
+	// Restore loads b into the instance and sets in.DSN to the restored database.
+	Restore(ctx context.Context, in *Instance, b Backup, progress Progress) error
+	// Destroy removes an instance this tool created for in.RunID. It returns
+	// an error wrapping ErrNotManaged, and removes nothing, when the instance
+	// does not carry the tool's marks for that run. Destroying an instance
+	// that no longer exists is not an error.
+	Destroy(ctx context.Context, in Instance) error
+	// ConnectHint tells a person how to reach a kept instance, without secrets.
+	ConnectHint(in Instance) string
+}
+
+// RunRef names a run for a Target.
+type RunRef struct {
+	ID       int64
+	Drill    string
+	Deadline time.Time
+}
+
+// Progress receives human-readable progress of long work ("downloaded 40 MiB
+// of 120 MiB"). It may be nil.
+type Progress func(msg string)
+
+// Say calls p when it is set.
+func (p Progress) Say(msg string) {
+	if p != nil {
+		p(msg)
+	}
+}

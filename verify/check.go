@@ -1,0 +1,146 @@
+// Package verify runs checks against a restored database.
+//
+// It knows nothing about where the database came from: it gets a connection
+// and a list of checks and returns one Result per check. A check that cannot
+// run (missing table, bad SQL, timeout) fails with that error; it never passes.
+package verify
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Check types.
+const (
+	TypeRowCount = "row_count"
+	TypeChecksum = "checksum"
+	TypeRecency  = "recency"
+	TypeSQL      = "sql"
+)
+
+// Types lists every check type, in documentation order.
+var Types = []string{TypeRowCount, TypeChecksum, TypeRecency, TypeSQL}
+
+// Check is one verification to run against a restored database.
+// Which fields apply depends on Type; Validate says which are missing.
+type Check struct {
+	Type string `json:"type"`
+	Name string `json:"name"`
+
+	// Table is "schema.table" or "table" (row_count, checksum, recency).
+	Table string `json:"table,omitempty"`
+	// Column is the timestamp or date column of a recency check.
+	Column string `json:"column,omitempty"`
+	// Query is the SQL of an sql check; it must return one row with one column.
+	Query string `json:"query,omitempty"`
+
+	// Min, Max and Equals bound a row_count.
+	Min    *int64 `json:"min,omitempty"`
+	Max    *int64 `json:"max,omitempty"`
+	Equals *int64 `json:"equals,omitempty"`
+	// MaxAge is how much older than the backup the newest row of a recency check may be.
+	MaxAge time.Duration `json:"max_age,omitempty"`
+	// Expect is the expected text of an sql check, or the expected checksum (optional).
+	Expect *string `json:"expect,omitempty"`
+}
+
+// Validate reports the first thing that would stop the check from running or
+// make it unable to fail. The error names the missing or wrong field.
+func (c Check) Validate() error {
+	switch c.Type {
+	case TypeRowCount:
+		if c.Table == "" {
+			return fmt.Errorf("row_count check needs table")
+		}
+		if c.Min == nil && c.Max == nil && c.Equals == nil {
+			return fmt.Errorf("row_count check needs min, max or equals")
+		}
+		if c.Min != nil && c.Max != nil && *c.Min > *c.Max {
+			return fmt.Errorf("row_count check has min %d greater than max %d", *c.Min, *c.Max)
+		}
+	case TypeChecksum:
+		if c.Table == "" {
+			return fmt.Errorf("checksum check needs table")
+		}
+	case TypeRecency:
+		if c.Table == "" || c.Column == "" {
+			return fmt.Errorf("recency check needs table and column")
+		}
+		if c.MaxAge <= 0 {
+			return fmt.Errorf("recency check needs max_age (a duration such as 26h)")
+		}
+	case TypeSQL:
+		if strings.TrimSpace(c.Query) == "" {
+			return fmt.Errorf("sql check needs query")
+		}
+		if c.Expect == nil {
+			return fmt.Errorf("sql check needs expect (the text the query must return)")
+		}
+	case "":
+		return fmt.Errorf("check needs type (one of %s)", strings.Join(Types, ", "))
+	default:
+		return fmt.Errorf("unknown check type %q (want one of %s)", c.Type, strings.Join(Types, ", "))
+	}
+	return nil
+}
+
+// DefaultName derives a name for a check that has none, such as
+// "row_count public.orders" or "recency public.orders.created_at".
+func (c Check) DefaultName() string {
+	switch c.Type {
+	case TypeRecency:
+		return c.Type + " " + c.Table + "." + c.Column
+	case TypeSQL:
+		q := strings.Join(strings.Fields(c.Query), " ")
+		if len(q) > 40 {
+			q = q[:40] + "…"
+		}
+		return "sql " + q
+	default:
+		return c.Type + " " + c.Table
+	}
+}
+
+// Expected renders what the check expects, for the run record.
+func (c Check) Expected() string {
+	switch c.Type {
+	case TypeRowCount:
+		switch {
+		case c.Equals != nil:
+			return fmt.Sprintf("= %d", *c.Equals)
+		case c.Min != nil && c.Max != nil:
+			return fmt.Sprintf("between %d and %d", *c.Min, *c.Max)
+		case c.Min != nil:
+			return fmt.Sprintf(">= %d", *c.Min)
+		case c.Max != nil:
+			return fmt.Sprintf("<= %d", *c.Max)
+		}
+	case TypeChecksum:
+		if c.Expect != nil {
+			return *c.Expect
+		}
+		return "every row readable (no expected value)"
+	case TypeRecency:
+		return "newest row at most " + c.MaxAge.String() + " older than the backup"
+	case TypeSQL:
+		if c.Expect != nil {
+			return *c.Expect
+		}
+	}
+	return ""
+}
+
+// Result is the outcome of one check. Passed is true only when the check ran
+// to completion and its value met the expectation.
+type Result struct {
+	Name     string        `json:"name"`
+	Type     string        `json:"type"`
+	Expected string        `json:"expected"`
+	Actual   string        `json:"actual"`
+	Passed   bool          `json:"passed"`
+	Duration time.Duration `json:"-"`
+	Error    string        `json:"error,omitempty"`
+	// Newest is the newest value of a recency check's column.
+	Newest *time.Time `json:"-"`
+}
