@@ -1,0 +1,426 @@
+package drills_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"drill/drills"
+	"drill/drills/drilltest"
+	"drill/drills/local"
+	"drill/drills/pgdump"
+	"drill/verify"
+)
+
+func TestMain(m *testing.M) {
+	code := drilltest.Main(m)
+	if bigDumpDir != "" {
+		os.RemoveAll(bigDumpDir)
+	}
+	os.Exit(code)
+}
+
+type bundle struct {
+	store     *drills.Store
+	shop      string // URL of the "production" database
+	backups   string // backup directory
+	targetDir string // where clusters are made
+	target    *local.Target
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	b := bundle{store: drilltest.Store(t), shop: drilltest.Shop(t), backups: drilltest.BackupDir(t), targetDir: drilltest.SharedDir(t)}
+	var err error
+	b.target, err = local.NewTarget(local.TargetConfig{Dir: b.targetDir, Jobs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func i64(n int64) *int64   { return &n }
+func str(s string) *string { return &s }
+
+// shopSpec checks the Shop database with every check type.
+func shopSpec(location string) *drills.Spec {
+	return &drills.Spec{
+		Name:       "shop",
+		Timeout:    2 * time.Minute,
+		Source:     drills.SourceSpec{Type: drills.SourcePgdump, Location: location},
+		Target:     drills.TargetSpec{Type: drills.TargetLocal},
+		Objectives: drills.Objectives{RTO: 10 * time.Minute, RPO: 26 * time.Hour},
+		Checks: []verify.Check{
+			{Type: verify.TypeRowCount, Name: "orders", Table: "public.orders", Equals: i64(drilltest.ShopRows)},
+			{Type: verify.TypeChecksum, Name: "orders checksum", Table: "public.orders"},
+			{Type: verify.TypeChecksum, Name: "customers checksum", Table: "customers"},
+			{Type: verify.TypeRecency, Name: "fresh orders", Table: "public.orders", Column: "created_at", MaxAge: 26 * time.Hour},
+			{Type: verify.TypeSQL, Name: "no negative totals", Query: "select count(*) from orders where total < 0", Expect: str("0")},
+		},
+	}
+}
+
+// drill runs spec to the end and returns the stored record of the run.
+func (b bundle) drill(t *testing.T, ctx context.Context, spec *drills.Spec, events func(drills.Event)) *drills.Run {
+	t.Helper()
+	src, err := pgdump.NewSource(ctx, pgdump.SourceConfig{Location: spec.Source.Location, Endpoint: spec.Source.Endpoint, Region: spec.Source.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &drills.Runner{Store: b.store, Events: events}
+	run, err := r.Run(ctx, drills.RunParams{Spec: spec, Source: src, Target: b.target, Policy: drills.PolicyOf(spec, "test", "test"), Trigger: drills.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := b.store.Run(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored
+}
+
+func assertPassed(t *testing.T, run *drills.Run) {
+	t.Helper()
+	if run.Status != drills.StatusPassed {
+		t.Fatalf("status %s (%s): %s", run.Status, run.Reason, run.Error)
+	}
+	if len(run.Checks) != 5 {
+		t.Fatalf("%d checks recorded, want 5", len(run.Checks))
+	}
+	for _, c := range run.Checks {
+		if !c.Passed {
+			t.Errorf("check %s failed: %+v", c.Name, c)
+		}
+	}
+	var names []string
+	for _, p := range run.Phases {
+		names = append(names, p.Name)
+		if p.FinishedAt == nil || p.Error != "" {
+			t.Errorf("phase %s: %+v", p.Name, p)
+		}
+	}
+	if got := strings.Join(names, ","); got != "locate,provision,restore,verify,teardown" {
+		t.Errorf("phases %s", got)
+	}
+	if run.RTO == nil || run.RPO == nil || run.DataRPO == nil || run.RTOMet == nil || !*run.RTOMet || run.RPOMet == nil || !*run.RPOMet {
+		t.Errorf("RTO/RPO not measured: rto=%v rpo=%v data=%v", run.RTO, run.RPO, run.DataRPO)
+	}
+	// RTO runs from the start to the end of verify.
+	verifyEnd := *run.Phases[3].FinishedAt
+	if want := verifyEnd.Sub(*run.StartedAt); absDiff(*run.RTO, want) > 5*time.Millisecond {
+		t.Errorf("RTO %s, want start→verify end %s", *run.RTO, want)
+	}
+	if want := run.StartedAt.Sub(run.Backup.CreatedAt); absDiff(*run.RPO, want) > time.Millisecond {
+		t.Errorf("RPO %s, want start−backup %s", *run.RPO, want)
+	}
+	if run.Target == nil || run.Target.State != drills.TargetDestroyed || run.Target.TornDownAt == nil {
+		t.Errorf("target not torn down: %+v", run.Target)
+	}
+}
+
+func absDiff(a, b time.Duration) time.Duration {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}
+
+func TestDrillEachFormat(t *testing.T) {
+	t.Parallel()
+	for _, format := range []string{"custom", "tar", "directory", "plain", "plain-gzip"} {
+		t.Run(format, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			name := map[string]string{"custom": "shop.dump", "tar": "shop.tar", "directory": "shop.dir", "plain": "shop.sql", "plain-gzip": "shop.sql.gz"}[format]
+			drilltest.DumpAs(t, b.shop, format, filepath.Join(b.backups, name))
+			run := b.drill(t, context.Background(), shopSpec(b.backups), nil)
+			assertPassed(t, run)
+			if run.Backup.Format != format {
+				t.Errorf("format %q, want %q", run.Backup.Format, format)
+			}
+			wantSource := "archive header"
+			if strings.HasPrefix(format, "plain") {
+				wantSource = "file mtime"
+			}
+			if run.Backup.CreatedAtSource != wantSource {
+				t.Errorf("created_at from %q, want %q", run.Backup.CreatedAtSource, wantSource)
+			}
+			drilltest.AssertNothingLeft(t, b.targetDir)
+		})
+	}
+}
+
+func TestDrillPicksNewestBackup(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	old := drilltest.DumpAs(t, b.shop, "custom", filepath.Join(b.backups, "shop-old.dump"))
+	drilltest.Touch(t, old, time.Now().Add(-48*time.Hour))
+	drilltest.Exec(t, b.shop, "insert into orders values (999999, 1, 1, now())")
+	drilltest.DumpAs(t, b.shop, "custom", filepath.Join(b.backups, "shop-new.dump"))
+	spec := shopSpec(b.backups)
+	spec.Checks[0].Equals = i64(drilltest.ShopRows + 1)
+	run := b.drill(t, context.Background(), spec, nil)
+	assertPassed(t, run)
+	if !strings.HasSuffix(run.Backup.ID, "shop-new.dump") {
+		t.Fatalf("restored %s, want the newest", run.Backup.ID)
+	}
+}
+
+func TestDrillFailingRowCount(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	drilltest.DumpAs(t, b.shop, "custom", filepath.Join(b.backups, "shop.dump"))
+	spec := shopSpec(b.backups)
+	spec.Checks[0].Equals = i64(drilltest.ShopRows + 1)
+	run := b.drill(t, context.Background(), spec, nil)
+	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonCheckFailed {
+		t.Fatalf("got %s/%s, want failed/check_failed", run.Status, run.Reason)
+	}
+	if run.Checks[0].Passed || run.Checks[0].Actual != "2000" {
+		t.Fatalf("row count check: %+v", run.Checks[0])
+	}
+	if !strings.Contains(run.Error, "1 of 5 checks failed") {
+		t.Fatalf("error %q", run.Error)
+	}
+	if run.Target.State != drills.TargetDestroyed {
+		t.Fatalf("target %s", run.Target.State)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+func TestDrillMissedObjective(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	path := drilltest.DumpAs(t, b.shop, "plain", filepath.Join(b.backups, "shop.sql"))
+	drilltest.Touch(t, path, time.Now().Add(-30*time.Hour)) // plain dumps date from their mtime
+	spec := shopSpec(b.backups)
+	spec.Checks = spec.Checks[:1]
+	run := b.drill(t, context.Background(), spec, nil)
+	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonObjectiveMissed {
+		t.Fatalf("got %s/%s (%s), want failed/objective_missed", run.Status, run.Reason, run.Error)
+	}
+	if run.RPOMet == nil || *run.RPOMet || run.RTOMet == nil || !*run.RTOMet {
+		t.Fatalf("rpo_met=%v rto_met=%v", run.RPOMet, run.RTOMet)
+	}
+	if !strings.Contains(run.Error, "RPO 30h") || !strings.Contains(run.Error, "objective 26h") {
+		t.Fatalf("error %q", run.Error)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+func TestDrillTruncatedDump(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	drilltest.Exec(t, b.shop, "insert into orders select g, 1, 1, now() from generate_series(10000, 60000) g")
+	path := drilltest.DumpAs(t, b.shop, "custom", filepath.Join(b.backups, "shop.dump"))
+	fi, _ := os.Stat(path)
+	if err := os.Truncate(path, fi.Size()*2/3); err != nil {
+		t.Fatal(err)
+	}
+	run := b.drill(t, context.Background(), shopSpec(b.backups), nil)
+	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonRestoreFailed {
+		t.Fatalf("got %s/%s (%s), want failed/restore_failed", run.Status, run.Reason, run.Error)
+	}
+	if len(run.Checks) != 0 {
+		t.Fatalf("checks ran after a failed restore: %+v", run.Checks)
+	}
+	if run.RTO != nil || run.RTOMet == nil || *run.RTOMet {
+		t.Fatalf("RTO %v met %v: no verified copy means no RTO and a missed objective", run.RTO, run.RTOMet)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+func TestDrillEmptyFile(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if err := os.WriteFile(filepath.Join(b.backups, "shop.dump"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := b.drill(t, context.Background(), shopSpec(b.backups), nil)
+	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonLocateFailed || !strings.Contains(run.Error, "empty file") {
+		t.Fatalf("got %s/%s (%s)", run.Status, run.Reason, run.Error)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+func TestDrillEmptyDirectory(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	run := b.drill(t, context.Background(), shopSpec(b.backups), nil)
+	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonNoBackup || !strings.Contains(run.Error, "no backup files in") {
+		t.Fatalf("got %s/%s (%s), want failed/no_backup", run.Status, run.Reason, run.Error)
+	}
+	if run.Target != nil {
+		t.Fatalf("a target was made without a backup: %+v", run.Target)
+	}
+	if run.RPO != nil || run.RPOMet != nil {
+		t.Fatalf("RPO %v measured without a backup", run.RPO)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+var (
+	bigDumpOnce sync.Once
+	bigDumpDir  string
+	bigDumpPath string
+)
+
+// bigShop puts a backup into b.backups whose restore takes long enough
+// to interrupt it. It is made once per test binary.
+func bigShop(t *testing.T, b bundle) {
+	t.Helper()
+	bigDumpOnce.Do(func() {
+		shop := drilltest.Shop(t)
+		drilltest.Exec(t, shop,
+			"create table events (id bigint, payload text, at timestamptz)",
+			"insert into events select g, md5(g::text) || md5((g+1)::text), now() from generate_series(1, 1500000) g",
+			"create index on events (payload)",
+		)
+		var err error
+		if bigDumpDir, err = os.MkdirTemp("", "drilltest-big-"); err != nil {
+			t.Fatal(err)
+		}
+		bigDumpPath = drilltest.DumpAs(t, shop, "custom", filepath.Join(bigDumpDir, "shop.dump"))
+	})
+	if bigDumpPath == "" {
+		t.Fatal("big dump not made")
+	}
+	if err := os.Symlink(bigDumpPath, filepath.Join(b.backups, "shop.dump")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cancelDuringRestore returns an event hook that calls cancel once the
+// restore phase has run for a moment.
+func cancelDuringRestore(cancel func()) func(drills.Event) {
+	return func(e drills.Event) {
+		if e.Kind == drills.EventPhaseStart && e.Phase == drills.PhaseRestore {
+			time.AfterFunc(700*time.Millisecond, cancel)
+		}
+	}
+}
+
+func TestDrillCancelledDuringRestore(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bigShop(t, b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	run := b.drill(t, ctx, shopSpec(b.backups), cancelDuringRestore(cancel))
+	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonInterrupted {
+		t.Fatalf("got %s/%s (%s), want failed/interrupted", run.Status, run.Reason, run.Error)
+	}
+	last := run.Phases[len(run.Phases)-1]
+	if last.Name != drills.PhaseTeardown || last.Error != "" || run.Target.State != drills.TargetDestroyed {
+		t.Fatalf("teardown: %+v, target %+v", last, run.Target)
+	}
+	if run.Phases[2].Name != drills.PhaseRestore || !strings.Contains(run.Phases[2].Error, "interrupted") {
+		t.Fatalf("restore phase: %+v", run.Phases[2])
+	}
+	t.Logf("interrupted and torn down in %s", time.Since(start))
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+func TestDrillTimeout(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bigShop(t, b)
+	spec := shopSpec(b.backups)
+	var restoreStarted time.Time
+	spec.Timeout = 3 * time.Second
+	run := b.drill(t, context.Background(), spec, func(e drills.Event) {
+		if e.Kind == drills.EventPhaseStart && e.Phase == drills.PhaseRestore {
+			restoreStarted = time.Now()
+		}
+	})
+	if restoreStarted.IsZero() {
+		t.Fatalf("the drill timed out before the restore: %+v", run.Phases)
+	}
+	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonTimeout || !strings.Contains(run.Error, "within 3s") {
+		t.Fatalf("got %s/%s (%s), want failed/timeout", run.Status, run.Reason, run.Error)
+	}
+	if run.Target.State != drills.TargetDestroyed {
+		t.Fatalf("target %+v", run.Target)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+func TestDrillKeep(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	drilltest.DumpAs(t, b.shop, "custom", filepath.Join(b.backups, "shop.dump"))
+	spec := shopSpec(b.backups)
+	src, _ := pgdump.NewSource(context.Background(), pgdump.SourceConfig{Location: b.backups})
+	r := &drills.Runner{Store: b.store}
+	run, err := r.Run(context.Background(), drills.RunParams{Spec: spec, Source: src, Target: b.target, Keep: true, Trigger: drills.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != drills.StatusPassed || run.Target.State != drills.TargetKept {
+		t.Fatalf("got %s, target %+v", run.Status, run.Target)
+	}
+	in := run.Target.Instance(run)
+	if _, err := os.Stat(filepath.Join(in.ID, "data", "postmaster.pid")); err != nil {
+		t.Fatalf("kept instance is not running: %v", err)
+	}
+	hint := b.target.ConnectHint(in)
+	if !strings.Contains(hint, "psql") || !strings.Contains(hint, in.ID) {
+		t.Fatalf("hint %q", hint)
+	}
+	// Destroy refuses another run's instance, then removes its own.
+	other := in
+	other.RunID++
+	if err := b.target.Destroy(context.Background(), other); !errors.Is(err, drills.ErrNotManaged) {
+		t.Fatalf("destroy of another run's instance: %v, want ErrNotManaged", err)
+	}
+	if err := b.target.Destroy(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+// Destroy never removes a directory drill did not make.
+func TestDestroyRefusesForeignDirectory(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	foreign := filepath.Join(b.targetDir, "drill-shop-1-abcdef")
+	if err := os.MkdirAll(filepath.Join(foreign, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(foreign, "data", "precious"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := b.target.Destroy(context.Background(), drills.Instance{Type: local.TargetType, ID: foreign, RunID: 1, Drill: "shop"})
+	if !errors.Is(err, drills.ErrNotManaged) {
+		t.Fatalf("got %v, want ErrNotManaged", err)
+	}
+	if _, err := os.Stat(filepath.Join(foreign, "data", "precious")); err != nil {
+		t.Fatalf("foreign file removed: %v", err)
+	}
+}
+
+// The run record is written as the drill goes: intent before creation.
+func TestTargetIntentRecordedBeforeCreation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	drilltest.DumpAs(t, b.shop, "custom", filepath.Join(b.backups, "shop.dump"))
+	var stateAtProvision string
+	var existedAtIntent bool
+	run := b.drill(t, context.Background(), shopSpec(b.backups), func(e drills.Event) {
+		if e.Kind == drills.EventProgress && e.Phase == drills.PhaseProvision && stateAtProvision == "" {
+			_ = b.store.Pool.QueryRow(context.Background(), "select state from drill_targets where run_id = $1", e.Run.ID).Scan(&stateAtProvision)
+			_, err := os.Stat(e.Run.Target.InstanceID)
+			existedAtIntent = err == nil
+		}
+	})
+	assertPassed(t, run)
+	if stateAtProvision != drills.TargetIntended || existedAtIntent {
+		t.Fatalf("at provision start: state %q, directory existed %v; want intended and not yet created", stateAtProvision, existedAtIntent)
+	}
+}
