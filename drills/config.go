@@ -193,10 +193,10 @@ func expandEnv(n *yaml.Node) error {
 		if missing != "" {
 			return &lineError{n.Line, fmt.Sprintf("environment variable %s is not set (referenced as ${%s})", missing, missing)}
 		}
-		if n.Tag == "!!str" || n.Style != 0 {
+		if n.Style != 0 { // quoted, block or explicitly tagged: stays a string
 			return nil
 		}
-		n.Tag = "" // let the expanded text resolve as a number or bool where a field wants one
+		n.Tag = "" // a plain scalar resolves anew: ${MIN} may stand for a number
 	}
 	return nil
 }

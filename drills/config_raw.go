@@ -39,6 +39,7 @@ type rawDrill struct {
 	Objectives       rawObjectives `yaml:"objectives"`
 	Checks           []rawCheck    `yaml:"checks"`
 	line             int
+	keys             map[string]int
 }
 
 func (r *rawDrill) UnmarshalYAML(n *yaml.Node) error {
@@ -46,8 +47,11 @@ func (r *rawDrill) UnmarshalYAML(n *yaml.Node) error {
 	if err := strictKeys(n, plain{}, "a drill"); err != nil {
 		return err
 	}
-	r.line = n.Line
-	return n.Decode((*plain)(r))
+	if err := n.Decode((*plain)(r)); err != nil {
+		return err
+	}
+	r.line, r.keys = n.Line, keyLines(n)
+	return nil
 }
 
 type rawSource struct {
@@ -56,7 +60,7 @@ type rawSource struct {
 	Pattern  string `yaml:"pattern"`
 	Region   string `yaml:"region"`
 	Endpoint string `yaml:"endpoint"`
-	line     int
+	keys     map[string]int
 }
 
 func (r *rawSource) UnmarshalYAML(n *yaml.Node) error {
@@ -64,8 +68,11 @@ func (r *rawSource) UnmarshalYAML(n *yaml.Node) error {
 	if err := strictKeys(n, plain{}, "source"); err != nil {
 		return err
 	}
-	r.line = n.Line
-	return n.Decode((*plain)(r))
+	if err := n.Decode((*plain)(r)); err != nil {
+		return err
+	}
+	r.keys = keyLines(n)
+	return nil
 }
 
 type rawTarget struct {
@@ -74,7 +81,7 @@ type rawTarget struct {
 	Dir      string `yaml:"dir"`
 	Database string `yaml:"database"`
 	Jobs     int    `yaml:"jobs"`
-	line     int
+	keys     map[string]int
 }
 
 func (r *rawTarget) UnmarshalYAML(n *yaml.Node) error {
@@ -82,8 +89,11 @@ func (r *rawTarget) UnmarshalYAML(n *yaml.Node) error {
 	if err := strictKeys(n, plain{}, "target"); err != nil {
 		return err
 	}
-	r.line = n.Line
-	return n.Decode((*plain)(r))
+	if err := n.Decode((*plain)(r)); err != nil {
+		return err
+	}
+	r.keys = keyLines(n)
+	return nil
 }
 
 type rawObjectives struct {
@@ -122,6 +132,23 @@ func (r *rawCheck) UnmarshalYAML(n *yaml.Node) error {
 	return n.Decode((*plain)(r))
 }
 
+// keyLines maps each key of a mapping to its line.
+func keyLines(n *yaml.Node) map[string]int {
+	m := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		m[n.Content[i].Value] = n.Content[i].Line
+	}
+	return m
+}
+
+// at returns the line of key, else of the parent key, else fallback.
+func at(keys map[string]int, key string, fallback int) int {
+	if l, ok := keys[key]; ok {
+		return l
+	}
+	return fallback
+}
+
 // nameRE is the drill name rule. Names become parts of instance ids, so they
 // also follow RDS's identifier rules: no double or trailing hyphen, and at
 // most 40 characters.
@@ -153,7 +180,7 @@ func (r rawDrill) spec(i int) (*Spec, []Problem) {
 	if r.Name == "" {
 		add(r.line, "missing required field name")
 	} else if err := validName(r.Name); err != nil {
-		add(r.line, "%v", err)
+		add(at(r.keys, "name", r.line), "%v", err)
 	}
 	if r.Timeout != nil {
 		s.Timeout = time.Duration(*r.Timeout)
@@ -166,22 +193,23 @@ func (r rawDrill) spec(i int) (*Spec, []Problem) {
 	}
 	if r.ScheduleTimezone != "" {
 		if _, err := time.LoadLocation(r.ScheduleTimezone); err != nil {
-			add(r.line, "schedule_timezone %q: unknown time zone", r.ScheduleTimezone)
+			add(at(r.keys, "schedule_timezone", r.line), "schedule_timezone %q: unknown time zone", r.ScheduleTimezone)
 		}
 	}
 	if r.Source == nil {
 		add(r.line, "missing required field source")
 	} else {
 		s.Source = SourceSpec{Type: r.Source.Type, Location: r.Source.Location, Pattern: r.Source.Pattern, Region: r.Source.Region, Endpoint: r.Source.Endpoint}
+		srcLine := at(r.keys, "source", r.line)
 		switch r.Source.Type {
 		case "":
-			add(r.Source.line, "source: missing required field type (one of %s)", strings.Join(sourceTypes, ", "))
+			add(srcLine, "source: missing required field type (one of %s)", strings.Join(sourceTypes, ", "))
 		case SourcePgdump:
 			if r.Source.Location == "" {
-				add(r.Source.line, "source: missing required field location (a file, a directory or s3://bucket/prefix/)")
+				add(srcLine, "source: missing required field location (a file, a directory or s3://bucket/prefix/)")
 			}
 		default:
-			add(r.Source.line, "source: unknown type %q (one of %s)", r.Source.Type, strings.Join(sourceTypes, ", "))
+			add(at(r.Source.keys, "type", srcLine), "source: unknown type %q (one of %s)", r.Source.Type, strings.Join(sourceTypes, ", "))
 		}
 	}
 	s.Target = TargetSpec{Type: TargetLocal}
@@ -190,11 +218,12 @@ func (r rawDrill) spec(i int) (*Spec, []Problem) {
 		if s.Target.Type == "" {
 			s.Target.Type = TargetLocal
 		}
+		tgtLine := at(r.keys, "target", r.line)
 		if !contains(targetTypes, s.Target.Type) {
-			add(r.Target.line, "target: unknown type %q (one of %s)", s.Target.Type, strings.Join(targetTypes, ", "))
+			add(at(r.Target.keys, "type", tgtLine), "target: unknown type %q (one of %s)", s.Target.Type, strings.Join(targetTypes, ", "))
 		}
 		if r.Target.Jobs < 0 {
-			add(r.Target.line, "target: jobs must be at least 1")
+			add(at(r.Target.keys, "jobs", tgtLine), "target: jobs must be at least 1")
 		}
 	}
 	names := map[string]int{}

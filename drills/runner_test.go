@@ -424,3 +424,39 @@ func TestTargetIntentRecordedBeforeCreation(t *testing.T) {
 		t.Fatalf("at provision start: state %q, directory existed %v; want intended and not yet created", stateAtProvision, existedAtIntent)
 	}
 }
+
+// Not parallel: the S3 server is reached through the AWS environment.
+func TestDrillFromS3(t *testing.T) {
+	b := setup(t)
+	s3 := drilltest.NewS3(t)
+	s3.Bucket(t, "backups")
+	dump, err := os.ReadFile(drilltest.DumpAs(t, b.shop, "custom", filepath.Join(b.backups, "shop.dump")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3.Put(t, "backups", "shop/2026-11-27.dump", dump)
+	var downloads int
+	run := b.drill(t, context.Background(), shopSpec("s3://backups/shop/"), func(e drills.Event) {
+		if e.Kind == drills.EventProgress && strings.HasPrefix(e.Message, "downloaded") {
+			downloads++
+		}
+	})
+	assertPassed(t, run)
+	if run.Backup.ID != "s3://backups/shop/2026-11-27.dump" || run.Backup.CreatedAtSource != "archive header" {
+		t.Fatalf("backup %+v", run.Backup)
+	}
+	if downloads == 0 {
+		t.Error("no download progress reported")
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+func TestDrillMissingS3Bucket(t *testing.T) {
+	b := setup(t)
+	drilltest.NewS3(t)
+	run := b.drill(t, context.Background(), shopSpec("s3://nope/shop/"), nil)
+	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonNoBackup || !strings.Contains(run.Error, `bucket "nope" does not exist`) {
+		t.Fatalf("got %s/%s (%s)", run.Status, run.Reason, run.Error)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}

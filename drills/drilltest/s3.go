@@ -1,0 +1,56 @@
+package drilltest
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+)
+
+// S3Server is gofakes3 over real HTTP. NewS3 points the standard AWS
+// environment (credentials, region, AWS_ENDPOINT_URL_S3) at it, so tests
+// using it cannot run in parallel.
+type S3Server struct {
+	URL    string
+	Client *s3.Client
+}
+
+// NewS3 starts an S3 server for the test.
+func NewS3(t *testing.T) S3Server {
+	t.Helper()
+	ts := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	t.Cleanup(ts.Close)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ENDPOINT_URL_S3", ts.URL)
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return S3Server{URL: ts.URL, Client: s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })}
+}
+
+// Bucket creates a bucket.
+func (s S3Server) Bucket(t *testing.T, name string) {
+	t.Helper()
+	if _, err := s.Client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Put stores an object.
+func (s S3Server) Put(t *testing.T, bucket, key string, body []byte) {
+	t.Helper()
+	_, err := s.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
