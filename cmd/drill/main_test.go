@@ -1,0 +1,328 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"drill/drills/drilltest"
+)
+
+var drillBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "drill-cli-test-")
+	if err != nil {
+		panic(err)
+	}
+	drillBin = filepath.Join(dir, "drill")
+	if out, err := exec.Command("go", "build", "-o", drillBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build drill: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := drilltest.Main(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// drill runs the binary with env added to the environment.
+func drill(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(drillBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	code := 0
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code, stdout.String(), stderr.String()}
+}
+
+type bundle struct {
+	env       []string
+	config    string
+	backups   string
+	targetDir string
+}
+
+// setup writes a config for the Shop database's backups and points the
+// state database at a fresh one.
+func setup(t *testing.T, rowCountMin int) bundle {
+	t.Helper()
+	b := bundle{backups: drilltest.BackupDir(t), targetDir: drilltest.SharedDir(t)}
+	b.config = filepath.Join(t.TempDir(), "drill.yaml")
+	yaml := fmt.Sprintf(`drills:
+  - name: shop
+    timeout: 5m
+    source:
+      type: pgdump
+      location: %s
+    target:
+      type: local
+      dir: %s
+    objectives: { rto: 10m, rpo: 26h }
+    checks:
+      - type: row_count
+        table: public.orders
+        min: %d
+      - type: checksum
+        table: public.orders
+      - type: recency
+        table: public.orders
+        column: created_at
+        max_age: 26h
+      - type: sql
+        name: no-negative-totals
+        query: select count(*) from orders where total < 0
+        expect: "0"
+`, b.backups, b.targetDir, rowCountMin)
+	if err := os.WriteFile(b.config, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.env = []string{"DRILL_DATABASE_URL=" + drilltest.NewDatabase(t), "DRILL_CONFIG=" + b.config}
+	return b
+}
+
+func TestRunPassedJSON(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(b.backups, "shop.dump"))
+	r := drill(t, b.env, "run", "shop", "--json")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, r.stdout)
+	}
+	for _, key := range []string{"id", "drill", "status", "trigger", "started_at", "finished_at", "rto_seconds", "rpo_seconds",
+		"data_rpo_seconds", "objectives", "backup", "target", "phases", "checks", "error"} {
+		if _, ok := got[key]; !ok {
+			t.Errorf("JSON lacks %q", key)
+		}
+	}
+	if got["status"] != "passed" || got["drill"] != "shop" || got["trigger"] != "manual" {
+		t.Errorf("status %v drill %v trigger %v", got["status"], got["drill"], got["trigger"])
+	}
+	obj := got["objectives"].(map[string]any)
+	if obj["rto_seconds"] != 600.0 || obj["rpo_seconds"] != 93600.0 || obj["rto_met"] != true || obj["rpo_met"] != true {
+		t.Errorf("objectives %v", obj)
+	}
+	if _, err := time.Parse(time.RFC3339, got["started_at"].(string)); err != nil {
+		t.Errorf("started_at: %v", err)
+	}
+	target := got["target"].(map[string]any)
+	if target["type"] != "local" || target["torn_down_at"] == nil {
+		t.Errorf("target %v", target)
+	}
+	if n := len(got["phases"].([]any)); n != 5 {
+		t.Errorf("%d phases", n)
+	}
+	check := got["checks"].([]any)[0].(map[string]any)
+	for _, key := range []string{"name", "type", "expected", "actual", "passed", "duration_seconds", "error"} {
+		if _, ok := check[key]; !ok {
+			t.Errorf("check JSON lacks %q", key)
+		}
+	}
+	// logs are JSON lines on stderr, each line of the drill with run_id and drill
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if entry["component"] == "runner" && (entry["run_id"] == nil || entry["drill"] != "shop") {
+			t.Errorf("runner log line without run_id/drill: %s", line)
+		}
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+
+	// history and show read the same record
+	h := drill(t, b.env, "history", "--json")
+	var hist []map[string]any
+	if err := json.Unmarshal([]byte(h.stdout), &hist); err != nil || h.code != 0 || len(hist) != 1 || hist[0]["id"] != got["id"] {
+		t.Fatalf("history: exit %d, %v, %s", h.code, err, h.stdout)
+	}
+	s := drill(t, b.env, "show", fmt.Sprint(got["id"]))
+	if s.code != 0 || !strings.Contains(s.stdout, "PASSED") || !strings.Contains(s.stdout, "no-negative-totals") {
+		t.Fatalf("show: exit %d\n%s", s.code, s.stdout)
+	}
+	s = drill(t, b.env, "show", "999999")
+	if s.code != 2 || !strings.Contains(s.stderr, "no run 999999") {
+		t.Fatalf("show unknown run: exit %d %s", s.code, s.stderr)
+	}
+}
+
+func TestRunFailedCheckExitsOne(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1_000_000)
+	drilltest.DumpAs(t, drilltest.Shop(t), "tar", filepath.Join(b.backups, "shop.tar"))
+	r := drill(t, b.env, "run", "shop")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "FAILED (check_failed)") || !strings.Contains(r.stderr, "drill shop failed (check_failed)") {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+func TestRunNoBackupExitsOne(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	r := drill(t, b.env, "run", "shop", "--json")
+	if r.code != 1 || !strings.Contains(r.stdout, `"reason": "no_backup"`) {
+		t.Fatalf("exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+func TestUsageAndConfigErrorsExitTwo(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("drills:\n  - name: shop\n    timeout: forever\n    source: {type: pgdump, location: /x}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"config error with line", []string{"validate", "--config", bad}, bad + `:3: bad duration "forever"`},
+		{"run with a bad config", []string{"run", "shop", "--config", bad}, bad + ":3:"},
+		{"missing config", []string{"validate", "--config", "/nonexistent/drill.yaml"}, "/nonexistent/drill.yaml: no such file"},
+		{"unknown drill", []string{"run", "nope"}, `no drill named "nope"`},
+		{"no drill name", []string{"run"}, "want NAME"},
+		{"unknown flag", []string{"run", "shop", "--fast"}, "unknown flag: --fast"},
+		{"bad run id", []string{"show", "abc"}, `run id "abc"`},
+		{"bad log level", []string{"history", "--log-level", "loud"}, "--log-level"},
+	}
+	for _, tc := range cases {
+		r := drill(t, b.env, tc.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want 2 and %q", tc.name, r.code, r.stderr, tc.want)
+		}
+	}
+	r := drill(t, b.env, "validate")
+	if r.code != 0 || !strings.Contains(r.stdout, "ok, 1 drill(s)") {
+		t.Errorf("validate good config: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = drill(t, nil, "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "Exit codes:") || !strings.Contains(r.stdout, "130") {
+		t.Errorf("--help does not document exit codes:\n%s", r.stdout)
+	}
+}
+
+func TestUnreachableStateDatabaseExitsThree(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	env := append(b.env, "DRILL_DATABASE_URL=postgres://drill:hunter2secret@127.0.0.1:1/drill?connect_timeout=2")
+	for _, args := range [][]string{{"run", "shop"}, {"history"}, {"migrate"}} {
+		r := drill(t, env, args...)
+		if r.code != 3 || !strings.Contains(r.stderr, "state database 127.0.0.1:1/drill unreachable") {
+			t.Errorf("%v: exit %d, stderr %q; want 3", args, r.code, r.stderr)
+		}
+		if strings.Contains(r.stderr+r.stdout, "hunter2secret") {
+			t.Errorf("%v: the password was printed: %s", args, r.stderr)
+		}
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	r := drill(t, b.env, "migrate", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, "001_runs.sql") {
+		t.Fatalf("first migrate: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = drill(t, b.env, "migrate")
+	if r.code != 0 || !strings.Contains(r.stdout, "up to date") {
+		t.Fatalf("second migrate: exit %d %s", r.code, r.stdout)
+	}
+}
+
+// SIGINT (Ctrl-C) in the middle of the restore: exit 130, the instance is
+// torn down, the run is recorded as interrupted, nothing is left running.
+func TestInterruptDuringRestore(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	shop := drilltest.Shop(t)
+	drilltest.Exec(t, shop,
+		"create table events (id bigint, payload text)",
+		"insert into events select g, md5(g::text) || md5((g + 1)::text) from generate_series(1, 1500000) g",
+		"create index on events (payload)")
+	drilltest.DumpAs(t, shop, "custom", filepath.Join(b.backups, "shop.dump"))
+
+	cmd := exec.Command(drillBin, "run", "shop", "--json")
+	cmd.Env = append(os.Environ(), b.env...)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"phase started"`) && strings.Contains(sc.Text(), `"phase":"restore"`) {
+				time.Sleep(500 * time.Millisecond)
+				_ = cmd.Process.Signal(syscall.SIGINT)
+				close(sent)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		t.Fatal("drill did not exit after SIGINT")
+	}
+	select {
+	case <-sent:
+	default:
+		t.Fatalf("the restore never started: %v\n%s", err, stdout.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v, want 130\n%s", err, stdout.String())
+	}
+	var run map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &run); err != nil {
+		t.Fatalf("stdout: %v\n%s", err, stdout.String())
+	}
+	if run["reason"] != "interrupted" || run["target"].(map[string]any)["state"] != "destroyed" {
+		t.Fatalf("run: reason %v target %v", run["reason"], run["target"])
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
