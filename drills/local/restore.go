@@ -76,7 +76,13 @@ func (r restoreCmd) run(ctx context.Context, format, path string) error {
 // exec runs a restore program, turning its verbose output into progress
 // and its errors into the returned error.
 func (r restoreCmd) exec(ctx context.Context, cmd *exec.Cmd, stdin io.Reader) error {
-	cmd.Env = append(os.Environ(), "PGTZ=UTC", "PGAPPNAME=drill", "PGOPTIONS=-c statement_timeout=0")
+	// Statements of a restore may run as long as the drill has left.
+	timeout := 24 * time.Hour
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(dl), time.Second)
+	}
+	cmd.Env = append(os.Environ(), "PGTZ=UTC", "PGAPPNAME=drill",
+		fmt.Sprintf("PGOPTIONS=-c statement_timeout=%d", timeout.Milliseconds()))
 	cmd.Stdin = stdin
 	cmd.Stdout = io.Discard
 	stderr, err := cmd.StderrPipe()
