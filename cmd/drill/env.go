@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -169,4 +170,28 @@ func whoAmI() string {
 	}
 	host, _ := os.Hostname()
 	return strings.TrimSuffix(name+"@"+host, "@")
+}
+
+// storeForCommand reads the optional config, sets up logging and opens the
+// state database; migrate says whether pending migrations are applied.
+func (g *globalOpts) storeForCommand(ctx context.Context, migrate bool) (*drills.Store, func(), error) {
+	cfg, err := g.optionalConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	log, err := g.logger(os.Stderr, isTerminal(os.Stderr))
+	if err != nil {
+		return nil, nil, err
+	}
+	if migrate {
+		return openStore(ctx, cfg, log)
+	}
+	return connectStore(ctx, cfg, log)
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

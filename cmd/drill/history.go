@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -48,15 +46,7 @@ func runHistory(ctx context.Context, o *historyOpts) error {
 	if o.limit < 1 {
 		return withCode(exitUsage, fmt.Errorf("--limit must be at least 1"))
 	}
-	cfg, err := o.optionalConfig()
-	if err != nil {
-		return err
-	}
-	log, err := o.logger(os.Stderr, isTerminal(os.Stderr))
-	if err != nil {
-		return err
-	}
-	store, closeStore, err := openStore(ctx, cfg, log)
+	store, closeStore, err := o.storeForCommand(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -70,9 +60,7 @@ func runHistory(ctx context.Context, o *historyOpts) error {
 		for _, r := range runs {
 			out = append(out, r.JSON())
 		}
-		enc := json.NewEncoder(o.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return writeJSON(o.stdout, out)
 	}
 	if len(runs) == 0 {
 		fmt.Fprintln(o.stdout, "no runs yet: start one with drill run NAME")

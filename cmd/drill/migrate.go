@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 )
@@ -35,15 +33,7 @@ store apply them themselves; run this to migrate ahead of a deploy.`,
 }
 
 func runMigrate(ctx context.Context, o *migrateOpts) error {
-	cfg, err := o.optionalConfig()
-	if err != nil {
-		return err
-	}
-	log, err := o.logger(os.Stderr, isTerminal(os.Stderr))
-	if err != nil {
-		return err
-	}
-	store, closeStore, err := connectStore(ctx, cfg, log)
+	store, closeStore, err := o.storeForCommand(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -53,7 +43,7 @@ func runMigrate(ctx context.Context, o *migrateOpts) error {
 		return withCode(exitUnavailable, fmt.Errorf("migrate state database: %w", err))
 	}
 	if o.json {
-		return json.NewEncoder(o.stdout).Encode(res)
+		return writeJSON(o.stdout, res)
 	}
 	if len(res.Applied) == 0 && len(res.RiverApplied) == 0 {
 		fmt.Fprintln(o.stdout, "state database is up to date")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,9 +77,7 @@ func runRun(ctx context.Context, o *runOpts) error {
 		Policy: drills.PolicyOf(spec, cfg.Path, version), Trigger: drills.TriggerManual, TriggeredBy: whoAmI(), Keep: o.keep})
 	if run != nil {
 		if o.json {
-			enc := json.NewEncoder(o.stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(run); err != nil {
+			if err := writeJSON(o.stdout, run); err != nil {
 				return withCode(exitUnavailable, err)
 			}
 		} else {

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 
 	"drill/drills"
@@ -42,15 +40,7 @@ func newShowCommand(g *globalOpts) *cobra.Command {
 }
 
 func runShow(ctx context.Context, o *showOpts) error {
-	cfg, err := o.optionalConfig()
-	if err != nil {
-		return err
-	}
-	log, err := o.logger(os.Stderr, isTerminal(os.Stderr))
-	if err != nil {
-		return err
-	}
-	store, closeStore, err := openStore(ctx, cfg, log)
+	store, closeStore, err := o.storeForCommand(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -63,9 +53,7 @@ func runShow(ctx context.Context, o *showOpts) error {
 		return withCode(exitUnavailable, err)
 	}
 	if o.json {
-		enc := json.NewEncoder(o.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(run)
+		return writeJSON(o.stdout, run)
 	}
 	printRun(o.stdout, run)
 	return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -38,9 +37,7 @@ func runValidate(o *validateOpts) error {
 		return err
 	}
 	if o.json {
-		enc := json.NewEncoder(o.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(cfg)
+		return writeJSON(o.stdout, cfg)
 	}
 	fmt.Fprintf(o.stdout, "%s: ok, %d drill(s)\n", cfg.Path, len(cfg.Drills))
 	for _, d := range cfg.Drills {
