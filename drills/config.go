@@ -87,14 +87,19 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	if err := root.Decode(&raw); err != nil {
 		return nil, yamlError(file, err)
 	}
-	cfg := &Config{Path: file, DatabaseURL: raw.DatabaseURL}
+	cfg := &Config{Path: file, DatabaseURL: raw.DatabaseURL, OverdueGrace: DefaultOverdueGrace}
+	if raw.OverdueGrace != nil {
+		cfg.OverdueGrace = time.Duration(*raw.OverdueGrace)
+	}
 	var problems []Problem
+	cfg.Notify, problems = notifiers(raw.Notify, "")
 	if len(raw.Drills) == 0 {
 		problems = append(problems, Problem{Line: raw.line, Msg: "no drills: want a top-level drills: list with at least one drill"})
 	}
 	seen := map[string]int{}
 	for i, rd := range raw.Drills {
 		spec, ps := rd.spec(i)
+		spec.Notify = append(append([]Notify{}, cfg.Notify...), spec.Notify...)
 		problems = append(problems, ps...)
 		if spec.Name != "" {
 			if line, dup := seen[spec.Name]; dup {

@@ -2,7 +2,9 @@ package drills
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,9 +17,43 @@ import (
 // file's contract. Each rejects unknown keys and remembers its line.
 
 type rawConfig struct {
-	DatabaseURL string     `yaml:"database_url"`
-	Drills      []rawDrill `yaml:"drills"`
-	line        int
+	DatabaseURL  string      `yaml:"database_url"`
+	Notify       []rawNotify `yaml:"notify"`
+	OverdueGrace *Duration   `yaml:"overdue_grace"`
+	Drills       []rawDrill  `yaml:"drills"`
+	line         int
+}
+
+type rawNotify struct {
+	Webhook string `yaml:"webhook"`
+	line    int
+}
+
+func (r *rawNotify) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawNotify
+	if err := strictKeys(n, plain{}, "a notify entry"); err != nil {
+		return err
+	}
+	r.line = n.Line
+	return n.Decode((*plain)(r))
+}
+
+// notifiers converts and validates notify entries.
+func notifiers(raw []rawNotify, label string) ([]Notify, []Problem) {
+	var out []Notify
+	var ps []Problem
+	for i, rn := range raw {
+		u, err := url.Parse(rn.Webhook)
+		switch {
+		case rn.Webhook == "":
+			ps = append(ps, Problem{rn.line, fmt.Sprintf("%snotify %d: missing required field webhook", label, i+1)})
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			ps = append(ps, Problem{rn.line, fmt.Sprintf("%snotify %d: webhook must be an http(s) URL", label, i+1)})
+		default:
+			out = append(out, Notify{Webhook: rn.Webhook})
+		}
+	}
+	return out, ps
 }
 
 func (r *rawConfig) UnmarshalYAML(n *yaml.Node) error {
@@ -38,6 +74,7 @@ type rawDrill struct {
 	Target           *rawTarget    `yaml:"target"`
 	Objectives       rawObjectives `yaml:"objectives"`
 	Checks           []rawCheck    `yaml:"checks"`
+	Notify           []rawNotify   `yaml:"notify"`
 	line             int
 	keys             map[string]int
 }
@@ -191,11 +228,24 @@ func (r rawDrill) spec(i int) (*Spec, []Problem) {
 	if r.Objectives.RPO != nil {
 		s.Objectives.RPO = time.Duration(*r.Objectives.RPO)
 	}
-	if r.ScheduleTimezone != "" {
-		if _, err := time.LoadLocation(r.ScheduleTimezone); err != nil {
-			add(at(r.keys, "schedule_timezone", r.line), "schedule_timezone %q: unknown time zone", r.ScheduleTimezone)
+	if r.Schedule != "" {
+		if _, err := ParseSchedule(r.Schedule, r.ScheduleTimezone); err != nil {
+			key := "schedule"
+			if strings.HasPrefix(err.Error(), "schedule_timezone") {
+				key = "schedule_timezone"
+			}
+			add(at(r.keys, key, r.line), "%v", err)
 		}
+	} else if r.ScheduleTimezone != "" {
+		add(at(r.keys, "schedule_timezone", r.line), "schedule_timezone without schedule")
 	}
+	label := "drill " + strconv.Quote(r.Name) + ": "
+	if r.Name == "" {
+		label = fmt.Sprintf("drill %d: ", i+1)
+	}
+	notify, nps := notifiers(r.Notify, label)
+	s.Notify = notify
+	ps = append(ps, nps...)
 	if r.Source == nil {
 		add(r.line, "missing required field source")
 	} else {

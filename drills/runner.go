@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"drill/verify"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // teardownTimeout bounds teardown, which runs even after the drill's own
@@ -23,7 +25,18 @@ type Runner struct {
 	Events func(Event)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Worker names the process carrying out runs (host/pid), for the record.
+	Worker string
+	// HeartbeatEvery is how often a running run is marked alive (default
+	// HeartbeatInterval); the sweeper fails runs whose heartbeat stops.
+	HeartbeatEvery time.Duration
+	// OnIntent runs in the transaction that records a target's intent
+	// (the jobs package inserts the dead-man teardown job there).
+	OnIntent func(ctx context.Context, tx pgx.Tx, run *Run, targetID int64) error
 }
+
+// HeartbeatInterval is how often a running run is marked alive.
+const HeartbeatInterval = 10 * time.Second
 
 // Event is progress of a run, for display.
 type Event struct {
@@ -105,9 +118,11 @@ func (r *Runner) Execute(ctx context.Context, run *Run, p RunParams) (*Run, erro
 	e.start = r.Now()
 	deadline := e.start.Add(p.Spec.Timeout)
 	run.StartedAt, run.Deadline, run.Status = &e.start, &deadline, StatusRunning
-	if err := r.Store.StartRun(ctx, run.ID, e.start, deadline); err != nil {
+	if err := r.Store.StartRun(ctx, run.ID, e.start, deadline, r.Worker); err != nil {
 		return run, fmt.Errorf("%w: %w", ErrStore, err)
 	}
+	stopBeat := e.heartbeat(ctx)
+	defer stopBeat()
 	e.log.Info("drill started", "timeout", p.Spec.Timeout.String(), "trigger", run.Trigger)
 
 	dctx, cancel := context.WithDeadline(ctx, deadline)
@@ -119,6 +134,32 @@ func (r *Runner) Execute(ctx context.Context, run *Run, p RunParams) (*Run, erro
 		return run, fmt.Errorf("%w: %w", ErrStore, e.storeErr)
 	}
 	return run, nil
+}
+
+// heartbeat marks the run alive until the returned func is called.
+func (e *execution) heartbeat(ctx context.Context) func() {
+	every := e.HeartbeatEvery
+	if every <= 0 {
+		every = HeartbeatInterval
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := e.Store.Heartbeat(ctx, e.run.ID, e.Now()); err != nil && ctx.Err() == nil {
+					e.log.Warn("heartbeat", "error", err.Error())
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // failure is why a run failed.
@@ -227,12 +268,23 @@ func (e *execution) locate(ctx context.Context, progress Progress) *failure {
 }
 
 func (e *execution) provision(ctx context.Context, progress Progress) *failure {
-	in, err := e.p.Target.Plan(RunRef{ID: e.run.ID, Drill: e.run.Drill, Deadline: *e.run.Deadline})
+	storeID, err := e.Store.ID(ctx)
+	if err != nil {
+		e.record(err)
+		return &failure{"", fmt.Errorf("%w: %w", ErrStore, err)}
+	}
+	in, err := e.p.Target.Plan(RunRef{ID: e.run.ID, Drill: e.run.Drill, Deadline: *e.run.Deadline, StoreID: storeID})
 	if err != nil {
 		return &failure{ReasonProvisionFailed, err}
 	}
 	// Intent before action: the record exists before the instance does.
-	e.targetID, err = e.Store.RecordTargetIntent(ctx, in)
+	var hook IntentHook
+	if e.OnIntent != nil {
+		hook = func(ctx context.Context, tx pgx.Tx, targetID int64) error {
+			return e.OnIntent(ctx, tx, e.run, targetID)
+		}
+	}
+	e.targetID, err = e.Store.RecordTargetIntent(ctx, in, hook)
 	if err != nil {
 		e.record(err)
 		return &failure{"", fmt.Errorf("%w: %w", ErrStore, err)}

@@ -15,8 +15,22 @@ type Config struct {
 	Path string `json:"-"`
 	// DatabaseURL is the state database; empty means the embedded one.
 	// It may hold a password: never log or render it.
-	DatabaseURL string  `json:"-"`
-	Drills      []*Spec `json:"drills"`
+	DatabaseURL string `json:"-"`
+	// Notify are webhooks told about every drill's failures and overdue drills.
+	Notify []Notify `json:"-"`
+	// OverdueGrace is how long past one schedule period a drill may go
+	// without success before it is overdue (default 1 day).
+	OverdueGrace time.Duration `json:"overdue_grace"`
+	Drills       []*Spec       `json:"drills"`
+}
+
+// DefaultOverdueGrace is the grace before a scheduled drill is overdue.
+const DefaultOverdueGrace = 24 * time.Hour
+
+// Notify is a webhook. Its URL is a secret (chat webhooks carry their
+// credentials in the URL): it is never logged, stored or rendered.
+type Notify struct {
+	Webhook string
 }
 
 // Drill returns the drill called name, or nil.
@@ -40,6 +54,8 @@ type Spec struct {
 	Target           TargetSpec     `json:"target"`
 	Objectives       Objectives     `json:"-"`
 	Checks           []verify.Check `json:"checks"`
+	// Notify are the webhooks of this drill, the config's own included.
+	Notify []Notify `json:"-"`
 	// Line is where the drill starts in its config file.
 	Line int `json:"-"`
 }

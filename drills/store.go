@@ -24,6 +24,17 @@ type Store struct {
 	Pool *pgxpool.Pool
 }
 
+// ID returns the identity of this state database (see migration 002). It
+// marks every instance, so that the sweeper of one installation never
+// takes another's instances for orphans.
+func (s *Store) ID(ctx context.Context) (string, error) {
+	var id string
+	if err := s.Pool.QueryRow(ctx, "select id::text from drill_store order by created_at limit 1").Scan(&id); err != nil {
+		return "", fmt.Errorf("state database identity: %w", err)
+	}
+	return id, nil
+}
+
 // StoreOpts configures OpenStore.
 type StoreOpts struct {
 	// StatementTimeout for every connection (default 30s).
@@ -97,7 +108,13 @@ type CreateRunParams struct {
 	TriggeredBy string
 }
 
-// CreateRun inserts a run and returns it.
+// ErrDrillBusy is returned by CreateRun when the drill already has a queued
+// or running run: a drill never runs twice at the same time.
+var ErrDrillBusy = errors.New("drill already has a queued or running run")
+
+// CreateRun inserts a run and returns it. q may be a transaction (nil: the
+// pool). It fails with ErrDrillBusy while another run of the drill is
+// queued or running.
 func (s *Store) CreateRun(ctx context.Context, q Querier, p CreateRunParams) (*Run, error) {
 	if q == nil {
 		q = s.Pool
@@ -112,6 +129,12 @@ func (s *Store) CreateRun(ctx context.Context, q Querier, p CreateRunParams) (*R
 		values ($1, $2, $3, $4, $5, $6, $7) returning id, created_at`,
 		r.Drill, r.Status, r.Trigger, r.TriggeredBy, policy, objectiveSeconds(r.Objectives.RTO), objectiveSeconds(r.Objectives.RPO)).
 		Scan(&r.ID, &r.CreatedAt)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.ConstraintName == "drill_runs_one_active" {
+		var active int64
+		_ = s.Pool.QueryRow(ctx, "select id from drill_runs where drill = $1 and status in ('queued', 'running')", r.Drill).Scan(&active)
+		return nil, fmt.Errorf("%w: run %d of drill %s", ErrDrillBusy, active, r.Drill)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("record run: %w", err)
 	}
@@ -132,10 +155,15 @@ func (s *Store) exec(ctx context.Context, what, sql string, args ...any) error {
 	return nil
 }
 
-// StartRun marks a run running from startedAt until at most deadline.
-func (s *Store) StartRun(ctx context.Context, id int64, startedAt, deadline time.Time) error {
-	return s.exec(ctx, "run start", `update drill_runs set status = 'running', started_at = $2, deadline_at = $3 where id = $1`,
-		id, startedAt, deadline)
+// StartRun marks a run running from startedAt until at most deadline, on worker.
+func (s *Store) StartRun(ctx context.Context, id int64, startedAt, deadline time.Time, worker string) error {
+	return s.exec(ctx, "run start", `update drill_runs set status = 'running', started_at = $2, deadline_at = $3,
+		heartbeat_at = $2, worker = $4 where id = $1`, id, startedAt, deadline, worker)
+}
+
+// Heartbeat records that the process carrying out a run is alive.
+func (s *Store) Heartbeat(ctx context.Context, id int64, at time.Time) error {
+	return s.exec(ctx, "heartbeat", `update drill_runs set heartbeat_at = $2 where id = $1 and finished_at is null`, id, at)
 }
 
 // StartPhase records that a phase began.
@@ -157,13 +185,24 @@ func (s *Store) SetBackup(ctx context.Context, runID int64, b Backup) error {
 		runID, b.ID, b.CreatedAt, b.CreatedAtSource, b.Format, b.SizeBytes, nullString(b.Database))
 }
 
+// IntentHook runs inside the transaction that records a target's intent,
+// so that what it writes (a dead-man teardown job) commits with it.
+type IntentHook func(ctx context.Context, tx pgx.Tx, targetID int64) error
+
 // RecordTargetIntent records, before anything is created, the instance a
-// run is about to create. It returns the target record's id.
-func (s *Store) RecordTargetIntent(ctx context.Context, in Instance) (int64, error) {
+// run is about to create, and runs hook (when set) in the same
+// transaction. It returns the target record's id.
+func (s *Store) RecordTargetIntent(ctx context.Context, in Instance, hook IntentHook) (int64, error) {
 	details, _ := json.Marshal(in.Details)
 	var id int64
-	err := s.Pool.QueryRow(ctx, `insert into drill_targets (run_id, type, instance_id, details, state)
-		values ($1, $2, $3, $4, 'intended') returning id`, in.RunID, in.Type, in.ID, details).Scan(&id)
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `insert into drill_targets (run_id, type, instance_id, details, state)
+			values ($1, $2, $3, $4, 'intended') returning id`, in.RunID, in.Type, in.ID, details).Scan(&id)
+		if err != nil || hook == nil {
+			return err
+		}
+		return hook(ctx, tx, id)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("record target intent: %w", err)
 	}

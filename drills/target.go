@@ -15,6 +15,8 @@ type Instance struct {
 	// them against the marks on the instance.
 	RunID int64  `json:"run_id"`
 	Drill string `json:"drill"`
+	// StoreID names the state database that records the instance.
+	StoreID string `json:"store_id,omitempty"`
 	// Details are facts about the instance worth keeping (port, engine
 	// version, class). Never secrets.
 	Details map[string]string `json:"details,omitempty"`
@@ -50,6 +52,8 @@ type RunRef struct {
 	ID       int64
 	Drill    string
 	Deadline time.Time
+	// StoreID is the identity of the state database holding the run.
+	StoreID string
 }
 
 // Progress receives human-readable progress of long work ("downloaded 40 MiB
@@ -61,4 +65,12 @@ func (p Progress) Say(msg string) {
 	if p != nil {
 		p(msg)
 	}
+}
+
+// Sweepable is a Target that can list the instances carrying this tool's
+// marks, so that the sweeper finds ones the store has no record of.
+type Sweepable interface {
+	Target
+	// Managed lists every instance with the tool's marks (only those).
+	Managed(ctx context.Context) ([]Instance, error)
 }

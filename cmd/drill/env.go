@@ -13,7 +13,6 @@ import (
 
 	"drill/drills"
 	"drill/drills/local"
-	"drill/drills/pgdump"
 
 	"golang.org/x/term"
 )
@@ -129,39 +128,6 @@ func connectStore(ctx context.Context, cfg *drills.Config, log *slog.Logger) (*d
 	return store, func() { store.Close(); closeAll() }, nil
 }
 
-// backends builds the Source and Target of a drill. Errors here mean the
-// drill cannot be carried out on this machine (exit 3).
-func backends(ctx context.Context, spec *drills.Spec) (drills.Source, drills.Target, error) {
-	var pgRestore string
-	if bin, err := local.FindBinaries(); err == nil {
-		pgRestore = bin.Path("pg_restore")
-	}
-	var src drills.Source
-	var err error
-	switch spec.Source.Type {
-	case drills.SourcePgdump:
-		src, err = pgdump.NewSource(ctx, pgdump.SourceConfig{Location: spec.Source.Location, Pattern: spec.Source.Pattern,
-			Region: spec.Source.Region, Endpoint: spec.Source.Endpoint, PGRestore: pgRestore})
-	default:
-		err = fmt.Errorf("unknown source type %q", spec.Source.Type)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("drill %q: source: %w", spec.Name, err)
-	}
-	var tgt drills.Target
-	switch spec.Target.Type {
-	case drills.TargetLocal:
-		tgt, err = local.NewTarget(local.TargetConfig{Dir: spec.Target.Dir, RunAs: spec.Target.RunAs,
-			Database: spec.Target.Database, Jobs: spec.Target.Jobs})
-	default:
-		err = fmt.Errorf("unknown target type %q", spec.Target.Type)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("drill %q: target: %w", spec.Name, err)
-	}
-	return src, tgt, nil
-}
-
 // whoAmI names who triggered a manual run: user@host.
 func whoAmI() string {
 	name := fmt.Sprint(os.Getuid())
@@ -195,3 +161,5 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+func stderr() *os.File { return os.Stderr }

@@ -39,6 +39,9 @@ without one, an embedded PostgreSQL under $DRILL_HOME.
 		newShowCommand(g),
 		newValidateCommand(g),
 		newMigrateCommand(g),
+		newWorkerCommand(g),
+		newSweepCommand(g),
+		newScheduleCommand(g),
 	)
 	return root
 }

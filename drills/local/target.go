@@ -74,6 +74,7 @@ type marker struct {
 	ManagedBy string    `json:"managed_by"`
 	Drill     string    `json:"drill"`
 	RunID     int64     `json:"run_id"`
+	StoreID   string    `json:"store_id"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -84,7 +85,7 @@ func (t *Target) Plan(run drills.RunRef) (drills.Instance, error) {
 	if err != nil {
 		return drills.Instance{}, err
 	}
-	return drills.Instance{Type: TargetType, ID: dir, RunID: run.ID, Drill: run.Drill, Details: map[string]string{}}, nil
+	return drills.Instance{Type: TargetType, ID: dir, RunID: run.ID, Drill: run.Drill, StoreID: run.StoreID, Details: map[string]string{}}, nil
 }
 
 func (t *Target) cluster(in drills.Instance) *Cluster {
@@ -99,7 +100,7 @@ func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Ba
 	if err := os.Mkdir(in.ID, 0o700); err != nil {
 		return fmt.Errorf("create cluster directory: %w", err)
 	}
-	m, _ := json.Marshal(marker{ManagedBy: "drill", Drill: in.Drill, RunID: in.RunID, CreatedAt: time.Now().UTC()})
+	m, _ := json.Marshal(marker{ManagedBy: "drill", Drill: in.Drill, RunID: in.RunID, StoreID: in.StoreID, CreatedAt: time.Now().UTC()})
 	if err := os.WriteFile(filepath.Join(in.ID, markerFile), m, 0o644); err != nil {
 		return err
 	}
@@ -295,4 +296,31 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+var _ drills.Sweepable = (*Target)(nil)
+
+// Managed lists the cluster directories under Dir that carry a marker.
+// Directories without one are never listed, whatever their name.
+func (t *Target) Managed(ctx context.Context) ([]drills.Instance, error) {
+	entries, err := os.ReadDir(t.cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []drills.Instance
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "drill-") {
+			continue
+		}
+		dir, err := filepath.Abs(filepath.Join(t.cfg.Dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		m, err := readMarker(dir)
+		if err != nil || m.ManagedBy != "drill" {
+			continue
+		}
+		out = append(out, drills.Instance{Type: TargetType, ID: dir, RunID: m.RunID, Drill: m.Drill, StoreID: m.StoreID, Details: map[string]string{}})
+	}
+	return out, nil
 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"drill/jobs"
+
+	"github.com/spf13/cobra"
+)
+
+type workerOpts struct {
+	*globalOpts
+	concurrency int
+	grace       time.Duration
+	sweepEvery  time.Duration
+	staleAfter  time.Duration
+}
+
+func newWorkerCommand(g *globalOpts) *cobra.Command {
+	o := &workerOpts{globalOpts: g}
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run scheduled and queued drills until SIGINT/SIGTERM",
+		Long: `Run river workers: each drill with a schedule runs on it, runs queued with
+drill run --enqueue are picked up, and the sweeper removes whatever a crashed
+drill left behind (at start and every --sweep-every). Run several workers on
+several hosts against one state database: each scheduled tick runs once, and
+a drill never runs twice at the same time.
+
+On SIGINT/SIGTERM the worker stops taking drills, gives running drills
+--shutdown-grace to finish, then interrupts them (they are torn down and
+recorded as interrupted).`,
+		Example: "  drill worker --config /etc/drill/drill.yaml\n  drill worker --concurrency 4",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runWorker(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().IntVar(&o.concurrency, "concurrency", 2, "drills this process runs at once")
+	cmd.Flags().DurationVar(&o.grace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long running drills may go on before they are interrupted")
+	cmd.Flags().DurationVar(&o.sweepEvery, "sweep-every", jobs.DefaultSweepEvery, "how often the sweeper runs")
+	cmd.Flags().DurationVar(&o.staleAfter, "stale-after", jobs.DefaultStaleAfter, "a running drill without a heartbeat for this long is ended as interrupted")
+	return cmd
+}
+
+func runWorker(ctx context.Context, o *workerOpts) error {
+	if o.concurrency < 1 || o.staleAfter < 6*time.Second || o.sweepEvery < time.Second {
+		return withCode(exitUsage, errors.New("--concurrency must be at least 1, --stale-after at least 6s, --sweep-every at least 1s"))
+	}
+	cfg, err := o.loadConfig()
+	if err != nil {
+		return err
+	}
+	log, err := o.logger(stderr(), isTerminal(stderr()))
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	jobs.Version = version
+	client, err := jobs.NewWorkerClient(jobs.Config{Drills: cfg, Store: store, Logger: log, Concurrency: o.concurrency,
+		SweepEvery: o.sweepEvery, StaleAfter: o.staleAfter})
+	if err != nil {
+		return withCode(exitUnavailable, err)
+	}
+	// The client gets a context of its own: a signal starts the graceful
+	// stop below rather than cancelling running drills at once.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		return withCode(exitUnavailable, fmt.Errorf("start workers: %w", err))
+	}
+	scheduled := 0
+	for _, d := range cfg.Drills {
+		if d.Schedule != "" {
+			scheduled++
+		}
+	}
+	log.Info("worker started", "drills", len(cfg.Drills), "scheduled", scheduled, "concurrency", o.concurrency)
+	<-ctx.Done()
+
+	log.Info("stopping: no new drills; running drills get the grace period", "grace", o.grace.String())
+	graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
+	defer cancel()
+	if err := client.Stop(graceCtx); err == nil {
+		log.Info("worker stopped")
+		return nil
+	}
+	log.Warn("grace period over: interrupting running drills (they are torn down)")
+	tearCtx, cancelTear := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancelTear()
+	if err := client.StopAndCancel(tearCtx); err != nil {
+		return withCode(exitUnavailable, fmt.Errorf("stop workers: %w", err))
+	}
+	log.Info("worker stopped")
+	return nil
+}

@@ -1,0 +1,79 @@
+package drills
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Named schedules, as cron expressions in the schedule's time zone (UTC
+// unless schedule_timezone says otherwise).
+var namedSchedules = map[string]string{
+	"quarterly": "0 3 1 1,4,7,10 *", // 03:00 on the 1st of January, April, July and October
+	"monthly":   "0 3 1 * *",
+	"weekly":    "0 3 * * 1", // Mondays
+	"daily":     "0 3 * * *",
+}
+
+// Schedule is a parsed drill schedule.
+type Schedule struct {
+	Spec     string
+	Location *time.Location
+	cron     cron.Schedule
+}
+
+// ParseSchedule parses quarterly, monthly, weekly, daily, a 5-field cron
+// expression or a descriptor such as @hourly or "@every 30m", in time
+// zone tz (default UTC).
+func ParseSchedule(spec, tz string) (*Schedule, error) {
+	loc := time.UTC
+	if tz != "" {
+		var err error
+		if loc, err = time.LoadLocation(tz); err != nil {
+			return nil, fmt.Errorf("schedule_timezone %q: unknown time zone", tz)
+		}
+	}
+	expr := strings.TrimSpace(spec)
+	if named, ok := namedSchedules[strings.ToLower(expr)]; ok {
+		expr = named
+	}
+	if strings.HasPrefix(expr, "TZ=") || strings.HasPrefix(expr, "CRON_TZ=") {
+		return nil, fmt.Errorf("schedule %q: set the time zone with schedule_timezone", spec)
+	}
+	parsed, err := cron.ParseStandard("CRON_TZ=" + loc.String() + " " + expr)
+	if err != nil {
+		return nil, fmt.Errorf("schedule %q: want quarterly, monthly, weekly, daily or a cron expression such as \"0 3 * * 1\" (%v)", spec, err)
+	}
+	return &Schedule{Spec: spec, Location: loc, cron: parsed}, nil
+}
+
+// Next returns the first tick after t.
+func (s *Schedule) Next(t time.Time) time.Time { return s.cron.Next(t) }
+
+// Upcoming returns the next n ticks after t.
+func (s *Schedule) Upcoming(t time.Time, n int) []time.Time {
+	out := make([]time.Time, 0, n)
+	for i := 0; i < n; i++ {
+		t = s.cron.Next(t)
+		out = append(out, t)
+	}
+	return out
+}
+
+// Period is the longest gap between ticks over the year after t: a drill
+// whose last success is older than that (plus a grace) is overdue.
+func (s *Schedule) Period(t time.Time) time.Duration {
+	var longest time.Duration
+	prev := s.cron.Next(t)
+	end := t.AddDate(1, 0, 0)
+	for i := 0; i < 10000 && prev.Before(end); i++ {
+		next := s.cron.Next(prev)
+		if d := next.Sub(prev); d > longest {
+			longest = d
+		}
+		prev = next
+	}
+	return longest
+}

@@ -1,0 +1,184 @@
+package drills
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// FailUnfinished ends a run that is still queued or running as failed with
+// reason and message, and closes its open phases. It reports whether it
+// changed anything: a run that already finished is left alone.
+func (s *Store) FailUnfinished(ctx context.Context, runID int64, reason, msg string, at time.Time) (bool, error) {
+	var changed bool
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `update drill_runs set status = 'failed', reason = $2, error = $3, finished_at = $4,
+			rto_met = case when objective_rto_seconds is not null then false end
+			where id = $1 and finished_at is null`, runID, reason, msg, at)
+		if err != nil {
+			return err
+		}
+		changed = tag.RowsAffected() == 1
+		if !changed {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `update drill_phases set finished_at = $2, error = $3 where run_id = $1 and finished_at is null`, runID, at, msg)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("fail run %d: %w", runID, err)
+	}
+	return changed, nil
+}
+
+// StaleRun is a run that is still marked running but whose process stopped
+// beating, or that is past its deadline.
+type StaleRun struct {
+	ID           int64
+	Drill        string
+	PastDeadline bool
+}
+
+// StaleRuns lists running runs without a heartbeat for staleAfter, and
+// running or queued runs past their deadline plus grace.
+func (s *Store) StaleRuns(ctx context.Context, now time.Time, staleAfter, grace time.Duration) ([]StaleRun, error) {
+	rows, err := s.Pool.Query(ctx, `select id, drill, coalesce(deadline_at + $3 < $1, false) from drill_runs
+		where finished_at is null and status = 'running'
+		  and (heartbeat_at < $1 - $2 or deadline_at + $3 < $1)
+		order by id`, now, staleAfter, grace)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (StaleRun, error) {
+		var sr StaleRun
+		err := r.Scan(&sr.ID, &sr.Drill, &sr.PastDeadline)
+		return sr, err
+	})
+}
+
+// TargetToSweep is a target the store knows that may still exist.
+type TargetToSweep struct {
+	TargetID int64
+	Run      *Run
+	Record   TargetRecord
+}
+
+// TargetsToSweep lists targets not yet destroyed (intended, created or
+// destroy_failed) whose run has finished. Kept targets are left to people.
+func (s *Store) TargetsToSweep(ctx context.Context) ([]TargetToSweep, error) {
+	return s.targetsWhere(ctx, `t.state in ('intended', 'created', 'destroy_failed') and r.finished_at is not null`)
+}
+
+// TargetByID returns one target with its run.
+func (s *Store) TargetByID(ctx context.Context, id int64) (*TargetToSweep, error) {
+	ts, err := s.targetsWhere(ctx, "t.id = $1", id)
+	if err != nil || len(ts) == 0 {
+		return nil, err
+	}
+	return &ts[0], nil
+}
+
+func (s *Store) targetsWhere(ctx context.Context, where string, args ...any) ([]TargetToSweep, error) {
+	rows, err := s.Pool.Query(ctx, `select t.id, t.run_id, r.drill, r.status, r.finished_at, t.type, t.instance_id, t.details, t.state
+		from drill_targets t join drill_runs r on r.id = t.run_id where `+where+` order by t.id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []TargetToSweep
+	var ts TargetToSweep
+	var run Run
+	var details []byte
+	_, err = pgx.ForEachRow(rows, []any{&ts.TargetID, &run.ID, &run.Drill, &run.Status, &run.FinishedAt,
+		&ts.Record.Type, &ts.Record.InstanceID, &details, &ts.Record.State}, func() error {
+		r := run
+		rec := ts.Record
+		rec.ID = ts.TargetID
+		rec.Details = map[string]string{}
+		_ = json.Unmarshal(details, &rec.Details)
+		out = append(out, TargetToSweep{TargetID: ts.TargetID, Run: &r, Record: rec})
+		run = Run{}
+		return nil
+	})
+	return out, err
+}
+
+// KnownInstances returns the instance ids of every target of type the
+// store has a record of.
+func (s *Store) KnownInstances(ctx context.Context, targetType string) (map[string]bool, error) {
+	rows, err := s.Pool.Query(ctx, "select instance_id from drill_targets where type = $1", targetType)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	known := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		known[id] = true
+	}
+	return known, nil
+}
+
+// DrillStatus is the latest activity of one drill.
+type DrillStatus struct {
+	Drill         string
+	LastRun       *Run
+	LastSuccessAt *time.Time
+	FirstRunAt    *time.Time
+}
+
+// DrillStatuses returns, per drill name, its newest run and the finish
+// time of its newest passed run.
+func (s *Store) DrillStatuses(ctx context.Context, names []string) (map[string]*DrillStatus, error) {
+	out := map[string]*DrillStatus{}
+	for _, n := range names {
+		out[n] = &DrillStatus{Drill: n}
+	}
+	rows, err := s.Pool.Query(ctx, `select d.name,
+			(select id from drill_runs where drill = d.name order by id desc limit 1),
+			(select max(finished_at) from drill_runs where drill = d.name and status = 'passed'),
+			(select min(created_at) from drill_runs where drill = d.name)
+		from unnest($1::text[]) as d(name)`, names)
+	if err != nil {
+		return nil, err
+	}
+	var name string
+	var lastID *int64
+	var lastSuccess, firstRun *time.Time
+	ids := map[string]int64{}
+	_, err = pgx.ForEachRow(rows, []any{&name, &lastID, &lastSuccess, &firstRun}, func() error {
+		out[name].LastSuccessAt, out[name].FirstRunAt = lastSuccess, firstRun
+		if lastID != nil {
+			ids[name] = *lastID
+		}
+		lastSuccess, lastID, firstRun = nil, nil, nil
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for n, id := range ids {
+		r, err := s.Run(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out[n].LastRun = r
+	}
+	return out, nil
+}
+
+// ClaimOverdueNotice records that drill is overdue since lastSuccess and
+// reports whether this is news (no notice was sent for that last success).
+func (s *Store) ClaimOverdueNotice(ctx context.Context, drill string, lastSuccess *time.Time) (bool, error) {
+	tag, err := s.Pool.Exec(ctx, `insert into drill_overdue_notices (drill, last_success_at) values ($1, $2)
+		on conflict (drill) do update set last_success_at = excluded.last_success_at, notified_at = now()
+		where drill_overdue_notices.last_success_at is distinct from excluded.last_success_at`, drill, lastSuccess)
+	if err != nil {
+		return false, err
+	}
+	return tag.RowsAffected() == 1, nil
+}

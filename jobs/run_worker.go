@@ -1,0 +1,159 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"drill/drills"
+	"drill/drills/backends"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+)
+
+// enqueueTxFunc inserts a job inside a transaction.
+type enqueueTxFunc func(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) error
+
+// runWorker carries out one drill run.
+type runWorker struct {
+	river.WorkerDefaults[RunDrillArgs]
+	cfg     Config
+	sweeper *Sweeper
+	enqueue enqueueTxFunc
+}
+
+// Timeout is the drill's own timeout plus time for teardown: the runner
+// enforces the drill's deadline itself and then tears down.
+func (w *runWorker) Timeout(job *river.Job[RunDrillArgs]) time.Duration {
+	if spec := w.cfg.Drills.Drill(job.Args.Drill); spec != nil {
+		return spec.Timeout + teardownSlack
+	}
+	return teardownSlack
+}
+
+func (w *runWorker) Work(ctx context.Context, job *river.Job[RunDrillArgs]) error {
+	args := job.Args
+	log := w.cfg.Logger.With("component", "worker", "drill", args.Drill, "job_id", job.ID)
+	store := w.cfg.Store
+	spec := w.cfg.Drills.Drill(args.Drill)
+	if spec == nil {
+		if args.RunID != 0 {
+			_, _ = store.FailUnfinished(ctx, args.RunID, drills.ReasonLocateFailed,
+				fmt.Sprintf("drill %q is not in this worker's config %s", args.Drill, w.cfg.Drills.Path), w.cfg.Now())
+		}
+		return river.JobCancel(fmt.Errorf("drill %q is not in the config", args.Drill))
+	}
+	var run *drills.Run
+	var err error
+	if args.RunID == 0 { // a scheduled tick: record its run now
+		run, err = store.CreateRun(ctx, nil, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, w.cfg.Drills.Path, Version),
+			Status: drills.StatusQueued, Trigger: args.Trigger, TriggeredBy: "schedule@" + workerName()})
+		if errors.Is(err, drills.ErrDrillBusy) {
+			log.Warn("scheduled run skipped: the drill is still running", "error", err.Error())
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		if run, err = store.Run(ctx, args.RunID); err != nil {
+			return err
+		}
+		if done, err := w.resumeOrSkip(ctx, job, run); done || err != nil {
+			return err
+		}
+	}
+	log = log.With("run_id", run.ID)
+	src, tgt, err := backends.For(ctx, spec)
+	if err != nil {
+		_, _ = store.FailUnfinished(ctx, run.ID, drills.ReasonProvisionFailed, "this worker cannot run the drill: "+err.Error(), w.cfg.Now())
+		w.notifyFailure(ctx, spec, run.ID)
+		return river.JobCancel(err)
+	}
+	runner := &drills.Runner{Store: store, Logger: w.cfg.Logger.With("component", "runner"), Worker: workerName(),
+		HeartbeatEvery: w.cfg.StaleAfter / 6, OnIntent: w.deadMan(spec)}
+	run, err = runner.Execute(ctx, run, drills.RunParams{Spec: spec, Source: src, Target: tgt,
+		Policy: drills.PolicyOf(spec, w.cfg.Drills.Path, Version), Trigger: run.Trigger, TriggeredBy: run.TriggeredBy})
+	if err != nil {
+		return err // the store failed: river retries, and the retry ends the run as interrupted
+	}
+	log.Info("run finished", "status", run.Status, "reason", run.Reason)
+	if run.Status == drills.StatusFailed && run.Reason != drills.ReasonInterrupted {
+		w.notifyFailure(ctx, spec, run.ID)
+	}
+	return nil
+}
+
+// resumeOrSkip handles a job whose run was recorded before: queued runs
+// go ahead; finished ones are done; a run still marked running is a retry
+// after a crash — unless its heartbeat is fresh (another worker still has
+// it), it ends as interrupted and its target is destroyed.
+func (w *runWorker) resumeOrSkip(ctx context.Context, job *river.Job[RunDrillArgs], run *drills.Run) (bool, error) {
+	switch {
+	case run.FinishedAt != nil:
+		return true, nil
+	case run.Status == drills.StatusQueued:
+		return false, nil
+	}
+	var heartbeat *time.Time
+	if err := w.cfg.Store.Pool.QueryRow(ctx, "select heartbeat_at from drill_runs where id = $1", run.ID).Scan(&heartbeat); err != nil {
+		return true, err
+	}
+	if heartbeat != nil && w.cfg.Now().Sub(*heartbeat) < w.cfg.StaleAfter {
+		return true, river.JobSnooze(w.cfg.StaleAfter)
+	}
+	if _, err := w.cfg.Store.FailUnfinished(ctx, run.ID, drills.ReasonInterrupted,
+		fmt.Sprintf("interrupted: the worker carrying out the run stopped (attempt %d)", job.Attempt), w.cfg.Now()); err != nil {
+		return true, err
+	}
+	_, err := w.sweeper.SweepRun(ctx, run.ID)
+	return true, err
+}
+
+// deadMan inserts, with the target's intent, a teardown job at the
+// run's deadline plus slack.
+func (w *runWorker) deadMan(*drills.Spec) func(context.Context, pgx.Tx, *drills.Run, int64) error {
+	return deadManWith(w.enqueue)
+}
+
+// DeadMan returns a Runner.OnIntent hook that inserts the dead-man
+// teardown job of a target with client, in the intent's transaction.
+func DeadMan(client *river.Client[pgx.Tx]) func(context.Context, pgx.Tx, *drills.Run, int64) error {
+	return deadManWith(func(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) error {
+		_, err := client.InsertTx(ctx, tx, args, opts)
+		return err
+	})
+}
+
+func deadManWith(enqueue enqueueTxFunc) func(context.Context, pgx.Tx, *drills.Run, int64) error {
+	return func(ctx context.Context, tx pgx.Tx, run *drills.Run, targetID int64) error {
+		at := run.Deadline.Add(teardownSlack)
+		return enqueue(ctx, tx, TeardownArgs{RunID: run.ID, TargetID: targetID}, &river.InsertOpts{ScheduledAt: at})
+	}
+}
+
+func (w *runWorker) notifyFailure(ctx context.Context, spec *drills.Spec, runID int64) {
+	if err := enqueueNotifications(ctx, w.cfg.Store, w.enqueue, spec, EventFailed, runID); err != nil {
+		w.cfg.Logger.Warn("could not queue notifications", "drill", spec.Name, "run_id", runID, "error", err.Error())
+	}
+}
+
+// enqueueNotifications inserts one notify job per webhook of the drill.
+func enqueueNotifications(ctx context.Context, store *drills.Store, enqueue enqueueTxFunc, spec *drills.Spec, event string, runID int64) error {
+	if len(spec.Notify) == 0 {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, store.Pool, func(tx pgx.Tx) error {
+		for i := range spec.Notify {
+			if err := enqueue(ctx, tx, NotifyArgs{Drill: spec.Name, Webhook: i, Event: event, RunID: runID}, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Version is the tool version recorded with runs; set by main.
+var Version = "dev"

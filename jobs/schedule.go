@@ -1,0 +1,37 @@
+package jobs
+
+import (
+	"time"
+
+	"drill/drills"
+
+	"github.com/riverqueue/river"
+)
+
+// PeriodicJobs returns a periodic job per scheduled drill, plus the
+// sweeper every sweepEvery (and at start). Only river's elected leader
+// inserts periodic jobs, and a drill's job is unique while one is queued
+// or running: several workers on several hosts run each tick once.
+func PeriodicJobs(cfg *drills.Config, sweepEvery time.Duration) ([]*river.PeriodicJob, error) {
+	jobs := []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(sweepEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "drill-sweep", RunOnStart: true}),
+	}
+	for _, d := range cfg.Drills {
+		if d.Schedule == "" {
+			continue
+		}
+		sched, err := drills.ParseSchedule(d.Schedule, d.ScheduleTimezone)
+		if err != nil {
+			return nil, err
+		}
+		name := d.Name
+		jobs = append(jobs, river.NewPeriodicJob(sched,
+			func() (river.JobArgs, *river.InsertOpts) {
+				return RunDrillArgs{Drill: name, Trigger: drills.TriggerSchedule}, nil
+			},
+			&river.PeriodicJobOpts{ID: "drill-schedule-" + name}))
+	}
+	return jobs, nil
+}
