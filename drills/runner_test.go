@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,13 +16,7 @@ import (
 	"drill/verify"
 )
 
-func TestMain(m *testing.M) {
-	code := drilltest.Main(m)
-	if bigDumpDir != "" {
-		os.RemoveAll(bigDumpDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
 
 type bundle struct {
 	store     *drills.Store
@@ -264,36 +257,9 @@ func TestDrillEmptyDirectory(t *testing.T) {
 	drilltest.AssertNothingLeft(t, b.targetDir)
 }
 
-var (
-	bigDumpOnce sync.Once
-	bigDumpDir  string
-	bigDumpPath string
-)
-
 // bigShop puts a backup into b.backups whose restore takes long enough
-// to interrupt it. It is made once per test binary.
-func bigShop(t *testing.T, b bundle) {
-	t.Helper()
-	bigDumpOnce.Do(func() {
-		shop := drilltest.Shop(t)
-		drilltest.Exec(t, shop,
-			"create table events (id bigint, payload text, at timestamptz)",
-			"insert into events select g, md5(g::text) || md5((g+1)::text), now() from generate_series(1, 1500000) g",
-			"create index on events (payload)",
-		)
-		var err error
-		if bigDumpDir, err = os.MkdirTemp("", "drilltest-big-"); err != nil {
-			t.Fatal(err)
-		}
-		bigDumpPath = drilltest.DumpAs(t, shop, "custom", filepath.Join(bigDumpDir, "shop.dump"))
-	})
-	if bigDumpPath == "" {
-		t.Fatal("big dump not made")
-	}
-	if err := os.Symlink(bigDumpPath, filepath.Join(b.backups, "shop.dump")); err != nil {
-		t.Fatal(err)
-	}
-}
+// to interrupt it.
+func bigShop(t *testing.T, b bundle) { drilltest.BigDump(t, b.backups) }
 
 // cancelDuringRestore returns an event hook that calls cancel once the
 // restore phase has run for a moment.

@@ -45,9 +45,9 @@ type StaleRun struct {
 // StaleRuns lists running runs without a heartbeat for staleAfter, and
 // running or queued runs past their deadline plus grace.
 func (s *Store) StaleRuns(ctx context.Context, now time.Time, staleAfter, grace time.Duration) ([]StaleRun, error) {
-	rows, err := s.Pool.Query(ctx, `select id, drill, coalesce(deadline_at + $3 < $1, false) from drill_runs
+	rows, err := s.Pool.Query(ctx, `select id, drill, coalesce(deadline_at + $3::interval < $1::timestamptz, false) from drill_runs
 		where finished_at is null and status = 'running'
-		  and (heartbeat_at < $1 - $2 or deadline_at + $3 < $1)
+		  and (heartbeat_at < $1::timestamptz - $2::interval or deadline_at + $3::interval < $1::timestamptz)
 		order by id`, now, staleAfter, grace)
 	if err != nil {
 		return nil, err

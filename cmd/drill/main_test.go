@@ -267,12 +267,7 @@ func TestMigrate(t *testing.T) {
 func TestInterruptDuringRestore(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1)
-	shop := drilltest.Shop(t)
-	drilltest.Exec(t, shop,
-		"create table events (id bigint, payload text)",
-		"insert into events select g, md5(g::text) || md5((g + 1)::text) from generate_series(1, 1500000) g",
-		"create index on events (payload)")
-	drilltest.DumpAs(t, shop, "custom", filepath.Join(b.backups, "shop.dump"))
+	drilltest.BigDump(t, b.backups)
 
 	cmd := exec.Command(drillBin, "run", "shop", "--json")
 	cmd.Env = append(os.Environ(), b.env...)

@@ -34,6 +34,9 @@ var (
 // was started, afterwards. Call it from TestMain.
 func Main(m *testing.M) int {
 	code := m.Run()
+	if bigDir != "" {
+		_ = os.RemoveAll(bigDir)
+	}
 	if private != nil {
 		_ = private.Close(context.Background())
 		_ = os.RemoveAll(filepath.Dir(private.Dir()))

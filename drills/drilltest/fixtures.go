@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -92,4 +93,41 @@ func BackupDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+var (
+	bigOnce sync.Once
+	bigDir  string
+	bigPath string
+	bigErr  string
+)
+
+// BigDump links into dir a custom-format backup whose restore takes
+// several seconds (1.5M rows and an index): long enough to interrupt. It
+// is made once per test binary and removed by Main.
+func BigDump(t testing.TB, dir string) string {
+	t.Helper()
+	bigOnce.Do(func() {
+		shop := Shop(t)
+		Exec(t, shop,
+			"create table events (id bigint, payload text, at timestamptz)",
+			"insert into events select g, md5(g::text) || md5((g + 1)::text), now() from generate_series(1, 1500000) g",
+			"create index on events (payload)",
+		)
+		d, err := os.MkdirTemp("", "drilltest-big-")
+		if err != nil {
+			bigErr = err.Error()
+			return
+		}
+		bigDir = d
+		bigPath = DumpAs(t, shop, "custom", filepath.Join(d, "shop.dump"))
+	})
+	if bigPath == "" {
+		t.Fatalf("big dump not made: %s", bigErr)
+	}
+	link := filepath.Join(dir, "shop.dump")
+	if err := os.Symlink(bigPath, link); err != nil {
+		t.Fatal(err)
+	}
+	return link
 }
