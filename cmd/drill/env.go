@@ -138,21 +138,44 @@ func whoAmI() string {
 	return strings.TrimSuffix(name+"@"+host, "@")
 }
 
-// storeForCommand reads the optional config, sets up logging and opens the
-// state database; migrate says whether pending migrations are applied.
-func (g *globalOpts) storeForCommand(ctx context.Context, migrate bool) (*drills.Store, func(), error) {
-	cfg, err := g.optionalConfig()
+// session is what most commands start with: the config, the logger and
+// the state database.
+type session struct {
+	cfg   *drills.Config
+	log   *slog.Logger
+	store *drills.Store
+	close func()
+}
+
+// sessionOpts say what a command needs.
+type sessionOpts struct {
+	needConfig bool // the config file must exist (else it is optional)
+	noMigrate  bool // connect without applying migrations
+}
+
+// open reads the config, sets up logging and opens the state database.
+func (g *globalOpts) open(ctx context.Context, so sessionOpts) (*session, error) {
+	load := g.optionalConfig
+	if so.needConfig {
+		load = g.loadConfig
+	}
+	cfg, err := load()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	log, err := g.logger(os.Stderr, isTerminal(os.Stderr))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if migrate {
-		return openStore(ctx, cfg, log)
+	connect := openStore
+	if so.noMigrate {
+		connect = connectStore
 	}
-	return connectStore(ctx, cfg, log)
+	store, closeStore, err := connect(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return &session{cfg: cfg, log: log, store: store, close: closeStore}, nil
 }
 
 // writeJSON prints v as indented JSON.
@@ -161,5 +184,3 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
-
-func stderr() *os.File { return os.Stderr }

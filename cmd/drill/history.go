@@ -46,11 +46,12 @@ func runHistory(ctx context.Context, o *historyOpts) error {
 	if o.limit < 1 {
 		return withCode(exitUsage, fmt.Errorf("--limit must be at least 1"))
 	}
-	store, closeStore, err := o.storeForCommand(ctx, true)
+	s, err := o.open(ctx, sessionOpts{})
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer s.close()
+	store := s.store
 	runs, err := store.Runs(ctx, drills.RunFilter{Drill: o.drill, Limit: o.limit})
 	if err != nil {
 		return withCode(exitUnavailable, err)

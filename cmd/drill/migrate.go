@@ -33,11 +33,12 @@ store apply them themselves; run this to migrate ahead of a deploy.`,
 }
 
 func runMigrate(ctx context.Context, o *migrateOpts) error {
-	store, closeStore, err := o.storeForCommand(ctx, false)
+	s, err := o.open(ctx, sessionOpts{noMigrate: true})
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer s.close()
+	store := s.store
 	res, err := store.Migrate(ctx)
 	if err != nil {
 		return withCode(exitUnavailable, fmt.Errorf("migrate state database: %w", err))

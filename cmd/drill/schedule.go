@@ -57,19 +57,12 @@ than one schedule period plus overdue_grace (default 1 day).`,
 }
 
 func runSchedule(ctx context.Context, o *scheduleOpts) error {
-	cfg, err := o.loadConfig()
+	s, err := o.open(ctx, sessionOpts{needConfig: true})
 	if err != nil {
 		return err
 	}
-	log, err := o.logger(stderr(), isTerminal(stderr()))
-	if err != nil {
-		return err
-	}
-	store, closeStore, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
+	defer s.close()
+	cfg, store := s.cfg, s.store
 	statuses, err := jobs.ScheduleStatuses(ctx, store, cfg, time.Now())
 	if err != nil {
 		return withCode(exitUnavailable, err)

@@ -40,11 +40,12 @@ func newShowCommand(g *globalOpts) *cobra.Command {
 }
 
 func runShow(ctx context.Context, o *showOpts) error {
-	store, closeStore, err := o.storeForCommand(ctx, true)
+	s, err := o.open(ctx, sessionOpts{})
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer s.close()
+	store := s.store
 	run, err := store.Run(ctx, o.id)
 	if errors.Is(err, drills.ErrRunNotFound) {
 		return withCode(exitUsage, fmt.Errorf("no run %d (see drill history)", o.id))

@@ -37,19 +37,12 @@ of. Instances without drill's marks are never touched.`,
 }
 
 func runSweep(ctx context.Context, o *sweepOpts) error {
-	cfg, err := o.optionalConfig()
+	s, err := o.open(ctx, sessionOpts{})
 	if err != nil {
 		return err
 	}
-	log, err := o.logger(stderr(), isTerminal(stderr()))
-	if err != nil {
-		return err
-	}
-	store, closeStore, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
+	defer s.close()
+	cfg, log, store := s.cfg, s.log, s.store
 	client, err := jobs.NewInsertClient(store.Pool)
 	if err != nil {
 		return withCode(exitUnavailable, err)

@@ -50,19 +50,12 @@ func runWorker(ctx context.Context, o *workerOpts) error {
 	if o.concurrency < 1 || o.staleAfter < 6*time.Second || o.sweepEvery < time.Second {
 		return withCode(exitUsage, errors.New("--concurrency must be at least 1, --stale-after at least 6s, --sweep-every at least 1s"))
 	}
-	cfg, err := o.loadConfig()
+	s, err := o.open(ctx, sessionOpts{needConfig: true})
 	if err != nil {
 		return err
 	}
-	log, err := o.logger(stderr(), isTerminal(stderr()))
-	if err != nil {
-		return err
-	}
-	store, closeStore, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
+	defer s.close()
+	cfg, log, store := s.cfg, s.log, s.store
 	jobs.Version = version
 	client, err := jobs.NewWorkerClient(jobs.Config{Drills: cfg, Store: store, Logger: log, Concurrency: o.concurrency,
 		SweepEvery: o.sweepEvery, StaleAfter: o.staleAfter})
