@@ -241,12 +241,23 @@ type Outcome struct {
 	RPOMet     *bool
 }
 
-// FinishRun records a run's outcome.
+// FinishRun records a run's outcome and seals the run into its drill's
+// hash chain, in one transaction.
 func (s *Store) FinishRun(ctx context.Context, runID int64, o Outcome) error {
-	return s.exec(ctx, "run outcome", `update drill_runs set status = $2, reason = $3, error = $4, finished_at = $5,
-		rto_seconds = $6, rpo_seconds = $7, data_rpo_seconds = $8, rto_met = $9, rpo_met = $10 where id = $1`,
-		runID, o.Status, nullString(o.Reason), nullString(o.Error), o.FinishedAt,
-		optSeconds(o.RTO), optSeconds(o.RPO), optSeconds(o.DataRPO), o.RTOMet, o.RPOMet)
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `update drill_runs set status = $2, reason = $3, error = $4, finished_at = $5,
+			rto_seconds = $6, rpo_seconds = $7, data_rpo_seconds = $8, rto_met = $9, rpo_met = $10 where id = $1`,
+			runID, o.Status, nullString(o.Reason), nullString(o.Error), o.FinishedAt,
+			optSeconds(o.RTO), optSeconds(o.RPO), optSeconds(o.DataRPO), o.RTOMet, o.RPOMet)
+		if err != nil {
+			return err
+		}
+		return s.seal(ctx, tx, runID, o.FinishedAt)
+	})
+	if err != nil {
+		return fmt.Errorf("record run outcome: %w", err)
+	}
+	return nil
 }
 
 func nullString(s string) *string {

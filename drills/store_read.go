@@ -59,15 +59,17 @@ func fromSeconds(s *float64) *time.Duration {
 }
 
 // Run returns a run with its phases, checks and target, or ErrRunNotFound.
-func (s *Store) Run(ctx context.Context, id int64) (*Run, error) {
-	r, err := scanRun(s.Pool.QueryRow(ctx, "select "+runColumns+" from drill_runs where id = $1", id))
+func (s *Store) Run(ctx context.Context, id int64) (*Run, error) { return s.runQ(ctx, s.Pool, id) }
+
+func (s *Store) runQ(ctx context.Context, q Querier, id int64) (*Run, error) {
+	r, err := scanRun(q.QueryRow(ctx, "select "+runColumns+" from drill_runs where id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %d", ErrRunNotFound, id)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := s.loadDetails(ctx, []*Run{r}); err != nil {
+	if err := loadDetails(ctx, q, []*Run{r}); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -95,14 +97,14 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.loadDetails(ctx, runs); err != nil {
+	if err := loadDetails(ctx, s.Pool, runs); err != nil {
 		return nil, err
 	}
 	return runs, nil
 }
 
 // loadDetails fills phases, checks and targets of runs with three queries.
-func (s *Store) loadDetails(ctx context.Context, runs []*Run) error {
+func loadDetails(ctx context.Context, q Querier, runs []*Run) error {
 	if len(runs) == 0 {
 		return nil
 	}
@@ -112,7 +114,7 @@ func (s *Store) loadDetails(ctx context.Context, runs []*Run) error {
 		byID[r.ID] = r
 		ids = append(ids, r.ID)
 	}
-	rows, err := s.Pool.Query(ctx, `select run_id, name, started_at, finished_at, coalesce(error, '')
+	rows, err := q.Query(ctx, `select run_id, name, started_at, finished_at, coalesce(error, '')
 		from drill_phases where run_id = any($1) order by run_id, seq`, ids)
 	if err != nil {
 		return err
@@ -127,7 +129,7 @@ func (s *Store) loadDetails(ctx context.Context, runs []*Run) error {
 	if err != nil {
 		return err
 	}
-	rows, err = s.Pool.Query(ctx, `select run_id, name, type, expected, actual, passed, duration_seconds, coalesce(error, '')
+	rows, err = q.Query(ctx, `select run_id, name, type, expected, actual, passed, duration_seconds, coalesce(error, '')
 		from drill_checks where run_id = any($1) order by run_id, seq`, ids)
 	if err != nil {
 		return err
@@ -142,7 +144,7 @@ func (s *Store) loadDetails(ctx context.Context, runs []*Run) error {
 	if err != nil {
 		return err
 	}
-	rows, err = s.Pool.Query(ctx, `select distinct on (run_id) run_id, id, type, instance_id, details, state, recorded_at,
+	rows, err = q.Query(ctx, `select distinct on (run_id) run_id, id, type, instance_id, details, state, recorded_at,
 		created_at, torn_down_at, coalesce(destroy_error, '') from drill_targets where run_id = any($1) order by run_id, id desc`, ids)
 	if err != nil {
 		return err

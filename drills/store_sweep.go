@@ -25,8 +25,10 @@ func (s *Store) FailUnfinished(ctx context.Context, runID int64, reason, msg str
 		if !changed {
 			return nil
 		}
-		_, err = tx.Exec(ctx, `update drill_phases set finished_at = $2, error = $3 where run_id = $1 and finished_at is null`, runID, at, msg)
-		return err
+		if _, err = tx.Exec(ctx, `update drill_phases set finished_at = $2, error = $3 where run_id = $1 and finished_at is null`, runID, at, msg); err != nil {
+			return err
+		}
+		return s.seal(ctx, tx, runID, at)
 	})
 	if err != nil {
 		return false, fmt.Errorf("fail run %d: %w", runID, err)

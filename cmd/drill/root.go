@@ -42,6 +42,7 @@ without one, an embedded PostgreSQL under $DRILL_HOME.
 		newWorkerCommand(g),
 		newSweepCommand(g),
 		newScheduleCommand(g),
+		newEvidenceCommand(g),
 	)
 	return root
 }

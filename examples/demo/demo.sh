@@ -34,17 +34,23 @@ fi
 DEMO_DIR="${DRILL_DEMO_DIR:-${TMPDIR:-/tmp}/drill-demo}"
 export DRILL_DEMO_BACKUPS="$DEMO_DIR/backups"
 
-say "1/3 Building drill"
+say "1/4 Building drill"
 make --no-print-directory build
 
-say "2/3 Making a sample production database and backing it up"
+say "2/4 Making a sample production database and backing it up"
 go run ./examples/demo/seed -dir "$DEMO_DIR"
 
-say "3/3 Running the drill: bin/drill run shop --config examples/demo/drill.yaml"
+say "3/4 Running the drill: bin/drill run shop --config examples/demo/drill.yaml"
 set +e
 bin/drill run shop --config examples/demo/drill.yaml
 code=$?
 set -e
+
+say "4/4 Exporting the evidence an auditor would get, and verifying it offline"
+KEY="$DEMO_DIR/evidence.key"
+[ -f "$KEY" ] || bin/drill evidence keygen --out "$KEY" >/dev/null
+bin/drill evidence export --out "$DEMO_DIR/evidence.zip" --drill shop --key "$KEY"
+bin/drill evidence verify "$DEMO_DIR/evidence.zip" --pubkey "$KEY.pub"
 
 cat <<MSG
 
@@ -55,7 +61,8 @@ examples/demo/drill.yaml, and removed the instance again.
 
 Next:
   bin/drill history                                              # every run so far
-  bin/drill show <ID> --json                                     # one run, as evidence
+  bin/drill show <ID> --json                                     # one run, as JSON
+  unzip -l $DEMO_DIR/evidence.zip                                # the bundle: runs, CSV, report.html, signed manifest
   DRILL_DEMO_BACKUPS=$DRILL_DEMO_BACKUPS bin/drill run shop --config examples/demo/drill.yaml --keep
                                                                  # keep the restored copy to look around
 MSG

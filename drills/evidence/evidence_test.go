@@ -1,0 +1,312 @@
+package evidence_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"drill/drills"
+	"drill/drills/drilltest"
+	"drill/drills/evidence"
+	"drill/verify"
+)
+
+func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
+
+type bundle struct {
+	store *drills.Store
+	key   ed25519.PrivateKey
+	pub   ed25519.PublicKey
+	dir   string
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	dir := t.TempDir()
+	pub, err := evidence.GenerateKey(filepath.Join(dir, "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := evidence.LoadPrivateKey(filepath.Join(dir, "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "k")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if loaded, err := evidence.LoadPublicKey(filepath.Join(dir, "k.pub")); err != nil || !loaded.Equal(pub) {
+		t.Fatalf("public key file: %v", err)
+	}
+	if _, err := evidence.GenerateKey(filepath.Join(dir, "k")); err == nil {
+		t.Fatal("keygen overwrote an existing key")
+	}
+	return bundle{store: drilltest.Store(t), key: key, pub: pub, dir: dir}
+}
+
+const webhookSecret = "T000/B000/xoxb-very-secret-token"
+
+// addRun records a finished run of drill through the store, as the runner
+// does: start, backup, target, phases, checks, outcome (which seals it).
+func (b bundle) addRun(t *testing.T, drill string, started time.Time, passed bool) int64 {
+	t.Helper()
+	ctx := context.Background()
+	spec := &drills.Spec{Name: drill, Schedule: "quarterly", Timeout: time.Hour,
+		Source:     drills.SourceSpec{Type: drills.SourcePgdump, Location: "s3://backups/" + drill + "/"},
+		Target:     drills.TargetSpec{Type: drills.TargetLocal},
+		Objectives: drills.Objectives{RTO: 30 * time.Minute, RPO: 26 * time.Hour},
+		Notify:     []drills.Notify{{Webhook: "https://hooks.example.com/services/" + webhookSecret}},
+	}
+	spec.Checks = []verify.Check{{Type: verify.TypeSQL, Name: "no negatives", Query: "select count(*) from orders where total < 0", Expect: ptr("0")}}
+	run, err := b.store.CreateRun(ctx, nil, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, "drill.yaml", "test"),
+		Status: drills.StatusQueued, Trigger: drills.TriggerSchedule, TriggeredBy: "schedule@host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, b.store.StartRun(ctx, run.ID, started, started.Add(time.Hour), "host/1"))
+	backup := drills.Backup{ID: "s3://backups/" + drill + "/x.dump", CreatedAt: started.Add(-3 * time.Hour), CreatedAtSource: "archive header", Format: "custom"}
+	must(t, b.store.SetBackup(ctx, run.ID, backup))
+	in := drills.Instance{Type: "local", ID: "/tmp/drill-" + drill + "-x", RunID: run.ID, Drill: drill, Details: map[string]string{"port": "5555"}}
+	tid, err := b.store.RecordTargetIntent(ctx, in, nil)
+	must(t, err)
+	for i, name := range []string{"locate", "provision", "restore", "verify", "teardown"} {
+		at := started.Add(time.Duration(i) * time.Minute)
+		must(t, b.store.StartPhase(ctx, run.ID, i+1, name, at))
+		must(t, b.store.FinishPhase(ctx, run.ID, i+1, at.Add(50*time.Second), ""))
+	}
+	actual := "0"
+	if !passed {
+		actual = "3"
+	}
+	must(t, b.store.AddCheck(ctx, run.ID, 1, spec.Checks[0], verify.Result{Name: "no negatives", Type: "sql", Expected: "0", Actual: actual, Passed: passed, Duration: time.Second}))
+	must(t, b.store.SetTargetState(ctx, tid, in, drills.TargetDestroyed, started.Add(5*time.Minute), ""))
+	rto, rpo := 4*time.Minute, 3*time.Hour
+	met := true
+	o := drills.Outcome{Status: drills.StatusPassed, FinishedAt: started.Add(5 * time.Minute), RTO: &rto, RPO: &rpo, RTOMet: &met, RPOMet: &met}
+	if !passed {
+		o.Status, o.Reason, o.Error = drills.StatusFailed, drills.ReasonCheckFailed, "1 of 1 checks failed"
+	}
+	must(t, b.store.FinishRun(ctx, run.ID, o))
+	return run.ID
+}
+
+func ptr(s string) *string { return &s }
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b bundle) export(t *testing.T, f drills.SealedFilter) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := evidence.Export(context.Background(), b.store, &buf, evidence.ExportOpts{Filter: f, Key: b.key, Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func verifyBytes(t *testing.T, zipBytes []byte, pub ed25519.PublicKey) *evidence.Report {
+	t.Helper()
+	rep, err := evidence.Verify(bytes.NewReader(zipBytes), int64(len(zipBytes)), pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func unzip(t *testing.T, b []byte) map[string][]byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, _ := f.Open()
+		files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+	}
+	return files
+}
+
+func rezip(t *testing.T, files map[string][]byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		w, _ := zw.Create(n)
+		_, _ = w.Write(files[n])
+	}
+	must(t, zw.Close())
+	return buf.Bytes()
+}
+
+func problems(r *evidence.Report) string { return strings.Join(r.Problems, "\n") }
+
+func TestExportVerifyIntact(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	day := time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC)
+	ids := []int64{b.addRun(t, "orders", day, true), b.addRun(t, "orders", day.AddDate(0, 3, 0), false), b.addRun(t, "billing", day, true)}
+	_, err := b.store.AddSignoff(context.Background(), ids[1], drills.Signoff{Kind: drills.SignoffCorrective, SignedBy: "Dana Lee <dana@example.com>", Note: "Fixed the negative totals in INC-42"})
+	must(t, err)
+	z := b.export(t, drills.SealedFilter{})
+	rep := verifyBytes(t, z, b.pub)
+	if !rep.Intact || !rep.SignatureChecked || rep.Runs != 3 || len(rep.Drills) != 2 {
+		t.Fatalf("report %+v\n%s", rep, problems(rep))
+	}
+	files := unzip(t, z)
+	report := string(files["report.html"])
+	for _, id := range ids {
+		if !strings.Contains(report, fmt.Sprintf("Run %d —", id)) {
+			t.Errorf("report.html lacks run %d", id)
+		}
+	}
+	for _, want := range []string{"Dana Lee &lt;dana@example.com&gt;", "Fixed the negative totals", "orders", "billing", "50%", "s3://backups/orders/x.dump"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	if !strings.Contains(string(files[fmt.Sprintf("runs/%d.json", ids[1])]), "INC-42") {
+		t.Error("the sign-off is not in the run file")
+	}
+	if n := strings.Count(string(files["runs.csv"]), "\n"); n != 4 {
+		t.Errorf("runs.csv has %d lines, want a header and 3 rows", n)
+	}
+	// Secrets never appear in a bundle.
+	for name, content := range files {
+		if bytes.Contains(content, []byte(webhookSecret)) || bytes.Contains(content, []byte("hooks.example.com")) {
+			t.Errorf("%s contains the webhook URL", name)
+		}
+	}
+}
+
+func TestVerifyNamesEveryTamperedFile(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.addRun(t, "orders", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), true)
+	z := b.export(t, drills.SealedFilter{})
+	for name := range unzip(t, z) {
+		t.Run(name, func(t *testing.T) {
+			files := unzip(t, z)
+			content := files[name]
+			i := bytes.LastIndexByte(content[:len(content)-2], '"') // a byte inside the content
+			if i < 0 {
+				i = len(content) / 2
+			}
+			content[i-1] ^= 0x01
+			rep := verifyBytes(t, rezip(t, files), b.pub)
+			if rep.Intact {
+				t.Fatalf("changing one byte of %s went unnoticed", name)
+			}
+			if name != "manifest.json" && name != "manifest.sig" && !strings.Contains(problems(rep), name) {
+				t.Fatalf("problems do not name %s:\n%s", name, problems(rep))
+			}
+			if (name == "manifest.json" || name == "manifest.sig") && !strings.Contains(problems(rep), "manifest.sig") && !strings.Contains(problems(rep), "manifest.json") {
+				t.Fatalf("problems do not name the manifest:\n%s", problems(rep))
+			}
+		})
+	}
+	// A run file removed, a CSV row removed.
+	files := unzip(t, z)
+	delete(files, fmt.Sprintf("runs/%d.json", id))
+	if rep := verifyBytes(t, rezip(t, files), b.pub); rep.Intact || !strings.Contains(problems(rep), fmt.Sprintf("runs/%d.json: missing", id)) {
+		t.Fatalf("removed run file:\n%s", problems(rep))
+	}
+	files = unzip(t, z)
+	lines := strings.SplitAfter(string(files["runs.csv"]), "\n")
+	files["runs.csv"] = []byte(lines[0])
+	if rep := verifyBytes(t, rezip(t, files), nil); rep.Intact || !strings.Contains(problems(rep), "runs.csv") {
+		t.Fatalf("removed CSV row:\n%s", problems(rep))
+	}
+}
+
+func TestVerifyWrongKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.addRun(t, "orders", time.Now(), true)
+	z := b.export(t, drills.SealedFilter{})
+	other, err := evidence.GenerateKey(filepath.Join(b.dir, "other"))
+	must(t, err)
+	rep := verifyBytes(t, z, other)
+	if rep.Intact || !strings.Contains(problems(rep), "signature does not match") {
+		t.Fatalf("wrong key: %+v", rep)
+	}
+	// unsigned bundle with a key given: fails; without a key: intact with a note
+	var buf bytes.Buffer
+	_, err = evidence.Export(context.Background(), b.store, &buf, evidence.ExportOpts{Version: "test"})
+	must(t, err)
+	if rep := verifyBytes(t, buf.Bytes(), b.pub); rep.Intact || !strings.Contains(problems(rep), "not signed") {
+		t.Fatalf("unsigned with key: %+v", rep)
+	}
+	if rep := verifyBytes(t, buf.Bytes(), nil); !rep.Intact || len(rep.Notes) == 0 {
+		t.Fatalf("unsigned without key: %+v", rep)
+	}
+}
+
+// A run deleted from the store shows as a gap in the chain of the next export.
+func TestVerifyChainGapAfterDeletedRun(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ids []int64
+	for i := 0; i < 3; i++ {
+		ids = append(ids, b.addRun(t, "orders", day.AddDate(0, i, 0), true))
+	}
+	_, err := b.store.Pool.Exec(context.Background(), "delete from drill_runs where id = $1", ids[1])
+	must(t, err)
+	rep := verifyBytes(t, b.export(t, drills.SealedFilter{}), b.pub)
+	if rep.Intact || !strings.Contains(problems(rep), fmt.Sprintf("chain is broken before run %d", ids[2])) {
+		t.Fatalf("gap not reported:\n%s", problems(rep))
+	}
+}
+
+// A run edited in the store after it was sealed shows as a broken record.
+func TestVerifyEditedRecord(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.addRun(t, "orders", time.Now(), false)
+	_, err := b.store.Pool.Exec(context.Background(), `update drill_runs set record = replace(record, '"status":"failed"', '"status":"passed"') where id = $1`, id)
+	must(t, err)
+	rep := verifyBytes(t, b.export(t, drills.SealedFilter{}), b.pub)
+	if rep.Intact || !strings.Contains(problems(rep), fmt.Sprintf("run %d", id)) || !strings.Contains(problems(rep), "edited") {
+		t.Fatalf("edit not reported:\n%s", problems(rep))
+	}
+}
+
+func TestExportTimeRange(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var ids []int64
+	for m := 1; m <= 12; m += 3 { // Jan, Apr, Jul, Oct
+		ids = append(ids, b.addRun(t, "orders", time.Date(2026, time.Month(m), 1, 3, 0, 0, 0, time.UTC), true))
+	}
+	z := b.export(t, drills.SealedFilter{Since: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)})
+	rep := verifyBytes(t, z, b.pub)
+	if !rep.Intact || rep.Runs != 2 {
+		t.Fatalf("range export: %+v\n%s", rep, problems(rep))
+	}
+	files := unzip(t, z)
+	for i, id := range ids {
+		_, in := files[fmt.Sprintf("runs/%d.json", id)]
+		if want := i == 1 || i == 2; in != want {
+			t.Errorf("run %d in bundle = %v, want %v", id, in, want)
+		}
+	}
+}
