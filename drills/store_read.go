@@ -162,3 +162,72 @@ func loadDetails(ctx context.Context, q Querier, runs []*Run) error {
 	})
 	return err
 }
+
+// DrillStats counts the runs of a drill.
+type DrillStats struct {
+	Runs     int // all runs
+	Finished int
+	Passed   int
+}
+
+// PassRate is passed over finished runs, or 0.
+func (s DrillStats) PassRate() float64 {
+	if s.Finished == 0 {
+		return 0
+	}
+	return float64(s.Passed) / float64(s.Finished)
+}
+
+// Stats counts runs of drill.
+func (s *Store) Stats(ctx context.Context, drill string) (DrillStats, error) {
+	var st DrillStats
+	err := s.Pool.QueryRow(ctx, `select count(*), count(finished_at), count(*) filter (where status = 'passed')
+		from drill_runs where drill = $1`, drill).Scan(&st.Runs, &st.Finished, &st.Passed)
+	return st, err
+}
+
+// RunPoint is one finished run on a trend chart.
+type RunPoint struct {
+	ID        int64
+	StartedAt time.Time
+	Status    Status
+	RTO, RPO  *time.Duration
+}
+
+// Trend returns the last n finished runs of drill, oldest first.
+func (s *Store) Trend(ctx context.Context, drill string, n int) ([]RunPoint, error) {
+	rows, err := s.Pool.Query(ctx, `select id, started_at, status, rto_seconds, rpo_seconds from (
+			select id, started_at, status, rto_seconds, rpo_seconds from drill_runs
+			where drill = $1 and finished_at is not null and started_at is not null order by id desc limit $2
+		) t order by id`, drill, n)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (RunPoint, error) {
+		var p RunPoint
+		var rto, rpo *float64
+		err := r.Scan(&p.ID, &p.StartedAt, &p.Status, &rto, &rpo)
+		p.RTO, p.RPO = fromSeconds(rto), fromSeconds(rpo)
+		return p, err
+	})
+}
+
+// RunCount is the number of runs of one drill in one status.
+type RunCount struct {
+	Drill  string
+	Status Status
+	Count  int
+}
+
+// RunCounts counts runs by drill and status.
+func (s *Store) RunCounts(ctx context.Context) ([]RunCount, error) {
+	rows, err := s.Pool.Query(ctx, "select drill, status, count(*) from drill_runs group by drill, status order by drill, status")
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (RunCount, error) {
+		var c RunCount
+		err := r.Scan(&c.Drill, &c.Status, &c.Count)
+		return c, err
+	})
+}

@@ -94,26 +94,8 @@ func measure(d *time.Duration, objective time.Duration, met *bool) string {
 	return s
 }
 
-// dur renders a duration for people: 1.2s, 4m03s, 26h00m.
-func dur(d time.Duration) string {
-	neg := d < 0
-	if neg {
-		d = -d
-	}
-	var s string
-	switch {
-	case d < time.Minute:
-		s = fmt.Sprintf("%.1fs", d.Seconds())
-	case d < time.Hour:
-		s = fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	default:
-		s = fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	if neg {
-		return "-" + s
-	}
-	return s
-}
+// dur renders a duration for people.
+func dur(d time.Duration) string { return drills.HumanDuration(d) }
 
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")

@@ -43,6 +43,7 @@ without one, an embedded PostgreSQL under $DRILL_HOME.
 		newSweepCommand(g),
 		newScheduleCommand(g),
 		newEvidenceCommand(g),
+		newServeCommand(g),
 	)
 	return root
 }

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"drill/jobs"
 
@@ -75,9 +79,14 @@ func runWorker(ctx context.Context, o *workerOpts) error {
 	}
 	log.Info("worker started", "drills", len(cfg.Drills), "scheduled", scheduled, "concurrency", o.concurrency)
 	<-ctx.Done()
+	return stopWorkers(client, o.grace, log)
+}
 
-	log.Info("stopping: no new drills; running drills get the grace period", "grace", o.grace.String())
-	graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
+// stopWorkers stops taking drills, gives running ones the grace period,
+// then cancels them: they tear down and are recorded as interrupted.
+func stopWorkers(client *river.Client[pgx.Tx], grace time.Duration, log *slog.Logger) error {
+	log.Info("stopping: no new drills; running drills get the grace period", "grace", grace.String())
+	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := client.Stop(graceCtx); err == nil {
 		log.Info("worker stopped")

@@ -17,7 +17,6 @@ import (
 	"drill/drills"
 	"drill/drills/drilltest"
 	"drill/drills/evidence"
-	"drill/verify"
 )
 
 func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
@@ -54,48 +53,14 @@ func setup(t *testing.T) bundle {
 
 const webhookSecret = "T000/B000/xoxb-very-secret-token"
 
-// addRun records a finished run of drill through the store, as the runner
-// does: start, backup, target, phases, checks, outcome (which seals it).
+// addRun records a finished run of drill; its spec has a webhook whose
+// URL is a secret.
 func (b bundle) addRun(t *testing.T, drill string, started time.Time, passed bool) int64 {
 	t.Helper()
-	ctx := context.Background()
-	spec := &drills.Spec{Name: drill, Schedule: "quarterly", Timeout: time.Hour,
-		Source:     drills.SourceSpec{Type: drills.SourcePgdump, Location: "s3://backups/" + drill + "/"},
-		Target:     drills.TargetSpec{Type: drills.TargetLocal},
-		Objectives: drills.Objectives{RTO: 30 * time.Minute, RPO: 26 * time.Hour},
-		Notify:     []drills.Notify{{Webhook: "https://hooks.example.com/services/" + webhookSecret}},
-	}
-	spec.Checks = []verify.Check{{Type: verify.TypeSQL, Name: "no negatives", Query: "select count(*) from orders where total < 0", Expect: ptr("0")}}
-	run, err := b.store.CreateRun(ctx, nil, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, "drill.yaml", "test"),
-		Status: drills.StatusQueued, Trigger: drills.TriggerSchedule, TriggeredBy: "schedule@host"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, b.store.StartRun(ctx, run.ID, started, started.Add(time.Hour), "host/1"))
-	backup := drills.Backup{ID: "s3://backups/" + drill + "/x.dump", CreatedAt: started.Add(-3 * time.Hour), CreatedAtSource: "archive header", Format: "custom"}
-	must(t, b.store.SetBackup(ctx, run.ID, backup))
-	in := drills.Instance{Type: "local", ID: "/tmp/drill-" + drill + "-x", RunID: run.ID, Drill: drill, Details: map[string]string{"port": "5555"}}
-	tid, err := b.store.RecordTargetIntent(ctx, in, nil)
-	must(t, err)
-	for i, name := range []string{"locate", "provision", "restore", "verify", "teardown"} {
-		at := started.Add(time.Duration(i) * time.Minute)
-		must(t, b.store.StartPhase(ctx, run.ID, i+1, name, at))
-		must(t, b.store.FinishPhase(ctx, run.ID, i+1, at.Add(50*time.Second), ""))
-	}
-	actual := "0"
-	if !passed {
-		actual = "3"
-	}
-	must(t, b.store.AddCheck(ctx, run.ID, 1, spec.Checks[0], verify.Result{Name: "no negatives", Type: "sql", Expected: "0", Actual: actual, Passed: passed, Duration: time.Second}))
-	must(t, b.store.SetTargetState(ctx, tid, in, drills.TargetDestroyed, started.Add(5*time.Minute), ""))
-	rto, rpo := 4*time.Minute, 3*time.Hour
-	met := true
-	o := drills.Outcome{Status: drills.StatusPassed, FinishedAt: started.Add(5 * time.Minute), RTO: &rto, RPO: &rpo, RTOMet: &met, RPOMet: &met}
-	if !passed {
-		o.Status, o.Reason, o.Error = drills.StatusFailed, drills.ReasonCheckFailed, "1 of 1 checks failed"
-	}
-	must(t, b.store.FinishRun(ctx, run.ID, o))
-	return run.ID
+	spec := drilltest.SeedSpec(drill)
+	spec.Notify = []drills.Notify{{Webhook: "https://hooks.example.com/services/" + webhookSecret}}
+	return drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: spec, Started: started, Failed: !passed,
+		Error: "1 of 1 checks failed", RTO: 4 * time.Minute, RPO: 3 * time.Hour})
 }
 
 func ptr(s string) *string { return &s }

@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"fmt"
 	"html/template"
-	"math"
 	"sort"
 	"time"
 
@@ -95,18 +94,9 @@ func within(v, objective *float64) *bool {
 	return &ok
 }
 
-// fmtSeconds renders seconds for people: 1.2s, 4m03s, 26h00m, 3d04h.
+// fmtSeconds renders seconds for people.
 func fmtSeconds(s float64) string {
-	d := time.Duration(s * float64(time.Second))
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%.1fs", s)
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(math.Mod(s, 60)))
-	case d < 72*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+	return drills.HumanDuration(time.Duration(s * float64(time.Second)))
 }
 
 func optSeconds(f *float64) string {

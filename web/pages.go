@@ -1,0 +1,300 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"drill/drills"
+	"drill/jobs"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticRoot embed.FS
+
+var staticFS, _ = fs.Sub(staticRoot, "static")
+
+var funcs = template.FuncMap{
+	"dur": func(d *time.Duration) string {
+		if d == nil {
+			return "—"
+		}
+		return drills.HumanDuration(*d)
+	},
+	"objective": func(d time.Duration) string {
+		if d <= 0 {
+			return "none"
+		}
+		return drills.HumanDuration(d)
+	},
+	"when": func(t *time.Time) string {
+		if t == nil {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"ago": func(t *time.Time) string {
+		if t == nil {
+			return "never"
+		}
+		return drills.HumanDuration(time.Since(*t).Round(time.Second)) + " ago"
+	},
+	"met": func(b *bool) string {
+		switch {
+		case b == nil:
+			return ""
+		case *b:
+			return "met"
+		}
+		return "missed"
+	},
+	"at":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	"secs":    func(d time.Duration) string { return drills.HumanDuration(d) },
+	"percent": func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
+	"short": func(s string) string {
+		if len(s) > 160 {
+			return s[:160] + "…"
+		}
+		return s
+	},
+}
+
+// pages are parsed once: the layout plus one page each.
+var pages = func() map[string]*template.Template {
+	out := map[string]*template.Template{}
+	for _, name := range []string{"overview", "drill", "run", "schedule", "error"} {
+		out[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+	}
+	return out
+}()
+
+// view is what every page gets.
+type view struct {
+	Title   string
+	CSRF    string
+	RiverUI bool
+	Version string
+	Data    any
+}
+
+// page wraps a handler that returns a template name and its data.
+func (s *Server) page(fn func(w http.ResponseWriter, r *http.Request) (string, string, any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name, title, data, err := fn(w, r)
+		if err != nil {
+			s.errorPage(w, r, err)
+			return
+		}
+		s.render(w, r, http.StatusOK, name, title, data)
+	}
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
+	var buf bytes.Buffer
+	v := view{Title: title, CSRF: s.csrfToken(w, r), RiverUI: s.RiverUI != nil, Version: s.Version, Data: data}
+	if err := pages[name].Execute(&buf, v); err != nil {
+		s.Logger.Error("render", "page", name, "error", err.Error())
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// httpError is an error with a status for people.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func notFound(format string, args ...any) error {
+	return &httpError{http.StatusNotFound, fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := http.StatusInternalServerError, "something went wrong; see the server log"
+	var he *httpError
+	if errors.As(err, &he) {
+		status, msg = he.status, he.msg
+	} else {
+		s.Logger.Error("page", "path", r.URL.Path, "error", err.Error())
+	}
+	s.render(w, r, status, "error", http.StatusText(status), msg)
+}
+
+// drillRow is one drill on the overview.
+type drillRow struct {
+	Name, Schedule string
+	Last           *drills.Run
+	NextRunAt      *time.Time
+	LastSuccessAt  *time.Time
+	Overdue        bool
+	Objectives     drills.Objectives
+}
+
+// Failing reports whether the drill's last finished run failed.
+func (d drillRow) Failing() bool { return d.Last != nil && d.Last.Status == drills.StatusFailed }
+
+func (s *Server) overview(w http.ResponseWriter, r *http.Request) (string, string, any, error) {
+	statuses, err := jobs.ScheduleStatuses(r.Context(), s.Store, s.Config, s.Now())
+	if err != nil {
+		return "", "", nil, err
+	}
+	rows := make([]drillRow, 0, len(statuses))
+	for _, st := range statuses {
+		spec := s.Config.Drill(st.Drill)
+		rows = append(rows, drillRow{Name: st.Drill, Schedule: st.Schedule, Last: st.LastRun, NextRunAt: st.NextRunAt,
+			LastSuccessAt: st.LastSuccessAt, Overdue: st.Overdue, Objectives: spec.Objectives})
+	}
+	rank := func(d drillRow) int {
+		switch {
+		case d.Failing():
+			return 0
+		case d.Overdue:
+			return 1
+		case d.Last == nil:
+			return 2
+		}
+		return 3
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rank(rows[i]) < rank(rows[j]) })
+	return "overview", "Restore drills", rows, nil
+}
+
+const pageSize = 50
+
+type drillPageData struct {
+	Spec     *drills.Spec
+	Stats    drills.DrillStats
+	Runs     []*drills.Run
+	RTOChart template.HTML
+	RPOChart template.HTML
+	NextPage int64
+	CanRun   bool
+}
+
+func (s *Server) drillPage(w http.ResponseWriter, r *http.Request) (string, string, any, error) {
+	spec := s.Config.Drill(r.PathValue("name"))
+	if spec == nil {
+		return "", "", nil, notFound("no drill named %q", r.PathValue("name"))
+	}
+	before, _ := strconv.ParseInt(r.URL.Query().Get("before"), 10, 64)
+	ctx := r.Context()
+	runs, err := s.Store.Runs(ctx, drills.RunFilter{Drill: spec.Name, Limit: pageSize, BeforeID: before})
+	if err != nil {
+		return "", "", nil, err
+	}
+	stats, err := s.Store.Stats(ctx, spec.Name)
+	if err != nil {
+		return "", "", nil, err
+	}
+	trend, err := s.Store.Trend(ctx, spec.Name, 60)
+	if err != nil {
+		return "", "", nil, err
+	}
+	d := drillPageData{Spec: spec, Stats: stats, Runs: runs, CanRun: s.Enqueue != nil,
+		RTOChart: trendChart("RTO (start → verified copy), last runs", trend, func(p drills.RunPoint) *time.Duration { return p.RTO }, spec.Objectives.RTO),
+		RPOChart: trendChart("RPO (start − backup time), last runs", trend, func(p drills.RunPoint) *time.Duration { return p.RPO }, spec.Objectives.RPO)}
+	if len(runs) == pageSize {
+		d.NextPage = runs[len(runs)-1].ID
+	}
+	return "drill", "Drill " + spec.Name, d, nil
+}
+
+type runPageData struct {
+	Run      *drills.Run
+	Timeline template.HTML
+}
+
+func (s *Server) runPage(w http.ResponseWriter, r *http.Request) (string, string, any, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return "", "", nil, notFound("no run %q", r.PathValue("id"))
+	}
+	run, err := s.Store.Run(r.Context(), id)
+	if errors.Is(err, drills.ErrRunNotFound) {
+		return "", "", nil, notFound("no run %d", id)
+	}
+	if err != nil {
+		return "", "", nil, err
+	}
+	return "run", fmt.Sprintf("Run %d of %s", run.ID, run.Drill), runPageData{Run: run, Timeline: timeline(run)}, nil
+}
+
+type scheduleRow struct {
+	Drill, Schedule, Timezone string
+	Upcoming                  []time.Time
+	More                      int
+}
+
+// upcomingShown is how many future runs the schedule page lists per drill.
+const upcomingShown = 12
+
+func (s *Server) schedulePage(w http.ResponseWriter, r *http.Request) (string, string, any, error) {
+	now := s.Now()
+	yearOut := now.AddDate(1, 0, 0)
+	var rows []scheduleRow
+	for _, d := range s.Config.Drills {
+		if d.Schedule == "" {
+			continue
+		}
+		sched, err := drills.ParseSchedule(d.Schedule, d.ScheduleTimezone)
+		if err != nil {
+			return "", "", nil, err
+		}
+		row := scheduleRow{Drill: d.Name, Schedule: d.Schedule, Timezone: d.ScheduleTimezone}
+		for t := sched.Next(now); !t.IsZero() && t.Before(yearOut); t = sched.Next(t) {
+			if len(row.Upcoming) < upcomingShown {
+				row.Upcoming = append(row.Upcoming, t)
+			} else {
+				row.More++
+			}
+			if row.More > 10000 {
+				break
+			}
+		}
+		rows = append(rows, row)
+	}
+	return "schedule", "Upcoming drills", rows, nil
+}
+
+// runNow queues a run from the drill page's button.
+func (s *Server) runNow(w http.ResponseWriter, r *http.Request) {
+	if !s.validCSRF(r) {
+		http.Error(w, "forbidden: missing or invalid CSRF token; reload the page and try again", http.StatusForbidden)
+		return
+	}
+	spec := s.Config.Drill(r.PathValue("name"))
+	if spec == nil {
+		s.errorPage(w, r, notFound("no drill named %q", r.PathValue("name")))
+		return
+	}
+	if s.Enqueue == nil {
+		s.errorPage(w, r, &httpError{http.StatusServiceUnavailable, "this server cannot queue runs"})
+		return
+	}
+	run, err := s.Enqueue(r.Context(), spec, drills.TriggerManual, "web@"+r.RemoteAddr)
+	if errors.Is(err, drills.ErrDrillBusy) {
+		s.errorPage(w, r, &httpError{http.StatusConflict, fmt.Sprintf("%s already has a queued or running run; it was not queued again", spec.Name)})
+		return
+	}
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	http.Redirect(w, r, fmt.Sprintf("/runs/%d", run.ID), http.StatusSeeOther)
+}

@@ -1,0 +1,202 @@
+// Package web serves drill history, schedules and run details as HTML
+// pages and JSON, plus /healthz, /metrics and river's UI. Pages are
+// rendered on the server from embedded templates; they need no JavaScript.
+package web
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"drill/drills"
+)
+
+// Server is the web interface of one drill installation.
+type Server struct {
+	Store  *drills.Store
+	Config *drills.Config
+	Logger *slog.Logger
+	// Enqueue queues a run of a drill (Run now, the API). Nil disables both.
+	Enqueue func(ctx context.Context, spec *drills.Spec, trigger, who string) (*drills.Run, error)
+	// Token, when set, is required on every request but /healthz: as a
+	// bearer token, or as the password of basic auth (any user name).
+	Token string
+	// EvidenceKey signs evidence bundles downloaded from the page (optional).
+	EvidenceKey ed25519.PrivateKey
+	// RiverUI, when set, is mounted at /riverui/ behind the same auth.
+	RiverUI http.Handler
+	Version string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+
+	csrfKey []byte
+}
+
+// Handler returns the HTTP handler of the whole interface.
+func (s *Server) Handler() http.Handler {
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	s.csrfKey = make([]byte, 32)
+	_, _ = rand.Read(s.csrfKey)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.page(s.overview))
+	mux.HandleFunc("GET /drills/{name}", s.page(s.drillPage))
+	mux.HandleFunc("POST /drills/{name}/run", s.runNow)
+	mux.HandleFunc("GET /runs/{id}", s.page(s.runPage))
+	mux.HandleFunc("GET /schedule", s.page(s.schedulePage))
+	mux.HandleFunc("GET /evidence.zip", s.evidence)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(staticFS)))
+	mux.HandleFunc("GET /api/drills", s.apiDrills)
+	mux.HandleFunc("GET /api/runs", s.apiRuns)
+	mux.HandleFunc("GET /api/runs/{id}", s.apiRun)
+	mux.HandleFunc("POST /api/drills/{name}/runs", s.apiEnqueue)
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", s.metricsHandler())
+	if s.RiverUI != nil {
+		mux.Handle("/riverui/", s.RiverUI)
+	}
+	var h http.Handler = mux
+	h = http.NewCrossOriginProtection().Handler(h) // no state change from another site's page
+	h = s.auth(h)
+	h = securityHeaders(h)
+	h = s.logRequests(h)
+	return h
+}
+
+// securityHeaders forbids framing, sniffing and any script on drill's own pages.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		if strings.HasPrefix(r.URL.Path, "/riverui/") {
+			h.Set("Content-Security-Policy", "frame-ancestors 'none'") // river's UI brings its own scripts
+		} else {
+			h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// auth requires the token on everything but /healthz when one is set.
+func (s *Server) auth(next http.Handler) http.Handler {
+	if s.Token == "" {
+		return next
+	}
+	want := []byte(s.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var got string
+		if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			got = bearer
+		} else if _, pass, ok := r.BasicAuth(); ok {
+			got = pass
+		}
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="drill", charset="UTF-8"`)
+			http.Error(w, "authentication required: the password is DRILL_WEB_TOKEN", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) { w.status = code; w.ResponseWriter.WriteHeader(code) }
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// logRequests logs every request as one line with its request id (taken
+// from X-Request-Id when present), and echoes the id.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 {
+			b := make([]byte, 8)
+			_, _ = rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		w.Header().Set("X-Request-Id", id)
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		s.Logger.Info("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
+	})
+}
+
+// sessionCookie ties a browser to its CSRF tokens.
+const sessionCookie = "drill_session"
+
+// csrfToken returns the CSRF token of the browser's session, starting a
+// session when there is none.
+func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(sessionCookie)
+	sid := ""
+	if err == nil && len(c.Value) >= 32 {
+		sid = c.Value
+	} else {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		sid = base64.RawURLEncoding.EncodeToString(b)
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sid, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	}
+	return s.sign(sid)
+}
+
+func (s *Server) sign(sid string) string {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte("csrf:" + sid))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// validCSRF checks the csrf_token form field against the session cookie.
+func (s *Server) validCSRF(r *http.Request) bool {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return false
+	}
+	got := r.PostFormValue("csrf_token")
+	return got != "" && hmac.Equal([]byte(got), []byte(s.sign(c.Value)))
+}
+
+// IsLoopback reports whether a listen address binds to loopback only.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

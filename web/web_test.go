@@ -1,0 +1,306 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"drill/drills"
+	"drill/drills/drilltest"
+	"drill/jobs"
+	"drill/web"
+)
+
+func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
+
+type bundle struct {
+	store  *drills.Store
+	cfg    *drills.Config
+	server *httptest.Server
+	ids    map[string]int64 // newest run per drill
+}
+
+const scriptError = `<script>alert("pwned")</script>`
+
+// setup seeds four drills: orders passed, billing failed (its error holds
+// markup), archive overdue, adhoc without objectives or schedule.
+func setup(t *testing.T, token string) bundle {
+	t.Helper()
+	b := bundle{store: drilltest.Store(t), ids: map[string]int64{}}
+	orders, billing, archive, adhoc := drilltest.SeedSpec("orders"), drilltest.SeedSpec("billing"), drilltest.SeedSpec("archive"), drilltest.SeedSpec("adhoc")
+	archive.Schedule = "daily"
+	adhoc.Schedule, adhoc.Objectives = "", drills.Objectives{}
+	b.cfg = &drills.Config{Drills: []*drills.Spec{orders, billing, archive, adhoc}, OverdueGrace: 24 * time.Hour}
+	now := time.Now()
+	for i := 0; i < 3; i++ {
+		b.ids["orders"] = drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: orders, Started: now.Add(time.Duration(i-3) * time.Hour), RTO: time.Duration(4+i) * time.Minute, RPO: 3 * time.Hour})
+	}
+	b.ids["billing"] = drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: billing, Started: now.Add(-time.Hour), Failed: true, Error: scriptError, RTO: 5 * time.Minute, RPO: 30 * time.Hour})
+	b.ids["archive"] = drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: archive, Started: now.Add(-5 * 24 * time.Hour), RTO: time.Minute, RPO: time.Hour})
+	b.ids["adhoc"] = drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: adhoc, Started: now.Add(-2 * time.Hour), RTO: time.Minute, RPO: time.Hour})
+	client, err := jobs.NewInsertClient(b.store.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &web.Server{Store: b.store, Config: b.cfg, Token: token, Version: "test",
+		Enqueue: func(ctx context.Context, spec *drills.Spec, trigger, who string) (*drills.Run, error) {
+			return jobs.Enqueue(ctx, b.store, client, spec, drills.PolicyOf(spec, "", "test"), trigger, who)
+		}}
+	b.server = httptest.NewServer(srv.Handler())
+	t.Cleanup(b.server.Close)
+	return b
+}
+
+func get(t *testing.T, c *http.Client, u string) (int, string, http.Header) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+func TestOverviewOrdersFailingFirstAndEscapes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	code, body, hdr := get(t, http.DefaultClient, b.server.URL+"/")
+	if code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if strings.Contains(body, scriptError) || !strings.Contains(body, "&lt;script&gt;") {
+		t.Fatal("the error text with markup is not escaped")
+	}
+	order := []string{"billing", "archive", "orders"}
+	last := -1
+	for _, name := range order {
+		i := strings.Index(body, `href="/drills/`+name+`"`)
+		if i < last {
+			t.Fatalf("drills out of order: want failing first, then overdue: %v", order)
+		}
+		last = i
+	}
+	if !regexp.MustCompile(`archive</strong></a>\s*<span class="badge overdue">overdue</span>`).MatchString(body) {
+		t.Error("archive has no overdue badge")
+	}
+	if strings.Count(body, "badge overdue") != 1 {
+		t.Error("only archive is overdue")
+	}
+	if !strings.Contains(body, "not scheduled") {
+		t.Error("adhoc is not shown as unscheduled")
+	}
+	for _, h := range []string{"Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "X-Request-Id"} {
+		if hdr.Get(h) == "" {
+			t.Errorf("header %s missing", h)
+		}
+	}
+	if !strings.Contains(hdr.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Error("CSP does not forbid framing")
+	}
+}
+
+func TestDrillRunAndSchedulePages(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	code, body, _ := get(t, http.DefaultClient, b.server.URL+"/drills/orders")
+	if code != 200 || !strings.Contains(body, "<svg class=\"chart\"") || strings.Count(body, `class="objective"`) != 2 || !strings.Contains(body, "100%") {
+		t.Fatalf("drill page: %d, charts/objectives/pass rate missing", code)
+	}
+	if strings.Count(body, `href="/runs/`) != 3 {
+		t.Errorf("history shows %d runs, want 3", strings.Count(body, `href="/runs/`))
+	}
+	code, body, _ = get(t, http.DefaultClient, b.server.URL+"/drills/adhoc")
+	if code != 200 || strings.Contains(body, `class="objective"`) {
+		t.Errorf("a drill without objectives draws objective lines")
+	}
+	code, body, _ = get(t, http.DefaultClient, b.server.URL+"/runs/"+itoa(b.ids["billing"]))
+	if code != 200 || !strings.Contains(body, "&lt;script&gt;") || strings.Contains(body, scriptError) {
+		t.Fatalf("run page: %d, or unescaped error", code)
+	}
+	for _, want := range []string{`class="timeline"`, "locate", "teardown", "no negatives", "s3://backups/billing/x.dump", "check_failed", "missed"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("run page lacks %q", want)
+		}
+	}
+	code, body, _ = get(t, http.DefaultClient, b.server.URL+"/schedule")
+	if code != 200 {
+		t.Fatalf("schedule %d", code)
+	}
+	// orders and billing are quarterly: four dates each within the year
+	section := body[strings.Index(body, `href="/drills/orders"`):]
+	section = section[:strings.Index(section, "</ul>")]
+	if n := strings.Count(section, "<li>"); n != 4 {
+		t.Errorf("a quarterly drill shows %d upcoming dates, want 4", n)
+	}
+	for _, p := range []string{"/drills/nope", "/runs/999999", "/runs/abc"} {
+		if code, _, _ := get(t, http.DefaultClient, b.server.URL+p); code != 404 {
+			t.Errorf("%s: %d, want 404", p, code)
+		}
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Run now needs the CSRF token of the browser's session.
+func TestRunNowCSRF(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	resp, err := http.PostForm(b.server.URL+"/drills/orders/run", url.Values{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("POST without a token: %d, want 403", resp.StatusCode)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	_, page, _ := get(t, c, b.server.URL+"/drills/orders")
+	m := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF token in the form")
+	}
+	resp, err = c.PostForm(b.server.URL+"/drills/orders/run", url.Values{"csrf_token": {m[1] + "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("POST with a wrong token: %d, want 403", resp.StatusCode)
+	}
+	resp, err = c.PostForm(b.server.URL+"/drills/orders/run", url.Values{"csrf_token": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(resp.Request.URL.Path, "/runs/") || !strings.Contains(string(body), "queued") {
+		t.Fatalf("POST with the token: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	// a second press while it is queued is refused
+	resp, err = c.PostForm(b.server.URL+"/drills/orders/run", url.Values{"csrf_token": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("second press: %d, want 409", resp.StatusCode)
+	}
+	// a cross-site form post is refused even with a token
+	req, _ := http.NewRequest("POST", b.server.URL+"/drills/orders/run", strings.NewReader("csrf_token="+m[1]))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site POST: %d, want 403", resp.StatusCode)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	t.Parallel()
+	const token = "s3cret-token-for-tests"
+	b := setup(t, token)
+	for _, p := range []string{"/", "/api/drills", "/metrics", "/runs/1"} {
+		if code, _, hdr := get(t, http.DefaultClient, b.server.URL+p); code != 401 || !strings.Contains(hdr.Get("WWW-Authenticate"), "Basic") {
+			t.Errorf("%s without auth: %d", p, code)
+		}
+	}
+	if code, _, _ := get(t, http.DefaultClient, b.server.URL+"/healthz"); code != 200 {
+		t.Errorf("/healthz must stay open: %d", code)
+	}
+	req, _ := http.NewRequest("GET", b.server.URL+"/api/drills", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("bearer: %v %v", err, resp.StatusCode)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest("GET", b.server.URL+"/", nil)
+	req.SetBasicAuth("anyone", token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("basic: %v %v", err, resp.StatusCode)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), token) {
+		t.Fatal("the token is rendered")
+	}
+	// the API's POST needs the token too, and works with it
+	req, _ = http.NewRequest("POST", b.server.URL+"/api/drills/archive/runs", nil)
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("API POST without token: %d", resp.StatusCode)
+	}
+	req, _ = http.NewRequest("POST", b.server.URL+"/api/drills/archive/runs", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, _ = http.DefaultClient.Do(req)
+	var queued map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&queued)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || queued["status"] != "queued" || queued["drill"] != "archive" {
+		t.Fatalf("API POST with token: %d %v", resp.StatusCode, queued)
+	}
+}
+
+func TestAPIAndMetrics(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	_, body, hdr := get(t, http.DefaultClient, b.server.URL+"/api/runs?drill=orders&limit=2")
+	var runs []map[string]any
+	if err := json.Unmarshal([]byte(body), &runs); err != nil || len(runs) != 2 || hdr.Get("Content-Type") != "application/json" {
+		t.Fatalf("runs: %v %d", err, len(runs))
+	}
+	for _, key := range []string{"id", "drill", "status", "rto_seconds", "rpo_seconds", "objectives", "backup", "target", "phases", "checks"} {
+		if _, ok := runs[0][key]; !ok {
+			t.Errorf("run JSON lacks %q", key)
+		}
+	}
+	if runs[0]["id"].(float64) <= runs[1]["id"].(float64) {
+		t.Error("runs not newest first")
+	}
+	if code, _, _ := get(t, http.DefaultClient, b.server.URL+"/api/runs?limit=0"); code != 400 {
+		t.Errorf("limit=0: %d", code)
+	}
+	_, body, _ = get(t, http.DefaultClient, b.server.URL+"/api/drills")
+	var ds []map[string]any
+	if err := json.Unmarshal([]byte(body), &ds); err != nil || len(ds) != 4 {
+		t.Fatalf("drills: %v %s", err, body)
+	}
+	_, body, _ = get(t, http.DefaultClient, b.server.URL+"/metrics")
+	for _, want := range []string{
+		`drill_overdue{drill="archive"} 1`,
+		`drill_overdue{drill="orders"} 0`,
+		`drill_runs_total{drill="orders",status="passed"} 3`,
+		`drill_objective_met{drill="billing",objective="rpo"} 0`,
+		`drill_objective_met{drill="orders",objective="rto"} 1`,
+		`drill_last_run_timestamp_seconds{drill="billing",status="failed"}`,
+		`drill_last_success_timestamp_seconds{drill="orders"}`,
+		`drill_rto_seconds{drill="orders"} 360`,
+		`drill_rpo_seconds{drill="orders"} 10800`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	code, _, hdr := get(t, http.DefaultClient, b.server.URL+"/evidence.zip?drill=orders")
+	if code != 200 || hdr.Get("Content-Type") != "application/zip" {
+		t.Errorf("evidence download: %d %s", code, hdr.Get("Content-Type"))
+	}
+}
