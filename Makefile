@@ -32,8 +32,9 @@ lint: ## go vet + staticcheck + go mod tidy check
 	$(GO) mod tidy -diff
 
 .PHONY: bench
-bench: ## benchmarks: checksum vs count(*) on 1M rows, printed as a ratio
+bench: ## benchmarks: checksum vs count(*) on 1M rows; pages over 10k runs vs /healthz (ratios)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./verify/
+	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 30m ./web/
 
 .PHONY: clean
 clean: ## remove build output and demo files

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -366,4 +367,56 @@ func TestEvidenceCommands(t *testing.T) {
 	if r := drill(t, b.env, "evidence", "export", "--out", zip, "--since", "last year"); r.code != 2 || !strings.Contains(r.stderr, "--since") {
 		t.Fatalf("bad --since: %d %s", r.code, r.stderr)
 	}
+}
+
+func TestServeRefusesOpenAddressWithoutToken(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	env := append(b.env, "DRILL_WEB_TOKEN=")
+	r := drill(t, env, "serve", "--addr", "0.0.0.0:0")
+	if r.code != 2 || !strings.Contains(r.stderr, "DRILL_WEB_TOKEN") {
+		t.Fatalf("exit %d, stderr %q; want 2 and how to set DRILL_WEB_TOKEN", r.code, r.stderr)
+	}
+	r = drill(t, env, "serve", "--addr", "nonsense")
+	if r.code != 2 {
+		t.Fatalf("bad --addr: exit %d", r.code)
+	}
+}
+
+// drill serve answers on loopback with workers running, and stops on SIGTERM.
+func TestServe(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(b.backups, "shop.dump"))
+	port := freePort(t)
+	p := start(t, b.env, "serve", "--addr", "127.0.0.1:"+port)
+	var body string
+	waitFor(t, 30*time.Second, "the page", func() bool {
+		resp, err := http.Get("http://127.0.0.1:" + port + "/drills/shop")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == 200
+	})
+	if !strings.Contains(body, "Run now") {
+		t.Fatal("no Run now button")
+	}
+	resp, err := http.Post("http://127.0.0.1:"+port+"/api/drills/shop/runs", "application/json", nil)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("API enqueue: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	db := stateDB(t, b.env)
+	waitFor(t, time.Minute, "the run queued through the API to pass under serve's workers", func() bool {
+		rs := runs(t, db)
+		return len(rs) == 1 && rs[0].status == "passed" && rs[0].trigger == "api"
+	})
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("serve exit %d", code)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
 }

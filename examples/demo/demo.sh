@@ -59,6 +59,10 @@ a private PostgreSQL it started for this run, ran every check read-only, measure
 (start → verified copy) and RPO (start − backup time) against the objectives in
 examples/demo/drill.yaml, and removed the instance again.
 
+See it on the web page (history, RTO/RPO trends, phase timeline, Run now):
+  DRILL_DEMO_BACKUPS=$DRILL_DEMO_BACKUPS bin/drill serve --config examples/demo/drill.yaml
+  then open http://127.0.0.1:8080/
+
 Next:
   bin/drill history                                              # every run so far
   bin/drill show <ID> --json                                     # one run, as JSON

@@ -1,0 +1,118 @@
+package web_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// browser finds Chromium. Without it the test is skipped, unless
+// DRILL_REQUIRE_BROWSER is set (CI sets it after installing Chromium).
+func browser(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("DRILL_REQUIRE_BROWSER") != "" {
+		t.Fatal("Chromium not found (apt-get install chromium) and DRILL_REQUIRE_BROWSER is set")
+	}
+	t.Skip("Chromium not found: apt-get install chromium to run the browser test")
+	return ""
+}
+
+// outputDir is where screenshots go: $DRILL_TEST_OUTPUT or testoutput/ at
+// the top of the repository.
+func outputDir(t *testing.T) string {
+	dir := os.Getenv("DRILL_TEST_OUTPUT")
+	if dir == "" {
+		dir = filepath.Join("..", "testoutput")
+	}
+	dir = filepath.Join(dir, "browser")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A person opens the overview, follows a drill to a run, presses Run now
+// and sees the new run — in headless Chromium, with a screenshot of each page.
+func TestBrowserOverviewToRunNow(t *testing.T) {
+	exe := browser(t)
+	b := setup(t, "")
+	out := outputDir(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+
+	// The first Run starts the browser: it gets no timeout of its own.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			png, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			return chromedp.Void{}, os.WriteFile(filepath.Join(out, name+".png"), png, 0o644)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	do := func(steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do(chromedp.Navigate(b.server.URL+"/"), chromedp.WaitVisible(chromedp.CSS("table.drills")), shot("1-overview"))
+	overview := text("table.drills tbody")
+	do(chromedp.Click(chromedp.CSS(`a[href="/drills/orders"]`)), chromedp.WaitVisible(chromedp.CSS("svg.chart")), shot("2-drill"))
+	drillTitle := text("h1")
+	do(chromedp.Click(chromedp.CSS("table.runs tbody tr:first-child a")), chromedp.WaitVisible(chromedp.CSS("svg.timeline")), shot("3-run"))
+	runTitle := text("h1")
+	do(chromedp.Navigate(b.server.URL+"/drills/orders"), chromedp.WaitVisible(chromedp.ID("run-now")),
+		chromedp.Click(chromedp.ID("run-now")), chromedp.WaitVisible(chromedp.CSS(".status.queued")), shot("4-after-run-now"))
+	afterRunNow := text("h1")
+	do(chromedp.Navigate(b.server.URL+"/drills/orders"), chromedp.WaitVisible(chromedp.CSS("table.runs")), shot("5-drill-after-run-now"))
+	historyText := text("table.runs tbody tr:first-child")
+	if !strings.Contains(overview, "billing") || !strings.Contains(strings.ToLower(overview), "overdue") || !strings.Contains(overview, "failed") || !strings.Contains(overview, `<script>alert`) {
+		t.Errorf("overview text: %q", overview)
+	}
+	if strings.TrimSpace(drillTitle) != "orders" {
+		t.Errorf("drill page title %q", drillTitle)
+	}
+	if !strings.Contains(runTitle, "Run "+itoa(b.ids["orders"])+" of orders") {
+		t.Errorf("run page title %q", runTitle)
+	}
+	if !strings.Contains(afterRunNow, "of orders") || !strings.Contains(afterRunNow, "queued") {
+		t.Errorf("after Run now: %q", afterRunNow)
+	}
+	newID := strings.Fields(afterRunNow)[1]
+	if !strings.HasPrefix(historyText, newID) || !strings.Contains(historyText, "queued") {
+		t.Errorf("the new run %s is not first in the history: %q", newID, historyText)
+	}
+	t.Logf("screenshots in %s", out)
+}
