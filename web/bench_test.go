@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -19,15 +20,15 @@ const benchRuns = 10_000
 func seedHistory(b *testing.B, store *drills.Store) {
 	b.Helper()
 	drilltest.Exec(b, drilltestURL(b, store),
-		`insert into drill_runs (drill, status, reason, error, trigger, triggered_by, created_at, started_at, finished_at,
+		fmt.Sprintf(`insert into drill_runs (drill, status, reason, error, trigger, triggered_by, created_at, started_at, finished_at,
 			backup_id, backup_created_at, backup_created_at_source, backup_format, rto_seconds, rpo_seconds,
 			objective_rto_seconds, objective_rpo_seconds, rto_met, rpo_met)
-		 select 'orders', case when g % 10 = 0 then 'failed' else 'passed' end, case when g % 10 = 0 then 'check_failed' end,
-			case when g % 10 = 0 then '1 of 2 checks failed' end, 'schedule', 'schedule@host',
-			now() - (10001 - g) * interval '1 hour', now() - (10001 - g) * interval '1 hour', now() - (10001 - g) * interval '1 hour' + interval '5 minutes',
-			's3://backups/orders/' || g || '.dump', now() - (10001 - g) * interval '1 hour' - interval '3 hours', 'archive header', 'custom',
-			240 + g % 120, 10800 + g % 600, 1800, 93600, true, true
-		 from generate_series(1, 10000) g`,
+		 select 'orders', case when g %% 10 = 0 then 'failed' else 'passed' end, case when g %% 10 = 0 then 'check_failed' end,
+			case when g %% 10 = 0 then '1 of 2 checks failed' end, 'schedule', 'schedule@host',
+			now() - (%[1]d + 1 - g) * interval '1 hour', now() - (%[1]d + 1 - g) * interval '1 hour', now() - (%[1]d + 1 - g) * interval '1 hour' + interval '5 minutes',
+			's3://backups/orders/' || g || '.dump', now() - (%[1]d + 1 - g) * interval '1 hour' - interval '3 hours', 'archive header', 'custom',
+			240 + g %% 120, 10800 + g %% 600, 1800, 93600, true, true
+		 from generate_series(1, %[1]d) g`, benchRuns),
 		`insert into drill_phases (run_id, seq, name, started_at, finished_at)
 		 select r.id, p.seq, p.name, r.started_at + (p.seq - 1) * interval '1 minute', r.started_at + p.seq * interval '1 minute'
 		 from drill_runs r, (values (1, 'locate'), (2, 'provision'), (3, 'restore'), (4, 'verify'), (5, 'teardown')) p(seq, name)`,

@@ -63,8 +63,6 @@ func (b bundle) addRun(t *testing.T, drill string, started time.Time, passed boo
 		Error: "1 of 1 checks failed", RTO: 4 * time.Minute, RPO: 3 * time.Hour})
 }
 
-func ptr(s string) *string { return &s }
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
