@@ -7,13 +7,19 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 )
 
 // RunDrillArgs runs one drill. RunID is set when the run was recorded at
-// enqueue time; scheduled runs record theirs when they start.
+// enqueue time; scheduled runs record theirs when they start, and carry
+// their tick (the minute it fell on), which makes each tick's job unique.
+//
+// A drill never runs twice at once because the state database allows one
+// queued or running run per drill; jobs themselves are not unique by
+// drill, since the job of a worker that died stays "running" until river
+// rescues it, and that must not block the drill's next runs.
 type RunDrillArgs struct {
 	Drill   string `json:"drill" river:"unique"`
+	Tick    string `json:"tick,omitempty" river:"unique"`
 	RunID   int64  `json:"run_id,omitempty"`
 	Trigger string `json:"trigger"`
 }
@@ -21,17 +27,12 @@ type RunDrillArgs struct {
 // Kind implements river.JobArgs.
 func (RunDrillArgs) Kind() string { return "drill_run" }
 
-// activeStates: a drill has at most one job in these states.
-var activeStates = []rivertype.JobState{
-	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
-}
+// InsertOpts retries a crashed worker's run (the retry ends it as interrupted).
+func (RunDrillArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 3} }
 
-// InsertOpts makes a drill's jobs unique while one is queued or running,
-// and retries a crashed worker's run (it then ends as interrupted).
-func (RunDrillArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeStates}}
-}
+// tickOpts make a scheduled tick's job unique: however many leaders insert
+// it, and even after it completed, a tick runs once.
+var tickOpts = &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 
 // TeardownArgs is the dead-man job of one target: scheduled at the run's
 // deadline when the target is recorded, it destroys the target unless the
@@ -53,10 +54,10 @@ type SweepArgs struct{}
 // Kind implements river.JobArgs.
 func (SweepArgs) Kind() string { return "drill_sweep" }
 
-// InsertOpts implements river.JobArgsWithInsertOpts.
-func (SweepArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByState: activeStates}}
-}
+// InsertOpts implements river.JobArgsWithInsertOpts. Sweeps are unique per
+// period (see PeriodicJobs), not while one runs: a sweep whose worker died
+// must not hold back the next ones.
+func (SweepArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 1} }
 
 // NotifyArgs delivers one notification to one webhook. The webhook is
 // named by its position in the drill's notify list, never by its URL: a

@@ -10,12 +10,14 @@ import (
 
 // PeriodicJobs returns a periodic job per scheduled drill, plus the
 // sweeper every sweepEvery (and at start). Only river's elected leader
-// inserts periodic jobs, and a drill's job is unique while one is queued
-// or running: several workers on several hosts run each tick once.
+// inserts periodic jobs, and each tick's job is unique: several workers on
+// several hosts run each tick once.
 func PeriodicJobs(cfg *drills.Config, sweepEvery time.Duration) ([]*river.PeriodicJob, error) {
 	jobs := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(sweepEvery),
-			func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
+			func() (river.JobArgs, *river.InsertOpts) {
+				return SweepArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: sweepEvery}}
+			},
 			&river.PeriodicJobOpts{ID: "drill-sweep", RunOnStart: true}),
 	}
 	for _, d := range cfg.Drills {
@@ -29,7 +31,9 @@ func PeriodicJobs(cfg *drills.Config, sweepEvery time.Duration) ([]*river.Period
 		name := d.Name
 		jobs = append(jobs, river.NewPeriodicJob(sched,
 			func() (river.JobArgs, *river.InsertOpts) {
-				return RunDrillArgs{Drill: name, Trigger: drills.TriggerSchedule}, nil
+				// Ticks are told apart by their minute: a drill runs at most once a minute.
+				tick := time.Now().UTC().Truncate(time.Minute).Format(time.RFC3339)
+				return RunDrillArgs{Drill: name, Tick: tick, Trigger: drills.TriggerSchedule}, tickOpts
 			},
 			&river.PeriodicJobOpts{ID: "drill-schedule-" + name}))
 	}
