@@ -72,6 +72,10 @@ type Run struct {
 	Target     *TargetRecord
 	Phases     []PhaseRecord
 	Checks     []verify.Result
+	// HeartbeatAt is when the process carrying out the run last said it
+	// was alive; WaitingUntil is set while the run sleeps on its target.
+	HeartbeatAt  *time.Time
+	WaitingUntil *time.Time
 }
 
 // Policy is what a run was asked to do, kept with the run for the record.

@@ -33,6 +33,9 @@ type Runner struct {
 	// OnIntent runs in the transaction that records a target's intent
 	// (the jobs package inserts the dead-man teardown job there).
 	OnIntent func(ctx context.Context, tx pgx.Tx, run *Run, targetID int64) error
+	// Snooze makes a run whose target must wait return *Waiting from
+	// Execute (the job snoozes, holding no worker) instead of sleeping.
+	Snooze bool
 }
 
 // HeartbeatInterval is how often a running run is marked alive.
@@ -103,6 +106,9 @@ type execution struct {
 	backup   Backup
 	inst     *Instance
 	targetID int64
+	// resumeFrom is the open phase of a run resumed after waiting.
+	resumeFrom string
+	waiting    *WaitError
 }
 
 // Execute carries out a run already recorded in the store.
@@ -115,25 +121,78 @@ func (r *Runner) Execute(ctx context.Context, run *Run, p RunParams) (*Run, erro
 		logger = slog.New(slog.DiscardHandler)
 	}
 	e := &execution{Runner: r, run: run, p: p, log: logger.With("run_id", run.ID, "drill", run.Drill)}
-	e.start = r.Now()
-	deadline := e.start.Add(p.Spec.Timeout)
-	run.StartedAt, run.Deadline, run.Status = &e.start, &deadline, StatusRunning
-	if err := r.Store.StartRun(ctx, run.ID, e.start, deadline, r.Worker); err != nil {
-		return run, fmt.Errorf("%w: %w", ErrStore, err)
+	if run.Status == StatusRunning && run.WaitingUntil != nil {
+		if err := e.resume(ctx); err != nil {
+			return run, fmt.Errorf("%w: %w", ErrStore, err)
+		}
+	} else {
+		e.start = r.Now()
+		deadline := e.start.Add(p.Spec.Timeout)
+		run.StartedAt, run.Deadline, run.Status = &e.start, &deadline, StatusRunning
+		if err := r.Store.StartRun(ctx, run.ID, e.start, deadline, r.Worker); err != nil {
+			return run, fmt.Errorf("%w: %w", ErrStore, err)
+		}
+		e.log.Info("drill started", "timeout", p.Spec.Timeout.String(), "trigger", run.Trigger)
 	}
 	stopBeat := e.heartbeat(ctx)
 	defer stopBeat()
-	e.log.Info("drill started", "timeout", p.Spec.Timeout.String(), "trigger", run.Trigger)
 
-	dctx, cancel := context.WithDeadline(ctx, deadline)
+	dctx, cancel := context.WithDeadline(ctx, *run.Deadline)
 	defer cancel()
 	failure := e.carryOut(dctx)
+	if e.waiting != nil && failure != nil && failure.err == e.waiting {
+		until := e.Now().Add(e.waiting.After)
+		if e.inst != nil { // keep what the target learnt (ids, status) for the resume
+			e.record(e.Store.SetTargetState(context.WithoutCancel(ctx), e.targetID, *e.inst, e.run.Target.State, e.Now(), ""))
+		}
+		if err := e.Store.SetWaiting(context.WithoutCancel(ctx), run.ID, until); err != nil {
+			return run, fmt.Errorf("%w: %w", ErrStore, err)
+		}
+		run.WaitingUntil = &until
+		e.log.Info("waiting for the instance", "status", e.waiting.Status, "until", until)
+		return run, &Waiting{After: e.waiting.After}
+	}
 	failure = e.teardown(ctx, failure)
 	e.finish(ctx, failure)
 	if e.storeErr != nil {
 		return run, fmt.Errorf("%w: %w", ErrStore, e.storeErr)
 	}
 	return run, nil
+}
+
+// resume restores the state of a run that snoozed while waiting on its
+// target: its start, deadline, backup, instance and open phase.
+func (e *execution) resume(ctx context.Context) error {
+	run := e.run
+	if run.StartedAt == nil || run.Deadline == nil || len(run.Phases) == 0 {
+		return fmt.Errorf("run %d cannot be resumed: it has no recorded start", run.ID)
+	}
+	e.start = *run.StartedAt
+	e.seq = len(run.Phases)
+	if last := run.Phases[len(run.Phases)-1]; last.FinishedAt == nil {
+		e.resumeFrom = last.Name
+	}
+	if run.Backup != nil {
+		e.backup = *run.Backup
+		if ro, ok := e.p.Source.(Reopener); ok {
+			b, err := ro.Reopen(ctx, e.backup)
+			if err != nil {
+				return err
+			}
+			e.backup = b
+		}
+	}
+	if run.Target != nil {
+		in := run.Target.Instance(run)
+		e.inst, e.targetID = &in, run.Target.ID
+	}
+	if err := e.Store.SetWaiting(ctx, run.ID, e.Now()); err != nil {
+		return err
+	}
+	_, err := e.Store.Pool.Exec(ctx, "update drill_runs set waiting_until = null where id = $1", run.ID)
+	run.WaitingUntil = nil
+	e.log.Info("drill resumed", "phase", e.resumeFrom)
+	return err
 }
 
 // heartbeat marks the run alive until the returned func is called.
@@ -169,16 +228,23 @@ type failure struct {
 }
 
 // carryOut runs the phases up to measuring; teardown follows separately.
+// A resumed run skips the phases it finished and continues its open one.
 func (e *execution) carryOut(ctx context.Context) *failure {
 	phases := []struct {
 		name string
 		fn   func(context.Context, Progress) *failure
 	}{{PhaseLocate, e.locate}, {PhaseProvision, e.provision}, {PhaseRestore, e.restore}, {PhaseVerify, e.verify}}
+	skipping := e.resumeFrom != ""
 	for _, ph := range phases {
+		if skipping && ph.name != e.resumeFrom {
+			continue
+		}
+		reopen := skipping
+		skipping = false
 		if e.storeErr != nil { // a run that cannot be recorded is not carried on
 			return &failure{"", fmt.Errorf("%w: %w", ErrStore, e.storeErr)}
 		}
-		if f := e.phase(ctx, ph.name, ph.fn); f != nil {
+		if f := e.phase(ctx, ph.name, reopen, ph.fn); f != nil {
 			return f
 		}
 	}
@@ -186,18 +252,29 @@ func (e *execution) carryOut(ctx context.Context) *failure {
 	return nil
 }
 
-// phase times one phase and commits its start and end.
-func (e *execution) phase(ctx context.Context, name string, fn func(context.Context, Progress) *failure) *failure {
-	e.seq++
-	seq := e.seq
-	started := e.Now()
-	e.record(e.Store.StartPhase(ctx, e.run.ID, seq, name, started))
-	rec := PhaseRecord{Name: name, StartedAt: started}
-	e.run.Phases = append(e.run.Phases, rec)
-	e.emit(Event{Kind: EventPhaseStart, Phase: name})
-	e.log.Info("phase started", "phase", name)
-
-	f := fn(ctx, func(msg string) { e.emit(Event{Kind: EventProgress, Phase: name, Message: msg}) })
+// phase times one phase and commits its start and end; reopen continues
+// the run's open phase after a snooze. A phase whose target must wait is
+// called again after the wait (in this process), or, with Snooze, left
+// open while the run sleeps.
+func (e *execution) phase(ctx context.Context, name string, reopen bool, fn func(context.Context, Progress) *failure) *failure {
+	var seq int
+	var started time.Time
+	if reopen {
+		seq, started = e.seq, e.run.Phases[len(e.run.Phases)-1].StartedAt
+	} else {
+		e.seq++
+		seq = e.seq
+		started = e.Now()
+		e.record(e.Store.StartPhase(ctx, e.run.ID, seq, name, started))
+		e.run.Phases = append(e.run.Phases, PhaseRecord{Name: name, StartedAt: started})
+		e.emit(Event{Kind: EventPhaseStart, Phase: name})
+		e.log.Info("phase started", "phase", name)
+	}
+	progress := func(msg string) { e.emit(Event{Kind: EventProgress, Phase: name, Message: msg}) }
+	f := e.untilReady(ctx, fn, progress)
+	if f != nil && f.err == e.waiting && e.waiting != nil {
+		return f // snoozing: the phase stays open
+	}
 	if f != nil {
 		f = e.classify(ctx, f)
 	}
@@ -216,6 +293,26 @@ func (e *execution) phase(ctx context.Context, name string, fn func(context.Cont
 		e.log.Info("phase finished", "phase", name, "seconds", ended.Sub(started).Seconds())
 	}
 	return f
+}
+
+// untilReady calls fn until its target stops asking to wait: sleeping in
+// this process, or, with Snooze, handing the wait to the caller.
+func (e *execution) untilReady(ctx context.Context, fn func(context.Context, Progress) *failure, progress Progress) *failure {
+	for {
+		f := fn(ctx, progress)
+		var we *WaitError
+		if f == nil || !errors.As(f.err, &we) {
+			return f
+		}
+		if e.Snooze {
+			e.waiting = we
+			return &failure{"", e.waiting}
+		}
+		progress.Say(fmt.Sprintf("%s; checking again in %s", we.Status, we.After))
+		if err := sleep(ctx, we.After); err != nil {
+			return &failure{ReasonProvisionFailed, err}
+		}
+	}
 }
 
 func errOf(f *failure) error {
@@ -268,6 +365,22 @@ func (e *execution) locate(ctx context.Context, progress Progress) *failure {
 }
 
 func (e *execution) provision(ctx context.Context, progress Progress) *failure {
+	if e.inst == nil { // not when called again after a wait
+		if f := e.planTarget(ctx, progress); f != nil {
+			return f
+		}
+	}
+	if err := e.p.Target.Provision(ctx, e.inst, e.backup, progress); err != nil {
+		return &failure{ReasonProvisionFailed, fmt.Errorf("provision: %w", err)}
+	}
+	now := e.Now()
+	e.run.Target.State, e.run.Target.CreatedAt = TargetCreated, &now
+	e.record(e.Store.SetTargetState(ctx, e.targetID, *e.inst, TargetCreated, now, ""))
+	return nil
+}
+
+// planTarget names the instance and records it before it exists.
+func (e *execution) planTarget(ctx context.Context, progress Progress) *failure {
 	storeID, err := e.Store.ID(ctx)
 	if err != nil {
 		e.record(err)
@@ -292,12 +405,6 @@ func (e *execution) provision(ctx context.Context, progress Progress) *failure {
 	e.inst = &in
 	e.run.Target = &TargetRecord{ID: e.targetID, Type: in.Type, InstanceID: in.ID, Details: in.Details, State: TargetIntended, RecordedAt: e.Now()}
 	progress.Say(fmt.Sprintf("%s instance %s", in.Type, in.ID))
-	if err := e.p.Target.Provision(ctx, e.inst, e.backup, progress); err != nil {
-		return &failure{ReasonProvisionFailed, fmt.Errorf("provision: %w", err)}
-	}
-	now := e.Now()
-	e.run.Target.State, e.run.Target.CreatedAt = TargetCreated, &now
-	e.record(e.Store.SetTargetState(ctx, e.targetID, *e.inst, TargetCreated, now, ""))
 	return nil
 }
 
@@ -363,7 +470,7 @@ func (e *execution) teardown(ctx context.Context, f *failure) *failure {
 		e.log.Warn("instance kept: remove it when done", "instance", e.inst.ID)
 		return f
 	}
-	tf := e.phase(tctx, PhaseTeardown, func(ctx context.Context, _ Progress) *failure {
+	tf := e.phase(tctx, PhaseTeardown, false, func(ctx context.Context, _ Progress) *failure {
 		if err := e.p.Target.Destroy(ctx, *e.inst); err != nil {
 			e.record(e.Store.SetTargetState(ctx, e.targetID, *e.inst, TargetDestroyFailed, e.Now(), err.Error()))
 			e.run.Target.State, e.run.Target.DestroyError = TargetDestroyFailed, err.Error()

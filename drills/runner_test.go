@@ -426,3 +426,33 @@ func TestDrillMissingS3Bucket(t *testing.T) {
 	}
 	drilltest.AssertNothingLeft(t, b.targetDir)
 }
+
+// A target that must wait (an instance still being created) is polled in
+// this process until it is ready; the wait counts towards RTO.
+func TestDrillWaitsForSlowTarget(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	drilltest.DumpAs(t, b.shop, "custom", filepath.Join(b.backups, "shop.dump"))
+	slow := &drilltest.SlowTarget{Target: b.target, Waits: 2, After: 300 * time.Millisecond}
+	src, _ := pgdump.NewSource(context.Background(), pgdump.SourceConfig{Location: b.backups})
+	var waits int
+	r := &drills.Runner{Store: b.store, Events: func(e drills.Event) {
+		if e.Kind == drills.EventProgress && strings.Contains(e.Message, "instance creating; checking again") {
+			waits++
+		}
+	}}
+	spec := shopSpec(b.backups)
+	run, err := r.Run(context.Background(), drills.RunParams{Spec: spec, Source: src, Target: slow, Trigger: drills.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := b.store.Run(context.Background(), run.ID)
+	assertPassed(t, stored)
+	if waits != 2 || slow.Calls(run.Target.InstanceID) != 3 {
+		t.Fatalf("%d waits reported, %d provision calls; want 2 and 3", waits, slow.Calls(run.Target.InstanceID))
+	}
+	if *stored.RTO < 600*time.Millisecond {
+		t.Fatalf("RTO %s does not include the wait", *stored.RTO)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}

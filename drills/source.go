@@ -56,3 +56,9 @@ const (
 	FormatPlain     = "plain"      // pg_dump -Fp (SQL)
 	FormatPlainGzip = "plain-gzip" // pg_dump -Fp | gzip
 )
+
+// Reopener is a Source that can rebuild a Backup it returned before from
+// its record — Fetch included — for a run resumed in another process.
+type Reopener interface {
+	Reopen(ctx context.Context, b Backup) (Backup, error)
+}

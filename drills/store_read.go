@@ -14,7 +14,8 @@ const runColumns = `id, drill, status, coalesce(reason, ''), coalesce(error, '')
 	created_at, started_at, finished_at, deadline_at,
 	backup_id, backup_created_at, coalesce(backup_created_at_source, ''), coalesce(backup_format, ''),
 	coalesce(backup_size_bytes, 0), coalesce(backup_database, ''),
-	rto_seconds, rpo_seconds, data_rpo_seconds, objective_rto_seconds, objective_rpo_seconds, rto_met, rpo_met`
+	rto_seconds, rpo_seconds, data_rpo_seconds, objective_rto_seconds, objective_rpo_seconds, rto_met, rpo_met,
+	heartbeat_at, waiting_until`
 
 func scanRun(row pgx.Row) (*Run, error) {
 	var r Run
@@ -26,7 +27,7 @@ func scanRun(row pgx.Row) (*Run, error) {
 	err := row.Scan(&r.ID, &r.Drill, &r.Status, &r.Reason, &r.Error, &r.Trigger, &r.TriggeredBy, &policy,
 		&r.CreatedAt, &r.StartedAt, &r.FinishedAt, &r.Deadline,
 		&backupID, &backupAt, &b.CreatedAtSource, &b.Format, &b.SizeBytes, &b.Database,
-		&rto, &rpo, &dataRPO, &objRTO, &objRPO, &r.RTOMet, &r.RPOMet)
+		&rto, &rpo, &dataRPO, &objRTO, &objRPO, &r.RTOMet, &r.RPOMet, &r.HeartbeatAt, &r.WaitingUntil)
 	if err != nil {
 		return nil, err
 	}
@@ -231,3 +232,5 @@ func (s *Store) RunCounts(ctx context.Context) ([]RunCount, error) {
 		return c, err
 	})
 }
+
+var errNoRows = pgx.ErrNoRows

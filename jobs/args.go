@@ -27,12 +27,18 @@ type RunDrillArgs struct {
 // Kind implements river.JobArgs.
 func (RunDrillArgs) Kind() string { return "drill_run" }
 
+// QueueDrills holds drill runs; its size is the worker's --concurrency.
+// Sweeps, teardowns and notifications use river's default queue.
+const QueueDrills = "drills"
+
 // InsertOpts retries a crashed worker's run (the retry ends it as interrupted).
-func (RunDrillArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 3} }
+func (RunDrillArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 3, Queue: QueueDrills}
+}
 
 // tickOpts make a scheduled tick's job unique: however many leaders insert
 // it, and even after it completed, a tick runs once.
-var tickOpts = &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+var tickOpts = &river.InsertOpts{Queue: QueueDrills, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 
 // TeardownArgs is the dead-man job of one target: scheduled at the run's
 // deadline when the target is recorded, it destroys the target unless the

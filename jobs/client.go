@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"drill/drills"
+	"drill/drills/backends"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -41,6 +42,8 @@ type Config struct {
 	Now func() time.Time
 	// HTTPClient delivers webhooks (default: 10s timeout).
 	HTTPClient HTTPDoer
+	// Backends builds a drill's Source and Target (default backends.For).
+	Backends func(ctx context.Context, spec *drills.Spec) (drills.Source, drills.Target, error)
 }
 
 func (c *Config) defaults() {
@@ -61,6 +64,9 @@ func (c *Config) defaults() {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = defaultHTTPClient()
+	}
+	if c.Backends == nil {
+		c.Backends = backends.For
 	}
 }
 
@@ -84,7 +90,10 @@ func NewWorkerClient(cfg Config) (*river.Client[pgx.Tx], error) {
 		return nil, err
 	}
 	client, err = river.NewClient(riverpgxv5.New(cfg.Store.Pool), &river.Config{
-		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Concurrency + 2}},
+		Queues: map[string]river.QueueConfig{
+			QueueDrills:        {MaxWorkers: cfg.Concurrency},
+			river.QueueDefault: {MaxWorkers: 4},
+		},
 		Workers:      workers,
 		PeriodicJobs: periodic,
 		Logger:       cfg.Logger.With("component", "river"),

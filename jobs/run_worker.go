@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"drill/drills"
-	"drill/drills/backends"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -45,37 +44,29 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunDrillArgs]) erro
 		}
 		return river.JobCancel(fmt.Errorf("drill %q is not in the config", args.Drill))
 	}
-	var run *drills.Run
-	var err error
-	if args.RunID == 0 { // a scheduled tick: record its run now
-		run, err = store.CreateRun(ctx, nil, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, w.cfg.Drills.Path, Version),
-			Status: drills.StatusQueued, Trigger: args.Trigger, TriggeredBy: "schedule@" + workerName()})
-		if errors.Is(err, drills.ErrDrillBusy) {
-			log.Warn("scheduled run skipped: the drill is still running", "error", err.Error())
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	} else {
-		if run, err = store.Run(ctx, args.RunID); err != nil {
-			return err
-		}
-		if done, err := w.resumeOrSkip(ctx, job, run); done || err != nil {
-			return err
-		}
+	run, err := w.runOf(ctx, job, spec)
+	if err != nil || run == nil {
+		return err
+	}
+	if done, err := w.resumeOrSkip(ctx, job, run); done || err != nil {
+		return err
 	}
 	log = log.With("run_id", run.ID)
-	src, tgt, err := backends.For(ctx, spec)
+	src, tgt, err := w.cfg.Backends(ctx, spec)
 	if err != nil {
 		_, _ = store.FailUnfinished(ctx, run.ID, drills.ReasonProvisionFailed, "this worker cannot run the drill: "+err.Error(), w.cfg.Now())
 		w.notifyFailure(ctx, spec, run.ID)
 		return river.JobCancel(err)
 	}
 	runner := &drills.Runner{Store: store, Logger: w.cfg.Logger.With("component", "runner"), Worker: workerName(),
-		HeartbeatEvery: w.cfg.StaleAfter / 6, OnIntent: w.deadMan(spec)}
+		HeartbeatEvery: w.cfg.StaleAfter / 6, OnIntent: w.deadMan(spec), Snooze: true}
 	run, err = runner.Execute(ctx, run, drills.RunParams{Spec: spec, Source: src, Target: tgt,
 		Policy: drills.PolicyOf(spec, w.cfg.Drills.Path, Version), Trigger: run.Trigger, TriggeredBy: run.TriggeredBy})
+	var waiting *drills.Waiting
+	if errors.As(err, &waiting) {
+		log.Info("run waits for its instance: job snoozed", "after", waiting.After.String())
+		return river.JobSnooze(waiting.After) // no worker slot is held while it waits
+	}
 	if err != nil {
 		return err // the store failed: river retries, and the retry ends the run as interrupted
 	}
@@ -86,22 +77,46 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunDrillArgs]) erro
 	return nil
 }
 
+// runOf returns the run a job carries: the one recorded at enqueue time,
+// the one it started before it snoozed, or — for a scheduled tick — a new
+// one. Nil without an error means the tick is skipped.
+func (w *runWorker) runOf(ctx context.Context, job *river.Job[RunDrillArgs], spec *drills.Spec) (*drills.Run, error) {
+	store := w.cfg.Store
+	if job.Args.RunID != 0 {
+		run, err := store.Run(ctx, job.Args.RunID)
+		if err != nil {
+			return nil, err
+		}
+		return run, store.SetJob(ctx, run.ID, job.ID)
+	}
+	if run, err := store.RunByJob(ctx, job.ID); run != nil || err != nil {
+		return run, err
+	}
+	run, err := store.CreateRun(ctx, nil, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, w.cfg.Drills.Path, Version),
+		Status: drills.StatusQueued, Trigger: job.Args.Trigger, TriggeredBy: "schedule@" + workerName()})
+	if errors.Is(err, drills.ErrDrillBusy) {
+		w.cfg.Logger.Warn("scheduled run skipped: the drill is still running", "drill", spec.Name, "error", err.Error())
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return run, store.SetJob(ctx, run.ID, job.ID)
+}
+
 // resumeOrSkip handles a job whose run was recorded before: queued runs
-// go ahead; finished ones are done; a run still marked running is a retry
-// after a crash — unless its heartbeat is fresh (another worker still has
-// it), it ends as interrupted and its target is destroyed.
+// go ahead, and so do runs that slept waiting on their instance; finished
+// ones are done; a run still marked running is a retry after a crash —
+// unless its heartbeat is fresh (another worker still has it), it ends as
+// interrupted and its target is destroyed.
 func (w *runWorker) resumeOrSkip(ctx context.Context, job *river.Job[RunDrillArgs], run *drills.Run) (bool, error) {
 	switch {
 	case run.FinishedAt != nil:
 		return true, nil
-	case run.Status == drills.StatusQueued:
+	case run.Status == drills.StatusQueued, run.WaitingUntil != nil:
 		return false, nil
 	}
-	var heartbeat *time.Time
-	if err := w.cfg.Store.Pool.QueryRow(ctx, "select heartbeat_at from drill_runs where id = $1", run.ID).Scan(&heartbeat); err != nil {
-		return true, err
-	}
-	if heartbeat != nil && w.cfg.Now().Sub(*heartbeat) < w.cfg.StaleAfter {
+	if heartbeat := run.HeartbeatAt; heartbeat != nil && w.cfg.Now().Sub(*heartbeat) < w.cfg.StaleAfter {
 		return true, river.JobSnooze(w.cfg.StaleAfter)
 	}
 	if _, err := w.cfg.Store.FailUnfinished(ctx, run.ID, drills.ReasonInterrupted,

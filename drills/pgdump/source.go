@@ -54,3 +54,28 @@ func skipName(name string) bool {
 	}
 	return false
 }
+
+var (
+	_ drills.Reopener = (*fileSource)(nil)
+	_ drills.Reopener = (*s3Source)(nil)
+)
+
+// Reopen gives a recorded backup its Fetch again.
+func (s *fileSource) Reopen(_ context.Context, b drills.Backup) (drills.Backup, error) {
+	path := b.ID
+	b.Fetch = func(context.Context, string, func(int64, int64)) (string, error) { return path, nil }
+	return b, nil
+}
+
+// Reopen gives a recorded backup its Fetch again.
+func (s *s3Source) Reopen(_ context.Context, b drills.Backup) (drills.Backup, error) {
+	key, ok := strings.CutPrefix(b.ID, "s3://"+s.bucket+"/")
+	if !ok {
+		return b, fmt.Errorf("backup %s is not in s3://%s", b.ID, s.bucket)
+	}
+	size := b.SizeBytes
+	b.Fetch = func(ctx context.Context, dir string, progress func(int64, int64)) (string, error) {
+		return s.download(ctx, key, size, dir, progress)
+	}
+	return b, nil
+}
