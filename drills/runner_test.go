@@ -3,7 +3,9 @@ package drills_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +16,8 @@ import (
 	"drill/drills/local"
 	"drill/drills/pgdump"
 	"drill/verify"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
@@ -453,6 +457,62 @@ func TestDrillWaitsForSlowTarget(t *testing.T) {
 	}
 	if *stored.RTO < 600*time.Millisecond {
 		t.Fatalf("RTO %s does not include the wait", *stored.RTO)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+// Names that need quoting everywhere: a database with a space and a quote,
+// a mixed-case schema and table, an extension and grants to a role the
+// restore host does not have.
+func TestDrillOddNames(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	name := "Weird 'DB' " + strings.ToLower(t.Name()[len(t.Name())-4:]) + time.Now().Format("150405.000")
+	admin := drilltest.ServerURL(t)
+	drilltest.Exec(t, admin, `create database "`+name+`"`)
+	t.Cleanup(func() { drilltest.Exec(t, admin, `drop database if exists "`+name+`" with (force)`) })
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database = name
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{
+		`create extension if not exists pg_trgm`,
+		`create schema "Sales"`,
+		`create table "Sales"."Orders" ("ID" int primary key, note text, at timestamp, amount money)`,
+		`insert into "Sales"."Orders" select g, 'n' || g, now()::timestamp - g * interval '1 min', g from generate_series(1, 300) g`,
+		`create index on "Sales"."Orders" using gin (note gin_trgm_ops)`,
+		`do $$ begin if not exists (select from pg_roles where rolname = 'drilltest_reader') then create role drilltest_reader; end if; end $$`,
+		`grant select on all tables in schema "Sales" to drilltest_reader`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	conn.Close(ctx)
+	cmd := exec.Command(drilltest.Binaries(t).Path("pg_dump"), "-Fc", "-f", filepath.Join(b.backups, "weird.dump"),
+		"--dbname", fmt.Sprintf("host=%s port=%d user=%s dbname='%s'", cfg.Host, cfg.Port, cfg.User, strings.ReplaceAll(name, "'", `\'`)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump: %v %s", err, out)
+	}
+	spec := shopSpec(b.backups)
+	spec.Objectives.RPO = time.Hour
+	spec.Checks = []verify.Check{
+		{Type: verify.TypeRowCount, Name: "orders", Table: `"Sales"."Orders"`, Equals: i64(300)},
+		{Type: verify.TypeChecksum, Name: "sum", Table: `"Sales"."Orders"`},
+		{Type: verify.TypeRecency, Name: "fresh", Table: `"Sales"."Orders"`, Column: "at", MaxAge: time.Hour},
+	}
+	run := b.drill(t, ctx, spec, nil)
+	if run.Status != drills.StatusPassed {
+		t.Fatalf("%s %s: %s", run.Status, run.Reason, run.Error)
+	}
+	if run.Target.Details["database"] != name {
+		t.Fatalf("restored into %q, want the dump's own name %q", run.Target.Details["database"], name)
 	}
 	drilltest.AssertNothingLeft(t, b.targetDir)
 }

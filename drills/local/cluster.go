@@ -204,12 +204,18 @@ func (c *Cluster) PID() int {
 
 // SocketDSN connects as the superuser over the private socket.
 func (c *Cluster) SocketDSN(database string) string {
-	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", c.SocketDir(), c.Port, c.superuser(), database)
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", dsnValue(c.SocketDir()), c.Port, dsnValue(c.superuser()), dsnValue(database))
 }
 
 // TCPDSN connects as the superuser over 127.0.0.1 with the password.
 func (c *Cluster) TCPDSN(database string) string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", c.Port, c.superuser(), c.Password, database)
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", c.Port, dsnValue(c.superuser()), dsnValue(c.Password), dsnValue(database))
+}
+
+// dsnValue quotes a value of a key=value connection string as libpq reads
+// it: in single quotes, with ' and \ escaped.
+func dsnValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
 // run runs a program as the cluster's user and returns its output in the

@@ -108,7 +108,7 @@ func (s *fileSource) describe(ctx context.Context, path string, fi fs.FileInfo) 
 		if err != nil {
 			return drills.Backup{}, err
 		}
-		if b.Format, err = detectFormat(head); err != nil {
+		if b.Format, err = detectFormat(abs, head); err != nil {
 			return drills.Backup{}, fmt.Errorf("newest backup %s: %w", abs, err)
 		}
 	}

@@ -24,8 +24,11 @@ const headerSize = 1 << 20
 // ErrUnknownFormat means a file is not a pg_dump archive this tool reads.
 var ErrUnknownFormat = errors.New("not a pg_dump archive (custom, tar, directory, plain SQL or gzipped plain SQL)")
 
-// detectFormat tells the format from the first bytes of a file.
-func detectFormat(head []byte) (string, error) {
+// detectFormat tells the format from the first bytes of a file named name.
+// Text counts as plain SQL when the name ends in .sql or the text starts
+// like SQL (a comment, SET, CREATE, BEGIN or a psql command), as pg_dump's
+// output does.
+func detectFormat(name string, head []byte) (string, error) {
 	switch {
 	case len(head) == 0:
 		return "", fmt.Errorf("empty file: %w", ErrUnknownFormat)
@@ -35,10 +38,22 @@ func detectFormat(head []byte) (string, error) {
 		return drills.FormatTar, nil
 	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
 		return drills.FormatPlainGzip, nil
-	case isText(head):
+	case isText(head) && (strings.HasSuffix(strings.ToLower(name), ".sql") || looksLikeSQL(head)):
 		return drills.FormatPlain, nil
 	}
 	return "", ErrUnknownFormat
+}
+
+var sqlStarts = []string{"--", "/*", "set ", "create ", "begin", "start transaction", "\\", "select ", "insert ", "copy "}
+
+func looksLikeSQL(head []byte) bool {
+	t := strings.ToLower(strings.TrimLeft(string(head[:min(len(head), 64)]), " \t\r\n\ufeff"))
+	for _, p := range sqlStarts {
+		if strings.HasPrefix(t, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // isText reports whether b looks like SQL text: no NUL bytes and valid

@@ -77,7 +77,7 @@ func (s *s3Source) Latest(ctx context.Context) (drills.Backup, error) {
 	if err != nil {
 		return drills.Backup{}, err
 	}
-	if b.Format, err = detectFormat(head); err != nil {
+	if b.Format, err = detectFormat(key, head); err != nil {
 		return drills.Backup{}, fmt.Errorf("newest backup %s: %w", id, err)
 	}
 	if b.Format == drills.FormatCustom || b.Format == drills.FormatTar {

@@ -41,14 +41,21 @@ func NewSource(ctx context.Context, cfg SourceConfig) (drills.Source, error) {
 	return &fileSource{cfg: cfg}, nil
 }
 
-// skipName reports names that are never backups: hidden files and
-// uploads in progress.
+// notBackups are name endings of files that live next to backups but are
+// never backups themselves: uploads in progress, checksums and signatures,
+// configs, logs and notes.
+var notBackups = []string{".tmp", ".part", ".partial", ".inprogress", ".sha256", ".sha1", ".md5", ".sig", ".asc",
+	".yaml", ".yml", ".json", ".toml", ".ini", ".conf", ".txt", ".md", ".log", ".sh", ".pid", ".lock"}
+
+// skipName reports names that are never backups: hidden files and the
+// endings above.
 func skipName(name string) bool {
 	if strings.HasPrefix(name, ".") {
 		return true
 	}
-	for _, suffix := range []string{".tmp", ".part", ".partial", ".inprogress", ".sha256", ".md5"} {
-		if strings.HasSuffix(name, suffix) {
+	lower := strings.ToLower(name)
+	for _, suffix := range notBackups {
+		if strings.HasSuffix(lower, suffix) {
 			return true
 		}
 	}

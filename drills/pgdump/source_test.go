@@ -67,7 +67,7 @@ func TestFileSourceNewestInDirectory(t *testing.T) {
 		drilltest.Touch(t, p, now.Add(time.Duration(i)*time.Hour))
 	}
 	// never candidates: hidden files, uploads in progress, checksums
-	for _, name := range []string{".shop-9.dump", "shop-9.dump.tmp", "shop-9.dump.sha256"} {
+	for _, name := range []string{".shop-9.dump", "shop-9.dump.tmp", "shop-9.dump.sha256", "drill.yaml", "backup.log", "NOTES.md"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -107,6 +107,20 @@ func TestFileSourceErrors(t *testing.T) {
 	if !errors.Is(err, pgdump.ErrUnknownFormat) {
 		t.Errorf("binary junk: %v", err)
 	}
+	prose := filepath.Join(dir, "orders-latest")
+	if err := os.WriteFile(prose, []byte("Backups are taken nightly by cron.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = latest(t, pgdump.SourceConfig{Location: prose}); !errors.Is(err, pgdump.ErrUnknownFormat) {
+		t.Errorf("prose taken for SQL: %v", err)
+	}
+	if err := os.WriteFile(prose, []byte("\n-- hand-written\nCREATE TABLE t (id int);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := latest(t, pgdump.SourceConfig{Location: prose}); err != nil || b.Format != drills.FormatPlain {
+		t.Errorf("SQL without .sql: %v %v", b.Format, err)
+	}
+	os.Remove(prose)
 	// a custom archive whose header is cut off is unreadable, not silently skipped
 	if err := os.WriteFile(bin, []byte("PGDMP\x01"), 0o644); err != nil {
 		t.Fatal(err)
