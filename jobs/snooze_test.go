@@ -2,7 +2,12 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,5 +92,45 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// An overdue drill is posted to its webhooks once per overdue spell.
+func TestOverdueNotification(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var mu sync.Mutex
+	var got []map[string]any
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		got = append(got, m)
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	spec := drilltest.SeedSpec("nightly")
+	spec.Schedule = "daily"
+	spec.Notify = []drills.Notify{{Webhook: hook.URL}}
+	drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: spec, Started: time.Now().Add(-4 * 24 * time.Hour), RTO: time.Minute, RPO: time.Hour})
+	cfg := &drills.Config{Drills: []*drills.Spec{spec}, OverdueGrace: 24 * time.Hour}
+	client, err := jobs.NewWorkerClient(jobs.Config{Drills: cfg, Store: b.store, SweepEvery: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Stop(context.Background()) })
+	waitFor(t, 30*time.Second, "the overdue notice", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0
+	})
+	time.Sleep(3 * time.Second) // several more sweeps: no second notice for the same spell
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0]["event"] != "drill_overdue" || !strings.Contains(got[0]["text"].(string), "nightly* is overdue") {
+		t.Fatalf("notices %v", got)
 	}
 }
