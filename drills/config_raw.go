@@ -92,12 +92,15 @@ func (r *rawDrill) UnmarshalYAML(n *yaml.Node) error {
 }
 
 type rawSource struct {
-	Type     string `yaml:"type"`
-	Location string `yaml:"location"`
-	Pattern  string `yaml:"pattern"`
-	Region   string `yaml:"region"`
-	Endpoint string `yaml:"endpoint"`
-	keys     map[string]int
+	Type          string   `yaml:"type"`
+	Location      string   `yaml:"location"`
+	Pattern       string   `yaml:"pattern"`
+	Region        string   `yaml:"region"`
+	Endpoint      string   `yaml:"endpoint"`
+	Instance      string   `yaml:"instance"`
+	SnapshotTypes []string `yaml:"snapshot_types"`
+	RestoreTime   string   `yaml:"restore_time"`
+	keys          map[string]int
 }
 
 func (r *rawSource) UnmarshalYAML(n *yaml.Node) error {
@@ -113,12 +116,20 @@ func (r *rawSource) UnmarshalYAML(n *yaml.Node) error {
 }
 
 type rawTarget struct {
-	Type     string `yaml:"type"`
-	RunAs    string `yaml:"run_as"`
-	Dir      string `yaml:"dir"`
-	Database string `yaml:"database"`
-	Jobs     int    `yaml:"jobs"`
-	keys     map[string]int
+	Type                string            `yaml:"type"`
+	RunAs               string            `yaml:"run_as"`
+	Dir                 string            `yaml:"dir"`
+	Database            string            `yaml:"database"`
+	Jobs                int               `yaml:"jobs"`
+	Region              string            `yaml:"region"`
+	InstanceClass       string            `yaml:"instance_class"`
+	SubnetGroup         string            `yaml:"subnet_group"`
+	AllowDefaultNetwork bool              `yaml:"allow_default_network"`
+	SecurityGroups      []string          `yaml:"security_groups"`
+	Tags                map[string]string `yaml:"tags"`
+	CABundle            string            `yaml:"ca_bundle"`
+	PollInterval        *Duration         `yaml:"poll_interval"`
+	keys                map[string]int
 }
 
 func (r *rawTarget) UnmarshalYAML(n *yaml.Node) error {
@@ -249,7 +260,8 @@ func (r rawDrill) spec(i int) (*Spec, []Problem) {
 	if r.Source == nil {
 		add(r.line, "missing required field source")
 	} else {
-		s.Source = SourceSpec{Type: r.Source.Type, Location: r.Source.Location, Pattern: r.Source.Pattern, Region: r.Source.Region, Endpoint: r.Source.Endpoint}
+		s.Source = SourceSpec{Type: r.Source.Type, Location: r.Source.Location, Pattern: r.Source.Pattern, Region: r.Source.Region,
+			Endpoint: r.Source.Endpoint, Instance: r.Source.Instance, SnapshotTypes: r.Source.SnapshotTypes, RestoreTime: r.Source.RestoreTime}
 		srcLine := at(r.keys, "source", r.line)
 		switch r.Source.Type {
 		case "":
@@ -258,22 +270,66 @@ func (r rawDrill) spec(i int) (*Spec, []Problem) {
 			if r.Source.Location == "" {
 				add(srcLine, "source: missing required field location (a file, a directory or s3://bucket/prefix/)")
 			}
+		case SourceRDSSnapshot, SourceRDSPITR:
+			if r.Source.Instance == "" {
+				add(srcLine, "source: missing required field instance (the RDS instance identifier)")
+			}
+			for _, st := range r.Source.SnapshotTypes {
+				if st != "automated" && st != "manual" {
+					add(at(r.Source.keys, "snapshot_types", srcLine), "source: snapshot_types: %q is not automated or manual", st)
+				}
+			}
+			if rt := r.Source.RestoreTime; rt != "" {
+				if r.Source.Type != SourceRDSPITR {
+					add(at(r.Source.keys, "restore_time", srcLine), "source: restore_time applies to rds-pitr only")
+				} else if _, err := time.Parse(time.RFC3339, rt); rt != "latest" && err != nil {
+					add(at(r.Source.keys, "restore_time", srcLine), "source: restore_time %q: want latest or an RFC 3339 time", rt)
+				}
+			}
 		default:
 			add(at(r.Source.keys, "type", srcLine), "source: unknown type %q (one of %s)", r.Source.Type, strings.Join(sourceTypes, ", "))
 		}
 	}
 	s.Target = TargetSpec{Type: TargetLocal}
 	if r.Target != nil {
-		s.Target = TargetSpec{Type: r.Target.Type, RunAs: r.Target.RunAs, Dir: r.Target.Dir, Database: r.Target.Database, Jobs: r.Target.Jobs}
+		t := r.Target
+		s.Target = TargetSpec{Type: t.Type, RunAs: t.RunAs, Dir: t.Dir, Database: t.Database, Jobs: t.Jobs, Region: t.Region,
+			InstanceClass: t.InstanceClass, SubnetGroup: t.SubnetGroup, AllowDefaultNetwork: t.AllowDefaultNetwork,
+			SecurityGroups: t.SecurityGroups, Tags: t.Tags, CABundle: t.CABundle}
+		if t.PollInterval != nil {
+			s.Target.PollInterval = time.Duration(*t.PollInterval)
+		}
 		if s.Target.Type == "" {
 			s.Target.Type = TargetLocal
 		}
 		tgtLine := at(r.keys, "target", r.line)
 		if !contains(targetTypes, s.Target.Type) {
-			add(at(r.Target.keys, "type", tgtLine), "target: unknown type %q (one of %s)", s.Target.Type, strings.Join(targetTypes, ", "))
+			add(at(t.keys, "type", tgtLine), "target: unknown type %q (one of %s)", s.Target.Type, strings.Join(targetTypes, ", "))
 		}
-		if r.Target.Jobs < 0 {
-			add(at(r.Target.keys, "jobs", tgtLine), "target: jobs must be at least 1")
+		if t.Jobs < 0 {
+			add(at(t.keys, "jobs", tgtLine), "target: jobs must be at least 1")
+		}
+		if s.Target.Type == TargetRDS {
+			if t.InstanceClass == "" {
+				add(tgtLine, "target: missing required field instance_class (such as db.t4g.micro)")
+			}
+			if t.SubnetGroup == "" && !t.AllowDefaultNetwork {
+				add(tgtLine, "target: missing required field subnet_group (an isolated DB subnet group; or allow_default_network: true to restore into the default VPC)")
+			}
+			for k := range t.Tags {
+				if k == "ManagedBy" || strings.HasPrefix(k, "Drill") {
+					add(at(t.keys, "tags", tgtLine), "target: tags: %q is drill's own tag", k)
+				}
+			}
+		}
+	}
+	if r.Source != nil && contains(targetTypes, s.Target.Type) {
+		rdsSource := s.Source.Type == SourceRDSSnapshot || s.Source.Type == SourceRDSPITR
+		switch {
+		case rdsSource && s.Target.Type != TargetRDS:
+			add(at(r.keys, "target", r.line), "target: an %s source restores into an rds target (add target: {type: rds, ...})", s.Source.Type)
+		case s.Source.Type == SourcePgdump && s.Target.Type == TargetRDS:
+			add(at(r.keys, "target", r.line), "target: a pgdump source restores into a local target")
 		}
 	}
 	names := map[string]int{}

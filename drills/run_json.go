@@ -38,11 +38,12 @@ type ObjectivesJSON struct {
 
 // BackupJSON describes the restored backup.
 type BackupJSON struct {
-	ID              string `json:"id"`
-	CreatedAt       string `json:"created_at"`
-	CreatedAtSource string `json:"created_at_source,omitempty"`
-	Format          string `json:"format,omitempty"`
-	SizeBytes       int64  `json:"size_bytes,omitempty"`
+	ID              string            `json:"id"`
+	CreatedAt       string            `json:"created_at"`
+	CreatedAtSource string            `json:"created_at_source,omitempty"`
+	Format          string            `json:"format,omitempty"`
+	SizeBytes       int64             `json:"size_bytes,omitempty"`
+	Details         map[string]string `json:"details,omitempty"`
 }
 
 // TargetJSON describes the isolated instance.
@@ -51,7 +52,10 @@ type TargetJSON struct {
 	ID         string            `json:"id"`
 	State      string            `json:"state"`
 	Details    map[string]string `json:"details,omitempty"`
+	CreatedAt  *string           `json:"created_at,omitempty"`
 	TornDownAt *string           `json:"torn_down_at"`
+	// InstanceHours is how long the instance existed (cost visibility).
+	InstanceHours *float64 `json:"instance_hours,omitempty"`
 }
 
 // PhaseJSON is one timed phase.
@@ -119,10 +123,14 @@ func (r *Run) JSON() RunJSON {
 			RTOMet: r.RTOMet, RPOMet: r.RPOMet},
 		Phases: []PhaseJSON{}, Checks: []CheckJSON{}, Error: optString(r.Error)}
 	if b := r.Backup; b != nil {
-		v.Backup = &BackupJSON{ID: b.ID, CreatedAt: rfc3339(b.CreatedAt), CreatedAtSource: b.CreatedAtSource, Format: b.Format, SizeBytes: b.SizeBytes}
+		v.Backup = &BackupJSON{ID: b.ID, CreatedAt: rfc3339(b.CreatedAt), CreatedAtSource: b.CreatedAtSource, Format: b.Format, SizeBytes: b.SizeBytes, Details: b.Details}
 	}
 	if t := r.Target; t != nil {
-		v.Target = &TargetJSON{Type: t.Type, ID: t.InstanceID, State: t.State, Details: t.Details, TornDownAt: optTime(t.TornDownAt)}
+		v.Target = &TargetJSON{Type: t.Type, ID: t.InstanceID, State: t.State, Details: t.Details, CreatedAt: optTime(t.CreatedAt), TornDownAt: optTime(t.TornDownAt)}
+		if t.TornDownAt != nil && !t.RecordedAt.IsZero() { // from just before creation to teardown
+			h := math.Round(t.TornDownAt.Sub(t.RecordedAt).Hours()*1000) / 1000
+			v.Target.InstanceHours = &h
+		}
 	}
 	for _, p := range r.Phases {
 		pj := PhaseJSON{Name: p.Name, StartedAt: rfc3339(p.StartedAt), FinishedAt: optTime(p.FinishedAt), Error: optString(p.Error)}

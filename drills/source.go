@@ -40,6 +40,9 @@ type Backup struct {
 	SizeBytes int64 `json:"size_bytes,omitempty"`
 	// Database is the name of the database the backup was taken from, when known.
 	Database string `json:"database,omitempty"`
+	// Details are further facts for the record (snapshot ARN, engine,
+	// version, encrypted, restore time). Never secrets.
+	Details map[string]string `json:"details,omitempty"`
 
 	// Fetch makes the backup available as a local path under dir (a download
 	// for remote backups; the path itself for local ones). Nil for backups

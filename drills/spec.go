@@ -1,6 +1,7 @@
 package drills
 
 import (
+	"encoding/json"
 	"time"
 
 	"drill/verify"
@@ -67,6 +68,12 @@ type SourceSpec struct {
 	Pattern  string `json:"pattern,omitempty"`
 	Region   string `json:"region,omitempty"`
 	Endpoint string `json:"endpoint,omitempty"`
+	// Instance is the RDS instance whose snapshots (rds-snapshot) or
+	// point in time (rds-pitr) are restored.
+	Instance      string   `json:"instance,omitempty"`
+	SnapshotTypes []string `json:"snapshot_types,omitempty"`
+	// RestoreTime is "latest" or an RFC 3339 time (rds-pitr).
+	RestoreTime string `json:"restore_time,omitempty"`
 }
 
 // TargetSpec says where a drill restores to.
@@ -76,6 +83,22 @@ type TargetSpec struct {
 	Dir      string `json:"dir,omitempty"`
 	Database string `json:"database,omitempty"`
 	Jobs     int    `json:"jobs,omitempty"`
+	// RDS targets.
+	Region              string            `json:"region,omitempty"`
+	InstanceClass       string            `json:"instance_class,omitempty"`
+	SubnetGroup         string            `json:"subnet_group,omitempty"`
+	AllowDefaultNetwork bool              `json:"allow_default_network,omitempty"`
+	SecurityGroups      []string          `json:"security_groups,omitempty"`
+	Tags                map[string]string `json:"tags,omitempty"`
+	CABundle            string            `json:"ca_bundle,omitempty"`
+	// PollInterval is the first wait between status checks (default 15s).
+	PollInterval time.Duration `json:"poll_interval,omitempty"`
+}
+
+// Key identifies a target spec (for deduplication).
+func (t TargetSpec) Key() string {
+	b, _ := json.Marshal(t)
+	return string(b)
 }
 
 // Objectives are the recovery objectives a drill must meet. Zero means none.
@@ -86,13 +109,16 @@ type Objectives struct {
 
 // Source and target types known to the config file.
 const (
-	SourcePgdump = "pgdump"
-	TargetLocal  = "local"
+	SourcePgdump      = "pgdump"
+	SourceRDSSnapshot = "rds-snapshot"
+	SourceRDSPITR     = "rds-pitr"
+	TargetLocal       = "local"
+	TargetRDS         = "rds"
 )
 
 var (
-	sourceTypes = []string{SourcePgdump}
-	targetTypes = []string{TargetLocal}
+	sourceTypes = []string{SourcePgdump, SourceRDSSnapshot, SourceRDSPITR}
+	targetTypes = []string{TargetLocal, TargetRDS}
 )
 
 // Check is a verification of a restored database (see package verify).

@@ -180,9 +180,13 @@ func (s *Store) FinishPhase(ctx context.Context, runID int64, seq int, at time.T
 
 // SetBackup records which backup a run restores.
 func (s *Store) SetBackup(ctx context.Context, runID int64, b Backup) error {
+	var details []byte
+	if len(b.Details) > 0 {
+		details, _ = json.Marshal(b.Details)
+	}
 	return s.exec(ctx, "backup", `update drill_runs set backup_id = $2, backup_created_at = $3, backup_created_at_source = $4,
-		backup_format = $5, backup_size_bytes = $6, backup_database = $7 where id = $1`,
-		runID, b.ID, b.CreatedAt, b.CreatedAtSource, b.Format, b.SizeBytes, nullString(b.Database))
+		backup_format = $5, backup_size_bytes = $6, backup_database = $7, backup_details = $8 where id = $1`,
+		runID, b.ID, b.CreatedAt, b.CreatedAtSource, b.Format, b.SizeBytes, nullString(b.Database), details)
 }
 
 // IntentHook runs inside the transaction that records a target's intent,

@@ -15,7 +15,7 @@ const runColumns = `id, drill, status, coalesce(reason, ''), coalesce(error, '')
 	backup_id, backup_created_at, coalesce(backup_created_at_source, ''), coalesce(backup_format, ''),
 	coalesce(backup_size_bytes, 0), coalesce(backup_database, ''),
 	rto_seconds, rpo_seconds, data_rpo_seconds, objective_rto_seconds, objective_rpo_seconds, rto_met, rpo_met,
-	heartbeat_at, waiting_until`
+	heartbeat_at, waiting_until, backup_details`
 
 func scanRun(row pgx.Row) (*Run, error) {
 	var r Run
@@ -24,10 +24,11 @@ func scanRun(row pgx.Row) (*Run, error) {
 	var backupAt *time.Time
 	var b Backup
 	var rto, rpo, dataRPO, objRTO, objRPO *float64
+	var backupDetails []byte
 	err := row.Scan(&r.ID, &r.Drill, &r.Status, &r.Reason, &r.Error, &r.Trigger, &r.TriggeredBy, &policy,
 		&r.CreatedAt, &r.StartedAt, &r.FinishedAt, &r.Deadline,
 		&backupID, &backupAt, &b.CreatedAtSource, &b.Format, &b.SizeBytes, &b.Database,
-		&rto, &rpo, &dataRPO, &objRTO, &objRPO, &r.RTOMet, &r.RPOMet, &r.HeartbeatAt, &r.WaitingUntil)
+		&rto, &rpo, &dataRPO, &objRTO, &objRPO, &r.RTOMet, &r.RPOMet, &r.HeartbeatAt, &r.WaitingUntil, &backupDetails)
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +39,9 @@ func scanRun(row pgx.Row) (*Run, error) {
 		b.ID = *backupID
 		if backupAt != nil {
 			b.CreatedAt = *backupAt
+		}
+		if len(backupDetails) > 0 {
+			_ = json.Unmarshal(backupDetails, &b.Details)
 		}
 		r.Backup = &b
 	}

@@ -57,17 +57,17 @@ func Target(t drills.TargetSpec) (drills.Target, error) {
 // Targets that cannot be built here are skipped with their error.
 func Targets(cfg *drills.Config) (map[string][]drills.Target, []error) {
 	out := map[string][]drills.Target{}
-	seen := map[drills.TargetSpec]bool{}
+	seen := map[string]bool{}
 	var errs []error
 	specs := []drills.TargetSpec{{Type: drills.TargetLocal}} // the default dir, even with no drill using it
 	for _, d := range cfg.Drills {
 		specs = append(specs, d.Target)
 	}
 	for _, ts := range specs {
-		if seen[ts] {
+		if seen[ts.Key()] {
 			continue
 		}
-		seen[ts] = true
+		seen[ts.Key()] = true
 		t, err := Target(ts)
 		if err != nil {
 			errs = append(errs, err)
