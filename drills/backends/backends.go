@@ -9,6 +9,7 @@ import (
 	"drill/drills"
 	"drill/drills/local"
 	"drill/drills/pgdump"
+	"drill/drills/rds"
 )
 
 // For returns the Source and Target of spec. An error means the drill cannot
@@ -18,7 +19,7 @@ func For(ctx context.Context, spec *drills.Spec) (drills.Source, drills.Target, 
 	if err != nil {
 		return nil, nil, err
 	}
-	tgt, err := Target(spec.Target)
+	tgt, err := targetFor(ctx, spec.Target, spec.Source.Instance)
 	if err != nil {
 		return nil, nil, fmt.Errorf("drill %q: target: %w", spec.Name, err)
 	}
@@ -28,6 +29,13 @@ func For(ctx context.Context, spec *drills.Spec) (drills.Source, drills.Target, 
 // Source returns the Source of spec.
 func Source(ctx context.Context, spec *drills.Spec) (drills.Source, error) {
 	switch spec.Source.Type {
+	case drills.SourceRDSSnapshot, drills.SourceRDSPITR:
+		src, err := rds.NewSource(ctx, rds.SourceConfig{PointInTime: spec.Source.Type == drills.SourceRDSPITR, Instance: spec.Source.Instance,
+			Region: spec.Source.Region, SnapshotTypes: spec.Source.SnapshotTypes, RestoreTime: spec.Source.RestoreTime})
+		if err != nil {
+			return nil, fmt.Errorf("drill %q: source: %w", spec.Name, err)
+		}
+		return src, nil
 	case drills.SourcePgdump:
 		var pgRestore string
 		if bin, err := local.FindBinaries(); err == nil {
@@ -45,9 +53,17 @@ func Source(ctx context.Context, spec *drills.Spec) (drills.Source, error) {
 
 // Target returns the Target of a target spec.
 func Target(t drills.TargetSpec) (drills.Target, error) {
+	return targetFor(context.Background(), t, "")
+}
+
+func targetFor(ctx context.Context, t drills.TargetSpec, sourceInstance string) (drills.Target, error) {
 	switch t.Type {
 	case drills.TargetLocal, "":
 		return local.NewTarget(local.TargetConfig{Dir: t.Dir, RunAs: t.RunAs, Database: t.Database, Jobs: t.Jobs})
+	case drills.TargetRDS:
+		return rds.NewTarget(ctx, rds.TargetConfig{Region: t.Region, InstanceClass: t.InstanceClass, SubnetGroup: t.SubnetGroup,
+			AllowDefaultNetwork: t.AllowDefaultNetwork, SecurityGroups: t.SecurityGroups, Tags: t.Tags, Database: t.Database,
+			CABundle: t.CABundle, PollInterval: t.PollInterval, SourceInstance: sourceInstance})
 	}
 	return nil, fmt.Errorf("unknown target type %q", t.Type)
 }

@@ -281,3 +281,13 @@ func (c *Cluster) waitGone(ctx context.Context) error {
 	}
 	return nil
 }
+
+// WriteDataFile writes a file into the data directory, owned by the
+// cluster's user (server certificates, for instance).
+func (c *Cluster) WriteDataFile(name string, data []byte) error {
+	path := filepath.Join(c.DataDir(), name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	return c.RunAs.chown(path)
+}

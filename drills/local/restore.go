@@ -32,6 +32,12 @@ func (b Binaries) version() string {
 	return f[len(f)-1]
 }
 
+// RestoreArchive loads the archive at path (of format, see drills.Format*)
+// into the database dsn names, with pg_restore or psql from bin.
+func RestoreArchive(ctx context.Context, bin Binaries, dsn, format, path string, jobs int, progress drills.Progress) error {
+	return restoreCmd{bin: bin, dsn: dsn, jobs: jobs, progress: progress}.run(ctx, format, path)
+}
+
 // restoreCmd loads one archive into a database.
 type restoreCmd struct {
 	bin      Binaries
