@@ -25,6 +25,10 @@ test: ## run all tests (real PostgreSQL; DRILL_TEST_DATABASE_URL or a private cl
 demo: ## run a real drill end to end on a sample database (no AWS needed)
 	bash examples/demo/demo.sh
 
+.PHONY: demo-rds
+demo-rds: ## run a real RDS drill against the RDS API emulator (no AWS account needed)
+	bash examples/demo/demo-rds.sh
+
 .PHONY: lint
 lint: ## go vet + staticcheck + go mod tidy check
 	$(GO) vet ./...

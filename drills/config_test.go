@@ -102,6 +102,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"syntax error", "drills:\n  - name: a\n    source: {type: pgdump\n", []string{"2: did not find expected"}},
 		{"no drills", "database_url: x\n", []string{"1: no drills"}},
 		{"empty file", "", []string{"empty file"}},
+		{"rds target without network", "drills:\n  - name: a\n    source: {type: rds-snapshot, instance: prod}\n    target:\n      type: rds\n      instance_class: db.t4g.micro\n", []string{"4: drill \"a\": target: missing required field subnet_group"}},
+		{"rds source without instance", "drills:\n  - name: a\n    source: {type: rds-pitr}\n    target: {type: rds, instance_class: x, subnet_group: y}\n", []string{"3: drill \"a\": source: missing required field instance"}},
+		{"rds source into a local target", "drills:\n  - name: a\n    source: {type: rds-snapshot, instance: prod}\n", []string{"2: drill \"a\": target: an rds-snapshot source restores into an rds target"}},
+		{"bad restore time", "drills:\n  - name: a\n    source:\n      type: rds-pitr\n      instance: prod\n      restore_time: yesterday\n    target: {type: rds, instance_class: x, allow_default_network: true}\n", []string{`6: drill "a": source: restore_time "yesterday"`}},
+		{"own tag in tags", "drills:\n  - name: a\n    source: {type: rds-snapshot, instance: prod}\n    target:\n      type: rds\n      instance_class: x\n      subnet_group: y\n      tags: {ManagedBy: me}\n", []string{`8: drill "a": target: tags: "ManagedBy" is drill's own tag`}},
 		{"several problems at once", "drills:\n  - name: a\n    source: {type: pgdump}\n    checks:\n      - {type: checksum}\n", []string{
 			"3: drill \"a\": source: missing required field location", "5: drill \"a\": check 1: checksum check needs table"}},
 	}
@@ -149,7 +154,7 @@ func TestLoadConfigMissingFile(t *testing.T) {
 
 func TestExampleConfigIsValid(t *testing.T) {
 	t.Setenv("DRILL_DEMO_BACKUPS", "/tmp/backups")
-	for _, p := range []string{"../examples/drill.yaml", "../examples/demo/drill.yaml"} {
+	for _, p := range []string{"../examples/drill.yaml", "../examples/demo/drill.yaml", "../examples/demo/drill-rds.yaml"} {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,6 +31,18 @@ func printRun(w io.Writer, r *drills.Run) {
 	}
 	if b := r.Backup; b != nil {
 		fmt.Fprintf(w, "  backup:  %s (%s, created %s from %s)\n", b.ID, b.Format, b.CreatedAt.UTC().Format(time.RFC3339), b.CreatedAtSource)
+		if len(b.Details) > 0 {
+			keys := make([]string, 0, len(b.Details))
+			for k := range b.Details {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var parts []string
+			for _, k := range keys {
+				parts = append(parts, k+"="+b.Details[k])
+			}
+			fmt.Fprintf(w, "           %s\n", strings.Join(parts, " "))
+		}
 	}
 	if t := r.Target; t != nil {
 		state := t.State

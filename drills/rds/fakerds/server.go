@@ -89,6 +89,9 @@ func New(dir string) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return nil, err
 	}
+	if err := os.Chmod(dir, 0o711); err != nil { // the clusters' OS user must pass through
+		return nil, err
+	}
 	return &Server{Dir: dir, sources: map[string]*source{}, instances: map[string]*instance{}, bin: bin, runAs: runAs,
 		Logger: slog.New(slog.DiscardHandler)}, nil
 }
@@ -115,7 +118,7 @@ func (s *Server) AddSource(ctx context.Context, id, path string) error {
 func (s *Server) Instances() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var ids []string
+	ids := []string{}
 	for id := range s.instances {
 		ids = append(ids, id)
 	}
