@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"drill/drills"
@@ -21,6 +22,35 @@ type runWorker struct {
 	cfg     Config
 	sweeper *Sweeper
 	enqueue enqueueTxFunc
+
+	mu sync.Mutex
+	// backends are kept per drill for the life of the worker: a target
+	// may hold what it learnt in memory only (an RDS instance's one-off
+	// password) across the snoozes of a run.
+	backends map[string]backendPair
+}
+
+type backendPair struct {
+	src drills.Source
+	tgt drills.Target
+}
+
+func (w *runWorker) backendsFor(ctx context.Context, spec *drills.Spec) (drills.Source, drills.Target, error) {
+	key := spec.Name + "\x00" + spec.Target.Key()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if b, ok := w.backends[key]; ok {
+		return b.src, b.tgt, nil
+	}
+	src, tgt, err := w.cfg.Backends(ctx, spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	if w.backends == nil {
+		w.backends = map[string]backendPair{}
+	}
+	w.backends[key] = backendPair{src, tgt}
+	return src, tgt, nil
 }
 
 // Timeout is the drill's own timeout plus time for teardown: the runner
@@ -52,7 +82,7 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunDrillArgs]) erro
 		return err
 	}
 	log = log.With("run_id", run.ID)
-	src, tgt, err := w.cfg.Backends(ctx, spec)
+	src, tgt, err := w.backendsFor(ctx, spec)
 	if err != nil {
 		_, _ = store.FailUnfinished(ctx, run.ID, drills.ReasonProvisionFailed, "this worker cannot run the drill: "+err.Error(), w.cfg.Now())
 		w.notifyFailure(ctx, spec, run.ID)

@@ -315,3 +315,54 @@ func TestErrors(t *testing.T) {
 		t.Error("a target without subnet_group or allow_default_network was allowed")
 	}
 }
+
+// Under a worker, the job snoozes while the instance is being created.
+func TestWorkerSnoozesWhileCreating(t *testing.T) {
+	b := setup(t, 2*time.Second, 0)
+	ctx := context.Background()
+	spec := b.spec(drills.SourceRDSSnapshot)
+	spec.Target.PollInterval = 300 * time.Millisecond
+	cfg := &drills.Config{Drills: []*drills.Spec{spec}}
+	client, err := jobs.NewWorkerClient(jobs.Config{Drills: cfg, Store: b.store, Concurrency: 1, Logger: slog.New(slog.NewJSONHandler(b.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Stop(context.Background()) })
+	run, err := jobs.Enqueue(ctx, b.store, client, spec, drills.PolicyOf(spec, "", "test"), drills.TriggerManual, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sawWaiting := false
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		r, err := b.store.Run(ctx, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sawWaiting = sawWaiting || r.WaitingUntil != nil
+		if r.FinishedAt != nil {
+			if r.Status != drills.StatusPassed {
+				t.Fatalf("%s %s: %s", r.Status, r.Reason, r.Error)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not finish: %+v\n%s", r, tail(b.logs.String()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !sawWaiting {
+		t.Fatal("the run never snoozed while its instance was created")
+	}
+	b.waitGone(t)
+}
+
+func tail(s string) string {
+	if len(s) > 6000 {
+		return s[len(s)-6000:]
+	}
+	return s
+}
