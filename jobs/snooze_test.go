@@ -54,7 +54,7 @@ func TestWaitingRunSnoozesAndFreesTheWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the slow run to start waiting", func() bool {
+	drilltest.WaitFor(t, 30*time.Second, "the slow run to start waiting", func() bool {
 		r, _ := b.store.Run(ctx, slowRun.ID)
 		return r.WaitingUntil != nil
 	})
@@ -62,7 +62,7 @@ func TestWaitingRunSnoozesAndFreesTheWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "both runs to finish", func() bool {
+	drilltest.WaitFor(t, time.Minute, "both runs to finish", func() bool {
 		s, _ := b.store.Run(ctx, slowRun.ID)
 		f, _ := b.store.Run(ctx, fastRun.ID)
 		return s.FinishedAt != nil && f.FinishedAt != nil
@@ -82,17 +82,6 @@ func TestWaitingRunSnoozesAndFreesTheWorker(t *testing.T) {
 		t.Fatalf("provision should be one phase spanning the waits: %+v", s.Phases)
 	}
 	drilltest.AssertNothingLeft(t, b.targetDir)
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // An overdue drill is posted to its webhooks once per overdue spell.
@@ -122,7 +111,7 @@ func TestOverdueNotification(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Stop(context.Background()) })
-	waitFor(t, 30*time.Second, "the overdue notice", func() bool {
+	drilltest.WaitFor(t, 30*time.Second, "the overdue notice", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) > 0

@@ -391,7 +391,7 @@ func TestServe(t *testing.T) {
 	port := freePort(t)
 	p := start(t, b.env, "serve", "--addr", "127.0.0.1:"+port)
 	var body string
-	waitFor(t, 30*time.Second, "the page", func() bool {
+	drilltest.WaitFor(t, 30*time.Second, "the page", func() bool {
 		resp, err := http.Get("http://127.0.0.1:" + port + "/drills/shop")
 		if err != nil {
 			return false
@@ -410,7 +410,7 @@ func TestServe(t *testing.T) {
 	}
 	resp.Body.Close()
 	db := stateDB(t, b.env)
-	waitFor(t, time.Minute, "the run queued through the API to pass under serve's workers", func() bool {
+	drilltest.WaitFor(t, time.Minute, "the run queued through the API to pass under serve's workers", func() bool {
 		rs := runs(t, db)
 		return len(rs) == 1 && rs[0].status == "passed" && rs[0].trigger == "api"
 	})

@@ -49,14 +49,14 @@ when it is set.`,
 	}
 	cmd.Flags().StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	cmd.Flags().BoolVar(&o.noWorker, "no-worker", false, "serve only; run the workers elsewhere (drill worker)")
-	cmd.Flags().IntVar(&o.concurrency, "concurrency", 2, "drills this process runs at once")
-	cmd.Flags().DurationVar(&o.grace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long running drills may go on before they are interrupted")
-	cmd.Flags().DurationVar(&o.sweepEvery, "sweep-every", jobs.DefaultSweepEvery, "how often the sweeper runs")
-	cmd.Flags().DurationVar(&o.staleAfter, "stale-after", jobs.DefaultStaleAfter, "a running drill without a heartbeat for this long is ended as interrupted")
+	o.addFlags(cmd)
 	return cmd
 }
 
 func runServe(ctx context.Context, o *serveOpts) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
 	token := os.Getenv("DRILL_WEB_TOKEN")
 	if _, _, err := net.SplitHostPort(o.addr); err != nil {
 		return withCode(exitUsage, fmt.Errorf("--addr %q: want host:port, such as 127.0.0.1:8080", o.addr))
@@ -81,8 +81,7 @@ func runServe(ctx context.Context, o *serveOpts) error {
 	if o.noWorker {
 		client, err = jobs.NewInsertClient(s.store.Pool)
 	} else {
-		client, err = jobs.NewWorkerClient(jobs.Config{Drills: s.cfg, Store: s.store, Logger: s.log, Concurrency: o.concurrency,
-			SweepEvery: o.sweepEvery, StaleAfter: o.staleAfter})
+		client, err = jobs.NewWorkerClient(o.jobsConfig(s))
 	}
 	if err != nil {
 		return withCode(exitUnavailable, err)

@@ -43,26 +43,43 @@ recorded as interrupted).`,
 			return runWorker(cmd.Context(), o)
 		},
 	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+// addFlags adds the worker's flags (drill worker, drill serve).
+func (o *workerOpts) addFlags(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&o.concurrency, "concurrency", 2, "drills this process runs at once")
 	cmd.Flags().DurationVar(&o.grace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long running drills may go on before they are interrupted")
 	cmd.Flags().DurationVar(&o.sweepEvery, "sweep-every", jobs.DefaultSweepEvery, "how often the sweeper runs")
 	cmd.Flags().DurationVar(&o.staleAfter, "stale-after", jobs.DefaultStaleAfter, "a running drill without a heartbeat for this long is ended as interrupted")
-	return cmd
+}
+
+// validate checks the worker's flags.
+func (o *workerOpts) validate() error {
+	if o.concurrency < 1 || o.staleAfter < 6*time.Second || o.sweepEvery < time.Second {
+		return withCode(exitUsage, errors.New("--concurrency must be at least 1, --stale-after at least 6s, --sweep-every at least 1s"))
+	}
+	return nil
+}
+
+// jobsConfig is the workers' configuration for a session.
+func (o *workerOpts) jobsConfig(s *session) jobs.Config {
+	return jobs.Config{Drills: s.cfg, Store: s.store, Logger: s.log, Concurrency: o.concurrency, SweepEvery: o.sweepEvery, StaleAfter: o.staleAfter}
 }
 
 func runWorker(ctx context.Context, o *workerOpts) error {
-	if o.concurrency < 1 || o.staleAfter < 6*time.Second || o.sweepEvery < time.Second {
-		return withCode(exitUsage, errors.New("--concurrency must be at least 1, --stale-after at least 6s, --sweep-every at least 1s"))
+	if err := o.validate(); err != nil {
+		return err
 	}
 	s, err := o.open(ctx, sessionOpts{needConfig: true})
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	cfg, log, store := s.cfg, s.log, s.store
+	cfg, log := s.cfg, s.log
 	jobs.Version = version
-	client, err := jobs.NewWorkerClient(jobs.Config{Drills: cfg, Store: store, Logger: log, Concurrency: o.concurrency,
-		SweepEvery: o.sweepEvery, StaleAfter: o.staleAfter})
+	client, err := jobs.NewWorkerClient(o.jobsConfig(s))
 	if err != nil {
 		return withCode(exitUnavailable, err)
 	}

@@ -93,18 +93,6 @@ func tail(s string, n int) string {
 	return s
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // stateDB migrates and connects to the test's state database.
 func stateDB(t *testing.T, env []string) *pgx.Conn {
 	t.Helper()
@@ -184,7 +172,7 @@ func TestTwoWorkersRunEachTickOnce(t *testing.T) {
 	// Leadership settles within seconds; count the two ticks after that.
 	first := started.Add(15 * time.Second).Truncate(time.Minute).Add(time.Minute)
 	second := first.Add(time.Minute)
-	waitFor(t, time.Until(second)+90*time.Second, "two finished runs after the second tick", func() bool {
+	drilltest.WaitFor(t, time.Until(second)+90*time.Second, "two finished runs after the second tick", func() bool {
 		n := 0
 		for _, r := range runs(t, db) {
 			if r.finished != nil && !r.created.Before(first.Add(-time.Second)) {
@@ -234,7 +222,7 @@ func TestEnqueueTwiceRefused(t *testing.T) {
 	}
 	start(t, b.env, "worker")
 	db := stateDB(t, b.env)
-	waitFor(t, time.Minute, "the queued run to pass", func() bool {
+	drilltest.WaitFor(t, time.Minute, "the queued run to pass", func() bool {
 		rs := runs(t, db)
 		return len(rs) == 1 && rs[0].status == "passed"
 	})
@@ -257,7 +245,7 @@ func TestWorkerKilledDuringRestore(t *testing.T) {
 		t.Fatalf("enqueue: %d %s", r.code, r.stderr)
 	}
 	db := stateDB(t, b.env)
-	waitFor(t, time.Minute, "the restore to start", func() bool { return restoreStarted(t, db) })
+	drilltest.WaitFor(t, time.Minute, "the restore to start", func() bool { return restoreStarted(t, db) })
 	time.Sleep(500 * time.Millisecond)
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -268,7 +256,7 @@ func TestWorkerKilledDuringRestore(t *testing.T) {
 	}
 	killedAt := time.Now()
 	start(t, b.env, flags...)
-	waitFor(t, 90*time.Second, "the run to end", func() bool {
+	drilltest.WaitFor(t, 90*time.Second, "the run to end", func() bool {
 		rs := runs(t, db)
 		return len(rs) == 1 && rs[0].finished != nil
 	})
@@ -295,7 +283,7 @@ func TestWorkerTimeout(t *testing.T) {
 		t.Fatalf("enqueue: %d %s", r.code, r.stderr)
 	}
 	db := stateDB(t, b.env)
-	waitFor(t, 2*time.Minute, "the run to end", func() bool {
+	drilltest.WaitFor(t, 2*time.Minute, "the run to end", func() bool {
 		rs := runs(t, db)
 		return len(rs) == 1 && rs[0].finished != nil
 	})
@@ -316,7 +304,7 @@ func TestWorkerSIGTERM(t *testing.T) {
 		t.Fatalf("enqueue: %d %s", r.code, r.stderr)
 	}
 	db := stateDB(t, b.env)
-	waitFor(t, time.Minute, "the restore to start", func() bool { return restoreStarted(t, db) })
+	drilltest.WaitFor(t, time.Minute, "the restore to start", func() bool { return restoreStarted(t, db) })
 	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +367,7 @@ func TestWebhooksOnFailure(t *testing.T) {
 	if r := drill(t, b.env, "run", "shop", "--enqueue"); r.code != 0 {
 		t.Fatalf("enqueue: %d %s", r.code, r.stderr)
 	}
-	waitFor(t, time.Minute, "delivery to the working and the flaky webhook, and a retry of the broken one", func() bool {
+	drilltest.WaitFor(t, time.Minute, "delivery to the working and the flaky webhook, and a retry of the broken one", func() bool {
 		_, a := ok.snapshot()
 		_, f := flaky.snapshot()
 		tries, _ := broken.snapshot()
