@@ -34,6 +34,7 @@ edited or deleted run shows.`,
 
 func newKeygenCommand() *cobra.Command {
 	var out string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:     "keygen --out KEYFILE",
 		Short:   "Make an ed25519 signing key (KEYFILE, mode 0600) and its public key (KEYFILE.pub)",
@@ -47,18 +48,23 @@ func newKeygenCommand() *cobra.Command {
 			if err != nil {
 				return withCode(exitUsage, err)
 			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), map[string]string{"key_file": out, "public_key_file": out + ".pub", "public_key": string(evidence.PublicKeyPEM(pub))})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "signing key: %s (keep it secret)\npublic key:  %s.pub (give it to your auditors)\n\n%s",
 				out, out, evidence.PublicKeyPEM(pub))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "where to write the signing key")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the files and public key as JSON")
 	return cmd
 }
 
 type exportOpts struct {
 	*globalOpts
 	out, drill, since, until, key string
+	json                          bool
 }
 
 func newExportCommand(g *globalOpts) *cobra.Command {
@@ -81,6 +87,7 @@ RFC 3339 time and select runs by start time (--until is exclusive).`,
 	cmd.Flags().StringVar(&o.since, "since", "", "only runs started at or after this date/time")
 	cmd.Flags().StringVar(&o.until, "until", "", "only runs started before this date/time")
 	cmd.Flags().StringVar(&o.key, "key", "", "signing key (default $DRILL_EVIDENCE_KEY; none: unsigned)")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the bundle's manifest as JSON")
 	return cmd
 }
 
@@ -139,6 +146,9 @@ func runExport(ctx context.Context, o *exportOpts, stdout io.Writer) error {
 	}
 	if err := os.Rename(tmp.Name(), o.out); err != nil {
 		return withCode(exitUnavailable, err)
+	}
+	if o.json {
+		return writeJSON(stdout, map[string]any{"out": o.out, "manifest": m})
 	}
 	signed := "unsigned (pass --key to sign)"
 	if m.Signed {
