@@ -100,7 +100,7 @@ func (b bundle) drill(t *testing.T, spec *drills.Spec) (*drills.Run, string) {
 	}
 	tgt, err := rds.NewTarget(ctx, rds.TargetConfig{InstanceClass: spec.Target.InstanceClass, SubnetGroup: spec.Target.SubnetGroup,
 		SecurityGroups: spec.Target.SecurityGroups, Database: spec.Target.Database, Tags: spec.Target.Tags,
-		PollInterval: spec.Target.PollInterval, SourceInstance: spec.Source.Instance})
+		PollInterval: spec.Target.PollInterval, SourceInstance: spec.Source.Instance, CABundle: spec.Target.CABundle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,4 +365,33 @@ func tail(s string) string {
 		return s[len(s)-6000:]
 	}
 	return s
+}
+
+// With a CA bundle, connections verify the server's certificate: the
+// emulator's CA passes, another CA fails the drill.
+func TestVerifyFullWithCABundle(t *testing.T) {
+	b := setup(t, 0, 0)
+	good := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(good, b.emu.CAPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := b.spec(drills.SourceRDSSnapshot)
+	spec.Target.CABundle = good
+	if run, _ := b.drill(t, spec); run.Status != drills.StatusPassed {
+		t.Fatalf("verify-full with the right CA: %s %s: %s", run.Status, run.Reason, run.Error)
+	}
+	other, err := fakerds.New(drilltest.SharedDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "other-ca.pem")
+	if err := os.WriteFile(bad, other.CAPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec.Target.CABundle = bad
+	run, _ := b.drill(t, spec)
+	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonRestoreFailed || !strings.Contains(run.Error, "does not verify against ca_bundle") || run.Target.State != drills.TargetDestroyed {
+		t.Fatalf("verify-full with a wrong CA: %s %s (%s), target %+v", run.Status, run.Reason, run.Error, run.Target)
+	}
+	b.waitGone(t)
 }

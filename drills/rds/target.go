@@ -3,7 +3,9 @@ package rds
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -269,6 +271,10 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(cctx, dsn)
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return fmt.Errorf("the certificate of %s does not verify against ca_bundle %s: %v", in.ID, t.cfg.CABundle, certErr.Err)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -256,7 +256,7 @@ func (s *Server) build(ctx context.Context, in *instance, src *source) {
 		if err := c.Init(ctx); err != nil {
 			return err
 		}
-		if err := writeCertificate(c); err != nil {
+		if err := s.ca.writeCertificate(c); err != nil {
 			return err
 		}
 		if err := c.Start(ctx); err != nil {

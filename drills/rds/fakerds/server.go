@@ -48,7 +48,12 @@ type Server struct {
 	bin       local.Binaries
 	runAs     local.RunAs
 	wg        sync.WaitGroup
+	ca        *authority
 }
+
+// CAPEM is the certificate authority of the instances' certificates (the
+// emulator's "RDS CA bundle").
+func (s *Server) CAPEM() []byte { return s.ca.pem }
 
 // source is a production instance: untagged, available, with one
 // automated snapshot and a restorable window.
@@ -92,8 +97,12 @@ func New(dir string) (*Server, error) {
 	if err := os.Chmod(dir, 0o711); err != nil { // the clusters' OS user must pass through
 		return nil, err
 	}
+	ca, err := newAuthority()
+	if err != nil {
+		return nil, err
+	}
 	return &Server{Dir: dir, sources: map[string]*source{}, instances: map[string]*instance{}, bin: bin, runAs: runAs,
-		Logger: slog.New(slog.DiscardHandler)}, nil
+		Logger: slog.New(slog.DiscardHandler), ca: ca}, nil
 }
 
 // AddSource registers a source instance whose data is the dump at path;
