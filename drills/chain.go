@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -48,7 +49,7 @@ func (s *Store) seal(ctx context.Context, tx pgx.Tx, runID int64, at time.Time) 
 	var prev string
 	err = tx.QueryRow(ctx, `select chain_hash from drill_runs where drill = $1 and id < $2 and chain_hash is not null
 		order by id desc limit 1`, run.Drill, run.ID).Scan(&prev)
-	if err != nil && err != pgx.ErrNoRows {
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
 	record, err := CanonicalRecord(run)
@@ -128,7 +129,7 @@ func (s *Store) SealedRuns(ctx context.Context, f SealedFilter) ([]Sealed, map[s
 		var prev string
 		err := s.Pool.QueryRow(ctx, `select chain_hash from drill_runs where drill = $1 and id < $2 and chain_hash is not null
 			order by id desc limit 1`, r.Drill, r.ID).Scan(&prev)
-		if err != nil && err != pgx.ErrNoRows {
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return nil, nil, err
 		}
 		anchors[r.Drill] = prev
@@ -161,7 +162,7 @@ func optTimeArg(t time.Time) *time.Time {
 func (s *Store) AddSignoff(ctx context.Context, runID int64, so Signoff) (Signoff, error) {
 	var finished *time.Time
 	err := s.Pool.QueryRow(ctx, "select finished_at from drill_runs where id = $1", runID).Scan(&finished)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return so, fmt.Errorf("%w: %d", ErrRunNotFound, runID)
 	}
 	if err != nil {

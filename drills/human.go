@@ -2,6 +2,7 @@ package drills
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -20,4 +21,10 @@ func HumanDuration(d time.Duration) string {
 		return fmt.Sprintf("%s%dh%02dm", sign, int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%s%dd%02dh", sign, int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// DSNValue quotes a value of a key=value connection string as libpq reads
+// it: in single quotes, with ' and \ escaped.
+func DSNValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }

@@ -80,6 +80,10 @@ type CheckJSON struct {
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
+// OptRFC3339 renders a time as RFC 3339 in UTC, or nil: the JSON form of
+// an optional time.
+func OptRFC3339(t *time.Time) *string { return optTime(t) }
+
 func optTime(t *time.Time) *string {
 	if t == nil {
 		return nil

@@ -186,13 +186,12 @@ func (e *execution) resume(ctx context.Context) error {
 		in := run.Target.Instance(run)
 		e.inst, e.targetID = &in, run.Target.ID
 	}
-	if err := e.Store.SetWaiting(ctx, run.ID, e.Now()); err != nil {
+	if err := e.Store.ClearWaiting(ctx, run.ID, e.Now()); err != nil {
 		return err
 	}
-	_, err := e.Store.Pool.Exec(ctx, "update drill_runs set waiting_until = null where id = $1", run.ID)
 	run.WaitingUntil = nil
 	e.log.Info("drill resumed", "phase", e.resumeFrom)
-	return err
+	return nil
 }
 
 // heartbeat marks the run alive until the returned func is called.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"drill/migrations"
+	"drill/verify"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -64,31 +65,15 @@ func OpenStore(ctx context.Context, url string, opts StoreOpts) (*Store, error) 
 	rp["TimeZone"] = "UTC"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("state database: %w", safeConnErr(err))
+		return nil, fmt.Errorf("state database: %w", verify.RedactConnErr(err))
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := pool.Ping(pingCtx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("state database %s:%d/%s unreachable: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, safeConnErr(err))
+		return nil, fmt.Errorf("state database %s:%d/%s unreachable: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, verify.RedactConnErr(err))
 	}
 	return &Store{Pool: pool}, nil
-}
-
-// safeConnErr keeps the cause of a connection error without the
-// connection string, which may hold a password.
-func safeConnErr(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return fmt.Errorf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
-	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		if inner := ce.Unwrap(); inner != nil {
-			return inner
-		}
-	}
-	return err
 }
 
 // Migrate applies pending migrations (the app's and river's).

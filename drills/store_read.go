@@ -236,5 +236,3 @@ func (s *Store) RunCounts(ctx context.Context) ([]RunCount, error) {
 		return c, err
 	})
 }
-
-var errNoRows = pgx.ErrNoRows

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"drill/drills"
@@ -25,6 +26,9 @@ import (
 type Sweeper struct {
 	Config
 	enqueueTx enqueueTxFunc
+
+	targetsOnce sync.Once
+	byType      map[string][]drills.Target
 }
 
 // NewSweeper returns a sweeper; client (may be nil) queues overdue notices.
@@ -135,12 +139,16 @@ func (s *Sweeper) targetFor(typ string) (drills.Target, error) {
 	return backends.Target(drills.TargetSpec{Type: typ})
 }
 
+// targets are built once per sweeper: the config does not change under it.
 func (s *Sweeper) targets() map[string][]drills.Target {
-	ts, errs := backends.Targets(s.Drills)
-	for _, err := range errs {
-		s.Logger.Warn("sweeper: target unavailable", "error", err.Error())
-	}
-	return ts
+	s.targetsOnce.Do(func() {
+		var errs []error
+		s.byType, errs = backends.Targets(s.Drills)
+		for _, err := range errs {
+			s.Logger.Warn("sweeper: target unavailable", "error", err.Error())
+		}
+	})
+	return s.byType
 }
 
 // removeOrphans destroys instances with this store's marks that the store

@@ -52,7 +52,7 @@ func Connect(ctx context.Context, dsn string, opts Opts) (*pgx.Conn, error) {
 	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("verify: connect to restored database %s on %s: %w", cfg.Database, cfg.Host, redactErr(err))
+		return nil, fmt.Errorf("verify: connect to restored database %s on %s: %w", cfg.Database, cfg.Host, RedactConnErr(err))
 	}
 	return conn, nil
 }
@@ -288,16 +288,19 @@ func splitQualified(name string) ([]string, error) {
 	return parts, nil
 }
 
-// redactErr drops everything but the message of a connection error: pgconn
-// connect errors can carry the connection string.
-func redactErr(err error) error {
+// RedactConnErr keeps the cause of a connection error and drops the rest:
+// pgconn's connect errors carry the connection string, which may hold a
+// password.
+func RedactConnErr(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return errors.New(pgErr.Message)
+		return fmt.Errorf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
 	}
 	var connErr *pgconn.ConnectError
 	if errors.As(err, &connErr) {
-		return connErr.Unwrap()
+		if inner := connErr.Unwrap(); inner != nil {
+			return inner
+		}
 	}
 	return err
 }

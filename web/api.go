@@ -40,14 +40,6 @@ type drillJSON struct {
 	} `json:"objectives"`
 }
 
-func timeJSON(t *time.Time) *string {
-	if t == nil {
-		return nil
-	}
-	s := t.UTC().Format(time.RFC3339)
-	return &s
-}
-
 func secondsJSON(d time.Duration) *float64 {
 	if d <= 0 {
 		return nil
@@ -66,7 +58,7 @@ func (s *Server) apiDrills(w http.ResponseWriter, r *http.Request) {
 	out := make([]drillJSON, 0, len(statuses))
 	for _, st := range statuses {
 		spec := s.Config.Drill(st.Drill)
-		d := drillJSON{Name: st.Drill, Schedule: st.Schedule, NextRunAt: timeJSON(st.NextRunAt), LastSuccessAt: timeJSON(st.LastSuccessAt), Overdue: st.Overdue}
+		d := drillJSON{Name: st.Drill, Schedule: st.Schedule, NextRunAt: drills.OptRFC3339(st.NextRunAt), LastSuccessAt: drills.OptRFC3339(st.LastSuccessAt), Overdue: st.Overdue}
 		d.Objectives.RTOSeconds, d.Objectives.RPOSeconds = secondsJSON(spec.Objectives.RTO), secondsJSON(spec.Objectives.RPO)
 		if st.LastRun != nil {
 			j := st.LastRun.JSON()

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"drill/drills"
 	"drill/jobs"
 
 	"github.com/spf13/cobra"
@@ -69,10 +70,10 @@ func runSchedule(ctx context.Context, o *scheduleOpts) error {
 	}
 	out := make([]scheduleJSON, 0, len(statuses))
 	for _, st := range statuses {
-		j := scheduleJSON{Drill: st.Drill, Schedule: st.Schedule, Timezone: st.Timezone, NextRunAt: timeString(st.NextRunAt),
-			LastSuccessAt: timeString(st.LastSuccessAt), Overdue: st.Overdue}
+		j := scheduleJSON{Drill: st.Drill, Schedule: st.Schedule, Timezone: st.Timezone, NextRunAt: drills.OptRFC3339(st.NextRunAt),
+			LastSuccessAt: drills.OptRFC3339(st.LastSuccessAt), Overdue: st.Overdue}
 		if r := st.LastRun; r != nil {
-			j.LastRun = &lastRunRef{ID: r.ID, Status: string(r.Status), Reason: r.Reason, StartedAt: timeString(r.StartedAt), FinishedAt: timeString(r.FinishedAt)}
+			j.LastRun = &lastRunRef{ID: r.ID, Status: string(r.Status), Reason: r.Reason, StartedAt: drills.OptRFC3339(r.StartedAt), FinishedAt: drills.OptRFC3339(r.FinishedAt)}
 		}
 		out = append(out, j)
 	}
@@ -93,14 +94,6 @@ func runSchedule(ctx context.Context, o *scheduleOpts) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.Drill, orDash(j.Schedule), orDash(deref(j.NextRunAt)), last, orDash(deref(j.LastSuccessAt)), overdue)
 	}
 	return tw.Flush()
-}
-
-func timeString(t *time.Time) *string {
-	if t == nil {
-		return nil
-	}
-	s := t.UTC().Format(time.RFC3339)
-	return &s
 }
 
 func deref(s *string) string {

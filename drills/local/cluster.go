@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"drill/drills"
 )
 
 // Cluster is a PostgreSQL cluster this tool runs: a data directory, a
@@ -204,18 +206,12 @@ func (c *Cluster) PID() int {
 
 // SocketDSN connects as the superuser over the private socket.
 func (c *Cluster) SocketDSN(database string) string {
-	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", dsnValue(c.SocketDir()), c.Port, dsnValue(c.superuser()), dsnValue(database))
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", drills.DSNValue(c.SocketDir()), c.Port, drills.DSNValue(c.superuser()), drills.DSNValue(database))
 }
 
 // TCPDSN connects as the superuser over 127.0.0.1 with the password.
 func (c *Cluster) TCPDSN(database string) string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", c.Port, dsnValue(c.superuser()), dsnValue(c.Password), dsnValue(database))
-}
-
-// dsnValue quotes a value of a key=value connection string as libpq reads
-// it: in single quotes, with ' and \ escaped.
-func dsnValue(v string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", c.Port, drills.DSNValue(c.superuser()), drills.DSNValue(c.Password), drills.DSNValue(database))
 }
 
 // run runs a program as the cluster's user and returns its output in the

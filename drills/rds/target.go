@@ -297,7 +297,7 @@ func (t *Target) database() string {
 }
 
 func (t *Target) dsn(db *types.DBInstance, pw string) string {
-	q := func(v string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'" }
+	q := drills.DSNValue
 	ssl := "sslmode=require"
 	if t.cfg.CABundle != "" {
 		ssl = "sslmode=verify-full sslrootcert=" + q(t.cfg.CABundle)
