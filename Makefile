@@ -17,6 +17,25 @@ help: ## show this help
 build: ## build bin/drill
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/drill
 
+PREFIX   ?= /usr/local
+SANDBOX_USER := drill-sandbox
+
+.PHONY: install
+install: build users ## install bin/drill into $(PREFIX)/bin and create the OS user clusters run as
+	install -d $(PREFIX)/bin
+	install -m 0755 $(BIN) $(PREFIX)/bin/drill
+
+.PHONY: users
+users: ## create the OS user throwaway clusters run as (drill-sandbox; needs root)
+	@if id -u $(SANDBOX_USER) >/dev/null 2>&1; then \
+	  echo "OS user $(SANDBOX_USER) exists"; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+	  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin $(SANDBOX_USER) && \
+	  echo "created OS user $(SANDBOX_USER): drill's throwaway clusters run as it"; \
+	else \
+	  echo "not root: run 'sudo make users' to create the OS user $(SANDBOX_USER) (see docs/security.md)"; \
+	fi
+
 .PHONY: test
 test: ## run all tests (real PostgreSQL; DRILL_TEST_DATABASE_URL or a private cluster)
 	$(GO) test -count=1 -timeout 20m ./...

@@ -202,7 +202,8 @@ func at(keys map[string]int, key string, fallback int) int {
 // most 40 characters.
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
-func validName(s string) error {
+// ValidName checks a drill name against the rule of nameRE.
+func ValidName(s string) error {
 	switch {
 	case !nameRE.MatchString(s):
 		return fmt.Errorf("drill name %q: use lower-case letters, digits and hyphens, starting with a letter or digit", s)
@@ -227,7 +228,7 @@ func (r rawDrill) spec(i int) (*Spec, []Problem) {
 	s := &Spec{Name: r.Name, Schedule: r.Schedule, ScheduleTimezone: r.ScheduleTimezone, Timeout: DefaultTimeout, Line: r.line}
 	if r.Name == "" {
 		add(r.line, "missing required field name")
-	} else if err := validName(r.Name); err != nil {
+	} else if err := ValidName(r.Name); err != nil {
 		add(at(r.keys, "name", r.line), "%v", err)
 	}
 	if r.Timeout != nil {
@@ -269,6 +270,8 @@ func (r rawDrill) spec(i int) (*Spec, []Problem) {
 		case SourcePgdump:
 			if r.Source.Location == "" {
 				add(srcLine, "source: missing required field location (a file, a directory or s3://bucket/prefix/)")
+			} else if kind := SpecialFile(r.Source.Location); kind != "" {
+				add(at(r.Source.keys, "location", srcLine), "source: location %s is %s: drill reads backups from regular files and directories only", r.Source.Location, kind)
 			}
 		case SourceRDSSnapshot, SourceRDSPITR:
 			if r.Source.Instance == "" {

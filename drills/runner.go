@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"drill/verify"
@@ -269,7 +270,12 @@ func (e *execution) phase(ctx context.Context, name string, reopen bool, fn func
 		e.emit(Event{Kind: EventPhaseStart, Phase: name})
 		e.log.Info("phase started", "phase", name)
 	}
-	progress := func(msg string) { e.emit(Event{Kind: EventProgress, Phase: name, Message: msg}) }
+	progress := func(msg string) {
+		if w, ok := strings.CutPrefix(msg, "warning: "); ok {
+			e.log.Warn(w, "phase", name) // kept where progress lines are not
+		}
+		e.emit(Event{Kind: EventProgress, Phase: name, Message: msg})
+	}
 	f := e.untilReady(ctx, fn, progress)
 	if f != nil && f.err == e.waiting && e.waiting != nil {
 		return f // snoozing: the phase stays open

@@ -147,6 +147,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) evidence(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := drills.SealedFilter{Drill: q.Get("drill")}
+	if f.Drill != "" {
+		if err := drills.ValidName(f.Drill); err != nil { // it becomes part of the file name
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
 	for _, p := range []struct {
 		name string
 		dst  *time.Time

@@ -55,7 +55,7 @@ func BenchmarkPages(b *testing.B) {
 	cfg := &drills.Config{Drills: []*drills.Spec{spec}, OverdueGrace: 24 * time.Hour}
 	h := (&web.Server{Store: store, Config: cfg, Version: "bench"}).Handler()
 	serve := func(path string) time.Duration {
-		req := httptest.NewRequest("GET", path, nil)
+		req := httptest.NewRequest("GET", "http://localhost"+path, nil)
 		rec := httptest.NewRecorder()
 		start := time.Now()
 		h.ServeHTTP(rec, req)

@@ -95,9 +95,18 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 // auth requires the token on everything but /healthz when one is set.
+// Without a token (a server on a loopback address only), it accepts only
+// requests that name a loopback host: a page of another site whose name
+// resolves to 127.0.0.1 (DNS rebinding) sends its own name and is refused.
 func (s *Server) auth(next http.Handler) http.Handler {
 	if s.Token == "" {
-		return next
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/healthz" && !LoopbackHost(r.Host) {
+				http.Error(w, "misdirected request: without DRILL_WEB_TOKEN, drill answers only to localhost, 127.0.0.1 and [::1]", http.StatusMisdirectedRequest)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
 	}
 	want := []byte(s.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -118,6 +127,21 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// LoopbackHost reports whether a Host header (with or without a port)
+// names this machine's loopback interface: localhost, 127.0.0.1 or [::1].
+func LoopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	switch strings.ToLower(strings.TrimSuffix(host, ".")) {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return false
 }
 
 type statusWriter struct {

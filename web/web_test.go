@@ -304,3 +304,70 @@ func TestAPIAndMetrics(t *testing.T) {
 		t.Errorf("evidence download: %d %s", code, hdr.Get("Content-Type"))
 	}
 }
+
+// Without a token, a request naming another host (DNS rebinding: a site
+// whose name resolves to 127.0.0.1) is refused, whatever its Origin.
+func TestNoTokenRefusesForeignHost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	port := b.server.URL[strings.LastIndex(b.server.URL, ":")+1:]
+	for _, host := range []string{"evil.example:" + port, "evil.example", "127.0.0.1.evil.example:" + port, "10.0.0.1:" + port} {
+		for _, req := range []*http.Request{
+			mustRequest(t, "GET", b.server.URL+"/", ""),
+			mustRequest(t, "GET", b.server.URL+"/api/runs", ""),
+			mustRequest(t, "POST", b.server.URL+"/api/drills/archive/runs", ""),
+		} {
+			req.Host = host
+			req.Header.Set("Origin", "http://"+host)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMisdirectedRequest {
+				t.Errorf("%s %s with Host %s: %d, want 421", req.Method, req.URL.Path, host, resp.StatusCode)
+			}
+		}
+	}
+	for _, host := range []string{"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port, "LOCALHOST:" + port} {
+		req := mustRequest(t, "GET", b.server.URL+"/api/drills", "")
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("Host %s: %d, want 200", host, resp.StatusCode)
+		}
+	}
+	if !web.LoopbackHost("localhost.") || web.LoopbackHost("localhost.evil.example") {
+		t.Error("LoopbackHost")
+	}
+}
+
+func mustRequest(t *testing.T, method, u, body string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// The drill name of an evidence download becomes part of a header: a name
+// that breaks out of it is refused.
+func TestEvidenceDrillNameValidated(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	for _, name := range []string{`x"; filename="evil.exe`, "a\r\nSet-Cookie: x=1", "../etc", "Orders"} {
+		code, _, hdr := get(t, http.DefaultClient, b.server.URL+"/evidence.zip?drill="+url.QueryEscape(name))
+		if code != http.StatusBadRequest || hdr.Get("Content-Disposition") != "" {
+			t.Errorf("drill=%q: %d %q, want 400", name, code, hdr.Get("Content-Disposition"))
+		}
+	}
+	code, _, hdr := get(t, http.DefaultClient, b.server.URL+"/evidence.zip?drill=orders")
+	if code != 200 || !strings.Contains(hdr.Get("Content-Disposition"), `filename="drill-evidence-orders-`) {
+		t.Errorf("drill=orders: %d %q", code, hdr.Get("Content-Disposition"))
+	}
+}

@@ -164,26 +164,29 @@ func runExport(ctx context.Context, o *exportOpts, stdout io.Writer) error {
 
 func newVerifyCommand() *cobra.Command {
 	var pubPath string
-	var asJSON bool
+	var asJSON, unsignedOK bool
 	cmd := &cobra.Command{
 		Use:   "verify FILE.zip",
 		Short: "Verify an evidence bundle offline (no database, no network)",
 		Long: `Check every file of a bundle against its manifest, the manifest against the
 signature (with --pubkey), every run against its chain hash, and each drill's
 chain for missing runs. Exit 0 and a summary when intact; exit 1 naming every
-file or run that fails.`,
+file or run that fails. A bundle whose signature is not checked (no --pubkey)
+or that has none fails too, unless --unsigned-ok says that is accepted.
+Duplicate file names and bundles over 1 GiB uncompressed are refused.`,
 		Example: "  drill evidence verify evidence-2026.zip --pubkey evidence.key.pub",
 		Args:    exactArgs(1, "FILE.zip: the bundle to verify"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVerify(args[0], pubPath, asJSON, cmd.OutOrStdout())
+			return runVerify(args[0], pubPath, unsignedOK, asJSON, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&pubPath, "pubkey", "", "public key of the signer (KEYFILE.pub)")
+	cmd.Flags().BoolVar(&unsignedOK, "unsigned-ok", false, "accept a bundle whose signature is not checked or that has none")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
 
-func runVerify(path, pubPath string, asJSON bool, stdout io.Writer) error {
+func runVerify(path, pubPath string, unsignedOK, asJSON bool, stdout io.Writer) error {
 	var pub ed25519.PublicKey
 	if pubPath != "" {
 		var err error
@@ -200,7 +203,7 @@ func runVerify(path, pubPath string, asJSON bool, stdout io.Writer) error {
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	rep, err := evidence.Verify(f, fi.Size(), pub)
+	rep, err := evidence.Verify(f, fi.Size(), evidence.VerifyOpts{PubKey: pub, UnsignedOK: unsignedOK})
 	if err != nil {
 		return withCode(exitFailed, fmt.Errorf("%s: %w", path, err))
 	}

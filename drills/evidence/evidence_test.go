@@ -81,7 +81,7 @@ func (b bundle) export(t *testing.T, f drills.SealedFilter) []byte {
 
 func verifyBytes(t *testing.T, zipBytes []byte, pub ed25519.PublicKey) *evidence.Report {
 	t.Helper()
-	rep, err := evidence.Verify(bytes.NewReader(zipBytes), int64(len(zipBytes)), pub)
+	rep, err := evidence.Verify(bytes.NewReader(zipBytes), int64(len(zipBytes)), evidence.VerifyOpts{PubKey: pub, UnsignedOK: pub == nil})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,6 +270,80 @@ func TestExportTimeRange(t *testing.T) {
 		_, in := files[fmt.Sprintf("runs/%d.json", id)]
 		if want := i == 1 || i == 2; in != want {
 			t.Errorf("run %d in bundle = %v, want %v", id, in, want)
+		}
+	}
+}
+
+// A zip with two entries of one name, the first tampered: readers differ on
+// which copy they show, so the bundle is not intact.
+func TestVerifyRejectsDuplicateNames(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.addRun(t, "orders", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), true)
+	files := unzip(t, b.export(t, drills.SealedFilter{}))
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("runs.csv")
+	_, _ = w.Write([]byte("id,drill,status\n1,orders,passed-forged\n"))
+	for n, content := range files {
+		w, _ := zw.Create(n)
+		_, _ = w.Write(content)
+	}
+	must(t, zw.Close())
+	rep := verifyBytes(t, buf.Bytes(), b.pub)
+	if rep.Intact || !strings.Contains(problems(rep), "runs.csv: appears more than once") {
+		t.Fatalf("duplicate entry went unnoticed: %+v\n%s", rep, problems(rep))
+	}
+}
+
+// A bundle claiming more than the cap is refused before anything is read.
+func TestVerifyCapsTotalSize(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i := range 5 {
+		// stored entries whose headers claim 250 MiB each: 1.25 GiB in all
+		w, err := zw.CreateRaw(&zip.FileHeader{Name: fmt.Sprintf("runs/%d.json", i), Method: zip.Store,
+			CompressedSize64: 4, UncompressedSize64: 250 << 20})
+		must(t, err)
+		_, _ = w.Write([]byte("{}\n\n"))
+	}
+	must(t, zw.Close())
+	rep, err := evidence.Verify(bytes.NewReader(buf.Bytes()), int64(buf.Len()), evidence.VerifyOpts{UnsignedOK: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Intact || !strings.Contains(problems(rep), "more than the 1073741824 bytes (1 GiB) verify reads") {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+// Without the public key, or without a signature, a bundle is not intact
+// unless the auditor says an unchecked signature is acceptable.
+func TestVerifyUncheckedSignatureFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.addRun(t, "orders", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), true)
+	signed := b.export(t, drills.SealedFilter{})
+	stripped := unzip(t, signed)
+	delete(stripped, evidence.SignatureFile)
+	forged := unzip(t, signed)
+	forged[evidence.SignatureFile] = []byte("AAAA")
+	for name, z := range map[string][]byte{"signed": signed, "stripped": rezip(t, stripped), "forged": rezip(t, forged)} {
+		rep, err := evidence.Verify(bytes.NewReader(z), int64(len(z)), evidence.VerifyOpts{})
+		must(t, err)
+		if rep.Intact || !strings.Contains(problems(rep), "manifest.sig") || !strings.Contains(problems(rep), "--unsigned-ok") {
+			t.Errorf("%s without a key: %+v", name, rep)
+		}
+		rep, err = evidence.Verify(bytes.NewReader(z), int64(len(z)), evidence.VerifyOpts{UnsignedOK: true})
+		must(t, err)
+		if !rep.Intact || rep.SignatureChecked || len(rep.Notes) == 0 {
+			t.Errorf("%s with --unsigned-ok: %+v", name, rep)
+		}
+		rep, err = evidence.Verify(bytes.NewReader(z), int64(len(z)), evidence.VerifyOpts{PubKey: b.pub})
+		must(t, err)
+		if rep.Intact != (name == "signed") {
+			t.Errorf("%s with the key: intact %v\n%s", name, rep.Intact, problems(rep))
 		}
 	}
 }

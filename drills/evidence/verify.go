@@ -16,8 +16,22 @@ import (
 	"drill/drills"
 )
 
-// maxFileSize bounds what Verify reads of one file.
-const maxFileSize = 256 << 20
+// maxFileSize bounds what Verify reads of one file, and maxTotalSize of
+// all files together: a small zip may claim (or hold) gigabytes.
+const (
+	maxFileSize  = 256 << 20
+	maxTotalSize = 1 << 30
+)
+
+// VerifyOpts says what Verify checks the signature with.
+type VerifyOpts struct {
+	// PubKey is the signer's public key. Without it, the signature is not
+	// checked and the bundle is not intact, unless UnsignedOK.
+	PubKey ed25519.PublicKey
+	// UnsignedOK accepts a bundle whose signature was not checked (no key
+	// given) or that has none: its files then only match its manifest.
+	UnsignedOK bool
+}
 
 // Report is the outcome of Verify. Intact is true only when every check
 // ran and passed; Problems names each file or run that failed.
@@ -41,13 +55,28 @@ func (r *Report) fail(format string, args ...any) {
 // against the signature (when pub is given), every run's record against its
 // chain hash, each drill's chain for gaps, and the CSV against the runs.
 // It needs neither the database nor the network.
-func Verify(bundle io.ReaderAt, size int64, pub ed25519.PublicKey) (*Report, error) {
+func Verify(bundle io.ReaderAt, size int64, opts VerifyOpts) (*Report, error) {
 	rep := &Report{}
 	zr, err := zip.NewReader(bundle, size)
 	if err != nil {
 		return nil, fmt.Errorf("not a zip file: %w", err)
 	}
 	files := map[string][]byte{}
+	seen := map[string]bool{}
+	var declared uint64
+	for _, f := range zr.File {
+		declared += f.UncompressedSize64
+		if seen[f.Name] {
+			// Readers differ on which copy they show: the bundle is ambiguous.
+			rep.fail("%s: appears more than once in the zip", f.Name)
+		}
+		seen[f.Name] = true
+	}
+	if declared > maxTotalSize {
+		rep.fail("the files hold %d bytes uncompressed, more than the %d bytes (1 GiB) verify reads", declared, maxTotalSize)
+		return rep, nil
+	}
+	var total int64
 	for _, f := range zr.File {
 		if f.UncompressedSize64 > maxFileSize {
 			rep.fail("%s: larger than %d bytes", f.Name, maxFileSize)
@@ -58,13 +87,22 @@ func Verify(bundle io.ReaderAt, size int64, pub ed25519.PublicKey) (*Report, err
 			rep.fail("%s: unreadable: %v", f.Name, err)
 			continue
 		}
-		b, err := io.ReadAll(io.LimitReader(rc, maxFileSize))
+		b, err := io.ReadAll(io.LimitReader(rc, min(maxFileSize, maxTotalSize-total)+1))
 		rc.Close()
+		total += int64(len(b))
+		if err == nil && (len(b) > maxFileSize || total > maxTotalSize) {
+			err = fmt.Errorf("more data than its header says")
+		}
 		if err != nil {
 			rep.fail("%s: unreadable: %v", f.Name, err)
+			if total > maxTotalSize {
+				return rep, nil
+			}
 			continue
 		}
-		files[f.Name] = b
+		if _, dup := files[f.Name]; !dup {
+			files[f.Name] = b
+		}
 	}
 	manifestBytes, ok := files[ManifestFile]
 	if !ok {
@@ -76,7 +114,7 @@ func Verify(bundle io.ReaderAt, size int64, pub ed25519.PublicKey) (*Report, err
 		rep.fail("%s: not valid JSON: %v", ManifestFile, err)
 		return rep, nil
 	}
-	checkSignature(rep, files, manifestBytes, pub)
+	checkSignature(rep, files, manifestBytes, opts)
 	checkFiles(rep, files, &m)
 	runs := checkRuns(rep, files, &m)
 	checkCSV(rep, files, runs)
@@ -84,14 +122,19 @@ func Verify(bundle io.ReaderAt, size int64, pub ed25519.PublicKey) (*Report, err
 	return rep, nil
 }
 
-func checkSignature(rep *Report, files map[string][]byte, manifest []byte, pub ed25519.PublicKey) {
+func checkSignature(rep *Report, files map[string][]byte, manifest []byte, opts VerifyOpts) {
 	sigText, signed := files[SignatureFile]
 	rep.Signed = signed
+	pub := opts.PubKey
 	switch {
-	case pub == nil && signed:
+	case pub == nil && signed && opts.UnsignedOK:
 		rep.Notes = append(rep.Notes, "the bundle is signed, but the signature was not checked: pass --pubkey KEYFILE.pub")
-	case pub == nil:
+	case pub == nil && opts.UnsignedOK:
 		rep.Notes = append(rep.Notes, "the bundle is not signed: its files match its manifest, but anyone could have written both")
+	case pub == nil && signed:
+		rep.fail("%s: not checked: pass --pubkey KEYFILE.pub (the signer's public key), or --unsigned-ok to accept a bundle whose signature is not checked", SignatureFile)
+	case pub == nil:
+		rep.fail("%s: missing: the bundle is not signed, so anyone could have written its files and manifest; pass --unsigned-ok to accept that", SignatureFile)
 	case !signed:
 		rep.fail("%s: missing: the bundle is not signed", SignatureFile)
 	default:

@@ -205,8 +205,11 @@ func (c *Cluster) PID() int {
 }
 
 // SocketDSN connects as the superuser over the private socket.
-func (c *Cluster) SocketDSN(database string) string {
-	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", drills.DSNValue(c.SocketDir()), c.Port, drills.DSNValue(c.superuser()), drills.DSNValue(database))
+func (c *Cluster) SocketDSN(database string) string { return c.SocketDSNAs(c.superuser(), database) }
+
+// SocketDSNAs connects as role over the private socket.
+func (c *Cluster) SocketDSNAs(role, database string) string {
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", drills.DSNValue(c.SocketDir()), c.Port, drills.DSNValue(role), drills.DSNValue(database))
 }
 
 // TCPDSN connects as the superuser over 127.0.0.1 with the password.
@@ -219,7 +222,8 @@ func (c *Cluster) TCPDSN(database string) string {
 func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = c.Dir
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "PGTZ=UTC")
+	// The server inherits this environment: nothing of drill's own.
+	cmd.Env = baseEnv(c.Dir)
 	c.RunAs.apply(cmd)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -15,113 +18,402 @@ import (
 	"time"
 
 	"drill/drills"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func numCPU() int { return runtime.NumCPU() }
 
-// version returns the major version of the binaries, from pg_restore --version.
+var versionRe = regexp.MustCompile(`\(PostgreSQL\) (\d+(?:\.\d+)*)`)
+
+// version returns the version of the binaries, from pg_restore --version
+// ("pg_restore (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)" gives 15.20).
 func (b Binaries) version() string {
 	out, err := exec.Command(b.Path("pg_restore"), "--version").Output()
 	if err != nil {
 		return ""
 	}
-	f := strings.Fields(string(out))
-	if len(f) == 0 {
-		return ""
+	if m := versionRe.FindSubmatch(out); m != nil {
+		return string(m[1])
 	}
-	return f[len(f)-1]
+	return ""
 }
 
 // RestoreArchive loads the archive at path (of format, see drills.Format*)
-// into the database dsn names, with pg_restore or psql from bin.
+// into the database dsn names, with pg_restore or psql from bin, as this
+// process's OS user and the role of dsn. It serves the RDS emulator, whose
+// "production" databases are made from test fixtures; drill's own targets
+// restore as an unprivileged role and OS user (see Target.Restore).
 func RestoreArchive(ctx context.Context, bin Binaries, dsn, format, path string, jobs int, progress drills.Progress) error {
-	return restoreCmd{bin: bin, dsn: dsn, jobs: jobs, progress: progress}.run(ctx, format, path)
+	return restoreCmd{bin: bin, dsn: dsn, jobs: jobs, progress: progress, home: os.TempDir()}.run(ctx, format, path, nil)
 }
 
-// restoreCmd loads one archive into a database.
+// restoreCmd loads one backup into a database. The restore programs run as
+// runAs, with an environment that holds nothing of drill's (see toolEnv),
+// connected as the role of dsn; superDSN, when set, is a superuser's
+// connection to the same database, used only to make the extensions the
+// restore role may not make (see prepareExtensions).
 type restoreCmd struct {
 	bin      Binaries
+	runAs    RunAs
 	dsn      string
+	role     string // the role of dsn
+	superDSN string
 	jobs     int
 	progress drills.Progress
+	home     string // HOME and working directory of the programs: runAs's own
 }
 
-func (r restoreCmd) run(ctx context.Context, format, path string) error {
+// run restores the backup at path. facts, when not nil, is what scanPlain
+// already read of a plain dump.
+func (r restoreCmd) run(ctx context.Context, format, path string, facts *plainFacts) error {
 	switch format {
 	case drills.FormatCustom, drills.FormatDirectory, drills.FormatTar:
-		args := []string{"--dbname", r.dsn, "--no-owner", "--no-privileges", "--verbose"}
-		if format != drills.FormatTar && r.jobs > 1 { // pg_restore cannot run tar archives in parallel
-			args = append(args, "--jobs", strconv.Itoa(r.jobs))
-		}
-		r.progress.Say(fmt.Sprintf("pg_restore (%s format, %d jobs)", format, max(r.jobs, 1)))
-		return r.exec(ctx, exec.CommandContext(ctx, r.bin.Path("pg_restore"), append(args, path)...), nil)
+		return r.archive(ctx, format, path)
 	case drills.FormatPlain, drills.FormatPlainGzip:
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		var in io.Reader = f
-		if format == drills.FormatPlainGzip {
-			gz, err := gzip.NewReader(f)
+		if facts == nil {
+			f, err := readPlainFacts(format, path)
 			if err != nil {
-				return fmt.Errorf("restore: %s is not a valid gzip file: %w", path, err)
+				return err
 			}
-			defer gz.Close()
-			in = gz
+			facts = &f
 		}
-		r.progress.Say("psql (plain SQL)")
-		cmd := exec.CommandContext(ctx, r.bin.Path("psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1",
-			"--dbname", r.dsn, "--file", "-")
-		return r.exec(ctx, cmd, in)
+		return r.plain(ctx, format, path, *facts)
 	default:
 		return fmt.Errorf("restore: unsupported backup format %q", format)
 	}
 }
 
-// exec runs a restore program, turning its verbose output into progress
-// and its errors into the returned error.
-func (r restoreCmd) exec(ctx context.Context, cmd *exec.Cmd, stdin io.Reader) error {
-	// Statements of a restore may run as long as the drill has left.
+// archive restores a custom, directory or tar archive with pg_restore,
+// leaving out owners, privileges, publications, subscriptions, security
+// labels and tablespaces, and checks that every table's data was restored.
+func (r restoreCmd) archive(ctx context.Context, format, path string) error {
+	toc, err := r.output(ctx, r.bin.Path("pg_restore"), "--list", path)
+	if err != nil {
+		return fmt.Errorf("restore: read the archive's table of contents: %w", err)
+	}
+	var exts []extension
+	if names := tocExtensions(toc); len(names) > 0 {
+		exts, err = r.archiveExtensions(ctx, path, toc)
+		if err != nil {
+			return err
+		}
+	}
+	premade, skipped, schemas, err := r.prepareExtensions(ctx, exts)
+	if err != nil {
+		return err
+	}
+	list, tableData := restoreList(toc, premade, skipped, schemas)
+	listFile := filepath.Join(r.home, "restore.list")
+	if err := r.writeFile(listFile, list); err != nil {
+		return err
+	}
+	defer os.Remove(listFile)
+	args := []string{"--dbname", r.dsn, "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions",
+		"--no-security-labels", "--no-tablespaces", "--verbose", "--use-list", listFile}
+	if format != drills.FormatTar && r.jobs > 1 { // pg_restore cannot run tar archives in parallel
+		args = append(args, "--jobs", strconv.Itoa(r.jobs))
+	}
+	r.progress.Say(fmt.Sprintf("pg_restore (%s format, %d jobs)", format, max(r.jobs, 1)))
+	out, err := r.exec(ctx, exec.CommandContext(ctx, r.bin.Path("pg_restore"), append(args, path)...), nil)
+	if err != nil {
+		return err
+	}
+	if out.tableData < tableData {
+		return fmt.Errorf("%w: pg_restore restored the data of %d of the %d tables in the archive's table of contents", ErrTruncated, out.tableData, tableData)
+	}
+	return nil
+}
+
+// archiveExtensions returns the extensions of an archive with their
+// schemas, from the SQL pg_restore writes (not runs) for them.
+func (r restoreCmd) archiveExtensions(ctx context.Context, path, toc string) ([]extension, error) {
+	var list strings.Builder
+	for _, line := range strings.Split(toc, "\n") {
+		if desc, _ := tocEntry(line); desc == "EXTENSION" {
+			list.WriteString(line + "\n")
+		}
+	}
+	listFile := filepath.Join(r.home, "extensions.list")
+	if err := r.writeFile(listFile, list.String()); err != nil {
+		return nil, err
+	}
+	defer os.Remove(listFile)
+	sql, err := r.output(ctx, r.bin.Path("pg_restore"), "--file", "-", "--use-list", listFile, path)
+	if err != nil {
+		return nil, fmt.Errorf("restore: read the archive's extensions: %w", err)
+	}
+	f, err := scanPlain(strings.NewReader(sql))
+	return f.Extensions, err
+}
+
+// tocEntry returns the kind (TABLE DATA, EXTENSION, COMMENT, SCHEMA...)
+// and the rest of a line of `pg_restore --list`, or "" for a comment.
+// A line reads "ID; TABLEOID OID KIND SCHEMA NAME OWNER".
+func tocEntry(line string) (desc string, rest []string) {
+	if strings.HasPrefix(line, ";") {
+		return "", nil
+	}
+	f := strings.Fields(line)
+	if len(f) < 5 || !strings.HasSuffix(f[0], ";") {
+		return "", nil
+	}
+	f = f[3:]
+	for _, two := range []string{"TABLE DATA", "MATERIALIZED VIEW DATA", "SEQUENCE SET", "LARGE OBJECT", "DEFAULT ACL"} {
+		if w := strings.Fields(two); len(f) > len(w) && strings.Join(f[:len(w)], " ") == two {
+			return two, f[len(w):]
+		}
+	}
+	return f[0], f[1:]
+}
+
+func tocExtensions(toc string) []string {
+	var names []string
+	for _, line := range strings.Split(toc, "\n") {
+		if desc, rest := tocEntry(line); desc == "EXTENSION" && len(rest) >= 2 {
+			names = append(names, rest[1])
+		}
+	}
+	return names
+}
+
+// restoreList returns the table of contents to restore (without the
+// extensions made beforehand or not at all, their comments, and the schemas
+// made beforehand) and the number of TABLE DATA entries in it.
+func restoreList(toc string, premade, skipped, schemas map[string]bool) (string, int) {
+	var b strings.Builder
+	n := 0
+	for _, line := range strings.Split(toc, "\n") {
+		desc, rest := tocEntry(line)
+		leave := false
+		switch {
+		case desc == "EXTENSION" && len(rest) >= 2:
+			leave = premade[rest[1]] || skipped[rest[1]]
+		case desc == "COMMENT" && len(rest) >= 3 && rest[1] == "EXTENSION":
+			leave = true // only an extension's owner may comment on it
+		case desc == "SCHEMA" && len(rest) >= 2:
+			leave = schemas[rest[1]]
+		case desc == "TABLE DATA":
+			n++
+		}
+		if leave {
+			b.WriteString(";")
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String(), n
+}
+
+// deniedExtensions are not made in a throwaway cluster even when a backup
+// has them: they reach the host's files, the network or run code.
+var deniedExtensions = map[string]string{
+	"adminpack":    "it writes the server's files",
+	"dblink":       "it connects to other servers",
+	"postgres_fdw": "it connects to other servers",
+	"file_fdw":     "it reads the server's files",
+	"plperlu":      "an untrusted language runs code on the host",
+	"plpython3u":   "an untrusted language runs code on the host",
+	"plpythonu":    "an untrusted language runs code on the host",
+	"pltclu":       "an untrusted language runs code on the host",
+}
+
+// prepareExtensions makes, as the superuser, the extensions of a backup
+// that only a superuser may make (pg_stat_statements, amcheck...), from the
+// host's extension files, in their schemas (made for the restore role).
+// Trusted extensions are left to the restore; denied ones are not made.
+// It returns the extensions made, those left out, and the schemas made.
+func (r restoreCmd) prepareExtensions(ctx context.Context, exts []extension) (premade, skipped, schemas map[string]bool, err error) {
+	premade, skipped, schemas = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	if r.superDSN == "" || len(exts) == 0 {
+		return premade, skipped, schemas, nil
+	}
+	conn, err := connect(ctx, r.superDSN, time.Minute)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for _, e := range exts {
+		if why, ok := deniedExtensions[e.Name]; ok {
+			skipped[e.Name] = true
+			r.progress.Say(fmt.Sprintf("not making extension %s: %s (what needs it will fail to restore)", e.Name, why))
+			continue
+		}
+		var trusted, available bool
+		err := conn.QueryRow(ctx, `select coalesce(bool_or(trusted), false), count(*) > 0
+			from pg_available_extension_versions where name = $1`, e.Name).Scan(&trusted, &available)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if trusted || !available {
+			continue // the restore makes it, or fails saying it is not installed
+		}
+		schema := e.Schema
+		if schema == "" {
+			schema = "public"
+		}
+		if schema != "public" && schema != "pg_catalog" && !schemas[schema] {
+			q := "create schema if not exists " + pgx.Identifier{schema}.Sanitize()
+			if r.role != "" {
+				q += " authorization " + pgx.Identifier{r.role}.Sanitize()
+			}
+			if _, err := conn.Exec(ctx, q); err != nil {
+				return nil, nil, nil, fmt.Errorf("restore: create schema %s for extension %s: %w", schema, e.Name, err)
+			}
+			schemas[schema] = true
+		}
+		r.progress.Say(fmt.Sprintf("making extension %s (needs a superuser)", e.Name))
+		q := fmt.Sprintf("create extension if not exists %s with schema %s cascade", pgx.Identifier{e.Name}.Sanitize(), pgx.Identifier{schema}.Sanitize())
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return nil, nil, nil, fmt.Errorf("restore: create extension %s: %w", e.Name, err)
+		}
+		premade[e.Name] = true
+	}
+	return premade, skipped, schemas, nil
+}
+
+// readPlainFacts reads the start of the plain dump at path.
+func readPlainFacts(format, path string) (plainFacts, error) {
+	in, closeIn, err := openPlain(format, path)
+	if err != nil {
+		return plainFacts{}, err
+	}
+	defer closeIn()
+	return scanPlain(in)
+}
+
+// openPlain opens a plain dump, uncompressing a gzipped one.
+func openPlain(format, path string) (io.Reader, func(), error) {
+	f, err := drills.OpenRegular(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if format != drills.FormatPlainGzip {
+		return f, func() { f.Close() }, nil
+	}
+	gz, err := gzip.NewReader(bufio.NewReaderSize(f, 256*1024))
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("restore: %s is not a valid gzip file: %w", path, err)
+	}
+	return gz, func() { gz.Close(); f.Close() }, nil
+}
+
+// plain restores a plain-SQL dump with psql, through plainFilter.
+func (r restoreCmd) plain(ctx context.Context, format, path string, facts plainFacts) error {
+	premade, skipped, schemas, err := r.prepareExtensions(ctx, facts.Extensions)
+	if err != nil {
+		return err
+	}
+	in, closeIn, err := openPlain(format, path)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	in = drills.ContextReader(ctx, in)
+	filter := &plainFilter{key: RandomPassword() + RandomPassword(), connect: facts.Database != "",
+		premade: premade, skipped: skipped, schemas: schemas}
+	pr, pw := io.Pipe()
+	filterErr := make(chan error, 1)
+	go func() {
+		err := filter.run(in, pw)
+		pw.CloseWithError(err)
+		filterErr <- err
+	}()
+	r.progress.Say("psql (plain SQL, psql commands refused)")
+	cmd := exec.CommandContext(ctx, r.bin.Path("psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1",
+		"--dbname", r.dsn, "--file", "-")
+	_, runErr := r.exec(ctx, cmd, pr)
+	pr.CloseWithError(errors.New("psql has ended")) // lets the filter return
+	ferr := <-filterErr
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case ferr != nil && !isWriteErr(ferr):
+		return fmt.Errorf("restore: %w", ferr)
+	}
+	return runErr
+}
+
+// toolEnv is the whole environment of a restore program: nothing of
+// drill's own (no DRILL_* variable, no credentials), no password or
+// service file, a statement timeout of what the drill has left.
+func (r restoreCmd) toolEnv(ctx context.Context) []string {
 	timeout := 24 * time.Hour
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(dl), time.Second)
 	}
-	cmd.Env = append(os.Environ(), "PGTZ=UTC", "PGAPPNAME=drill",
+	return append(baseEnv(r.home), "PGAPPNAME=drill", "PGPASSFILE=/dev/null", "PGSERVICEFILE=/dev/null",
 		fmt.Sprintf("PGOPTIONS=-c statement_timeout=%d", timeout.Milliseconds()))
+}
+
+// baseEnv is the environment of every program drill starts as another OS
+// user or for a cluster: a fixed PATH, locale and time zone, and home.
+func baseEnv(home string) []string {
+	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home, "LC_ALL=C", "PGTZ=UTC"}
+}
+
+// output runs a program as runAs and returns its standard output.
+func (r restoreCmd) output(ctx context.Context, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env, cmd.Dir = r.toolEnv(ctx), r.home
+	r.runAs.apply(cmd)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w: %s", filepath.Base(name), err, tail([]byte(stderr.String()), 1000))
+	}
+	return string(out), nil
+}
+
+// writeFile writes a file the programs (as runAs) can read.
+func (r restoreCmd) writeFile(path, content string) error {
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		return err
+	}
+	return r.runAs.chown(path)
+}
+
+// exec runs a restore program, turning its verbose output into progress
+// and its errors into the returned error.
+func (r restoreCmd) exec(ctx context.Context, cmd *exec.Cmd, stdin io.Reader) (*restoreOutput, error) {
+	cmd.Env, cmd.Dir = r.toolEnv(ctx), r.home
+	r.runAs.apply(cmd)
 	cmd.Stdin = stdin
 	cmd.Stdout = io.Discard
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// A gzip stream fed to psql is read in another goroutine by exec;
+	// A plain dump fed to psql is read in another goroutine by exec;
 	// WaitDelay keeps a cancelled restore from hanging on it.
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return nil, fmt.Errorf("restore: %w", err)
 	}
-	var out restoreOutput
+	out := restoreOutput{plain: stdin != nil}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); out.read(stderr, r.progress) }()
 	wg.Wait()
 	err = cmd.Wait()
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	if err != nil {
-		return fmt.Errorf("restore failed (%s): %s", err, out.summary())
+		return nil, fmt.Errorf("restore failed (%s): %s", err, out.summary())
 	}
-	return nil
+	return &out, nil
 }
 
 // restoreOutput keeps the error lines and the last lines of a restore
-// program's output.
+// program's output, and counts the tables whose data pg_restore loaded.
 type restoreOutput struct {
-	errors []string
-	nerr   int
-	last   []string
+	plain     bool // psql reading a script that starts with drill's \restrict line
+	errors    []string
+	nerr      int
+	last      []string
+	tableData int
 }
 
 func (o *restoreOutput) read(r io.Reader, progress drills.Progress) {
@@ -130,13 +422,19 @@ func (o *restoreOutput) read(r io.Reader, progress drills.Progress) {
 	var lastSaid time.Time
 	for sc.Scan() {
 		line := sc.Text()
+		if o.plain {
+			line = backupLine(line)
+		}
 		switch {
-		case strings.Contains(line, "error:") || strings.HasPrefix(line, "ERROR:") || strings.Contains(line, "FATAL:"):
+		case strings.Contains(line, "error:") || strings.Contains(line, "ERROR:") || strings.Contains(line, "FATAL:"):
 			o.nerr++
 			if len(o.errors) < 5 {
 				o.errors = append(o.errors, line)
 			}
 		case strings.Contains(line, "processing data for table"), strings.Contains(line, "creating INDEX"):
+			if strings.Contains(line, "processing data for table") {
+				o.tableData++
+			}
 			if time.Since(lastSaid) > 500*time.Millisecond {
 				progress.Say(strings.TrimPrefix(line, "pg_restore: "))
 				lastSaid = time.Now()
@@ -147,6 +445,19 @@ func (o *restoreOutput) read(r io.Reader, progress drills.Progress) {
 			o.last = o.last[1:]
 		}
 	}
+}
+
+var psqlLine = regexp.MustCompile(`^psql:<stdin>:(\d+): `)
+
+// backupLine turns psql's "psql:<stdin>:N: " into "backup line N-1: ":
+// the script psql reads is the backup with one line before it.
+func backupLine(line string) string {
+	m := psqlLine.FindStringSubmatchIndex(line)
+	if m == nil {
+		return line
+	}
+	n, _ := strconv.Atoi(line[m[2]:m[3]])
+	return fmt.Sprintf("backup line %d: %s", n-1, line[m[1]:])
 }
 
 func (o *restoreOutput) summary() string {

@@ -9,8 +9,34 @@ import (
 	"syscall"
 )
 
-// DefaultRunAs is the OS user clusters run as when drill runs as root.
+// DefaultRunAs is the OS user the embedded state database (and, failing
+// SandboxUser, throwaway clusters) run as when drill runs as root.
 const DefaultRunAs = "postgres"
+
+// SandboxUser is the OS user throwaway clusters and restore tools run as
+// when drill runs as root: a user that owns nothing else on the host
+// (`make install` creates it), so that what a backup makes a server do
+// reaches nothing but its own cluster.
+const SandboxUser = "drill-sandbox"
+
+// LookupSandbox resolves the user throwaway clusters run as: name when
+// given, else SandboxUser, else DefaultRunAs with a warning (returned as
+// the second value) that says how to create SandboxUser.
+func LookupSandbox(name string) (RunAs, string, error) {
+	if name != "" || os.Geteuid() != 0 {
+		r, err := LookupRunAs(name)
+		return r, "", err
+	}
+	if _, err := user.Lookup(SandboxUser); err == nil {
+		r, err := LookupRunAs(SandboxUser)
+		return r, "", err
+	}
+	r, err := LookupRunAs(DefaultRunAs)
+	if err != nil {
+		return r, "", err
+	}
+	return r, fmt.Sprintf("OS user %s does not exist: throwaway clusters run as %s, which may own other things on this host; create it (make install, or useradd --system --no-create-home --shell /usr/sbin/nologin %s) or set target.run_as", SandboxUser, DefaultRunAs, SandboxUser), nil
+}
 
 // RunAs is the unprivileged OS user a cluster runs as. PostgreSQL refuses to
 // run as root, so when drill runs as root its clusters run as this user.

@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,8 +36,9 @@ var _ drills.Target = (*Target)(nil)
 type TargetConfig struct {
 	// Dir is where cluster directories are made (default: the system temp dir).
 	Dir string
-	// RunAs is the OS user the cluster runs as when drill runs as root
-	// (default postgres).
+	// RunAs is the OS user the cluster and the restore programs run as
+	// when drill runs as root (default drill-sandbox, else postgres with a
+	// warning).
 	RunAs string
 	// Database is the database restored into (default: the backup's own
 	// database name, else "restored").
@@ -46,10 +49,23 @@ type TargetConfig struct {
 
 // Target restores into throwaway clusters.
 type Target struct {
-	cfg   TargetConfig
-	bin   Binaries
-	runAs RunAs
+	cfg     TargetConfig
+	bin     Binaries
+	runAs   RunAs
+	warning string // said at each Provision: why runAs is not SandboxUser
 }
+
+// The roles of a throwaway cluster besides its superuser, which only sets
+// the cluster up. Neither can reach the host: no superuser, no
+// pg_execute_server_program, pg_read_server_files or pg_write_server_files,
+// no CREATEROLE. Both bypass row-level security, so restores and checks see
+// every row.
+const (
+	// RestoreRole owns the restored database and runs the restore.
+	RestoreRole = "drill_restore"
+	// CheckRole runs the checks: it reads everything (pg_read_all_data).
+	CheckRole = "drill_check"
+)
 
 // NewTarget checks that PostgreSQL binaries and the run_as user exist.
 func NewTarget(cfg TargetConfig) (*Target, error) {
@@ -57,7 +73,7 @@ func NewTarget(cfg TargetConfig) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	runAs, err := LookupRunAs(cfg.RunAs)
+	runAs, warning, err := LookupSandbox(cfg.RunAs)
 	if err != nil {
 		return nil, err
 	}
@@ -67,8 +83,12 @@ func NewTarget(cfg TargetConfig) (*Target, error) {
 	if cfg.Jobs <= 0 {
 		cfg.Jobs = numCPU()
 	}
-	return &Target{cfg: cfg, bin: bin, runAs: runAs}, nil
+	return &Target{cfg: cfg, bin: bin, runAs: runAs, warning: warning}, nil
 }
+
+// Warning says why clusters run as an OS user that may own other things on
+// this host, or is empty.
+func (t *Target) Warning() string { return t.warning }
 
 type marker struct {
 	ManagedBy string    `json:"managed_by"`
@@ -97,6 +117,9 @@ func (t *Target) cluster(in drills.Instance) *Cluster {
 // Provision makes the directory (with its marker), runs initdb and starts
 // the server on a free port.
 func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Backup, progress drills.Progress) error {
+	if t.warning != "" {
+		progress.Say("warning: " + t.warning)
+	}
 	if err := os.Mkdir(in.ID, 0o700); err != nil {
 		return fmt.Errorf("create cluster directory: %w", err)
 	}
@@ -121,7 +144,10 @@ func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Ba
 	for attempt := 1; ; attempt++ {
 		progress.Say(fmt.Sprintf("starting PostgreSQL on 127.0.0.1:%d", c.Port))
 		err = c.Start(ctx)
-		if err == nil || attempt == 3 || ctx.Err() != nil || !strings.Contains(err.Error(), "could not bind") {
+		if err == nil {
+			return createRoles(ctx, c)
+		}
+		if attempt == 3 || ctx.Err() != nil || !strings.Contains(err.Error(), "could not bind") {
 			return err
 		}
 		if port, err = FreePort(); err != nil {
@@ -145,11 +171,28 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return err
 	}
+	if err := t.runAs.chown(spool); err != nil {
+		return err
+	}
 	path, err := b.Fetch(ctx, spool, func(done, total int64) { progress.Say(fetchProgress(done, total)) })
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", b.ID, err)
 	}
+	var facts *plainFacts
+	if b.Format == drills.FormatPlain || b.Format == drills.FormatPlainGzip {
+		// drill reads a plain dump and hands it to psql itself.
+		f, err := readPlainFacts(b.Format, path)
+		if err != nil {
+			return err
+		}
+		facts = &f
+	} else if path, err = t.stage(ctx, spool, path, progress); err != nil {
+		return err
+	}
 	db := t.cfg.Database
+	if db == "" && facts != nil {
+		db = facts.Database
+	}
 	if db == "" {
 		db = b.Database
 	}
@@ -160,29 +203,50 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 	if err := t.createDatabase(ctx, c, db); err != nil {
 		return err
 	}
-	r := restoreCmd{bin: t.bin, dsn: c.SocketDSN(db), jobs: t.cfg.Jobs, progress: progress}
-	if err := r.run(ctx, b.Format, path); err != nil {
+	r := restoreCmd{bin: t.bin, runAs: t.runAs, dsn: c.SocketDSNAs(RestoreRole, db), role: RestoreRole,
+		superDSN: c.SocketDSN(db), jobs: t.cfg.Jobs, progress: progress, home: in.ID}
+	if err := r.run(ctx, b.Format, path, facts); err != nil {
 		return err
 	}
 	progress.Say("ANALYZE")
-	if err := analyze(ctx, c.SocketDSN(db)); err != nil {
+	if err := analyze(ctx, c.SocketDSNAs(RestoreRole, db)); err != nil {
 		return fmt.Errorf("analyze: %w", err)
 	}
 	_ = os.RemoveAll(spool) // the restored data is all that is needed now
-	in.DSN = c.SocketDSN(db)
+	in.DSN = c.SocketDSNAs(CheckRole, db)
 	return nil
 }
 
+// createRoles makes RestoreRole and CheckRole in a new cluster.
+func createRoles(ctx context.Context, c *Cluster) error {
+	conn, err := connect(ctx, c.SocketDSN("postgres"), time.Minute)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for _, q := range []string{
+		"create role " + RestoreRole + " login nosuperuser nocreaterole nocreatedb bypassrls",
+		"create role " + CheckRole + " login nosuperuser nocreaterole nocreatedb bypassrls in role pg_read_all_data",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("create the cluster's roles: %w", err)
+		}
+	}
+	return nil
+}
+
+// createDatabase makes the database restored into, owned by RestoreRole.
 func (t *Target) createDatabase(ctx context.Context, c *Cluster, db string) error {
 	conn, err := connect(ctx, c.SocketDSN("postgres"), time.Minute)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	q := "create database " + pgx.Identifier{db}.Sanitize() + " owner " + RestoreRole
 	if db == "postgres" {
-		return nil
+		q = "alter database postgres owner to " + RestoreRole
 	}
-	if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{db}.Sanitize()); err != nil {
+	if _, err := conn.Exec(ctx, q); err != nil {
 		return fmt.Errorf("create database %s: %w", db, err)
 	}
 	return nil
@@ -323,4 +387,82 @@ func (t *Target) Managed(ctx context.Context) ([]drills.Instance, error) {
 		out = append(out, drills.Instance{Type: TargetType, ID: dir, RunID: m.RunID, Drill: m.Drill, StoreID: m.StoreID, Details: map[string]string{}})
 	}
 	return out, nil
+}
+
+// stage returns where the restore programs, which run as the cluster's OS
+// user, read the archive at path: path itself when that user can read all
+// of it, else a copy in spool.
+func (t *Target) stage(ctx context.Context, spool, path string, progress drills.Progress) (string, error) {
+	if !t.runAs.set {
+		return path, nil
+	}
+	if rel, err := filepath.Rel(spool, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return path, chownTree(t.runAs, spool) // fetched into the spool
+	}
+	probe := exec.CommandContext(ctx, "find", path, "-maxdepth", "1", "!", "-readable", "-print", "-quit")
+	probe.Env = baseEnv(spool)
+	t.runAs.apply(probe)
+	if out, err := probe.Output(); err == nil && len(out) == 0 {
+		return path, nil
+	}
+	progress.Say(fmt.Sprintf("copying the backup into the cluster directory: OS user %s cannot read %s", t.runAs.Name, path))
+	dst := filepath.Join(spool, filepath.Base(path))
+	if err := copyTree(ctx, path, dst); err != nil {
+		return "", fmt.Errorf("copy %s for OS user %s: %w", path, t.runAs.Name, err)
+	}
+	return dst, chownTree(t.runAs, spool)
+}
+
+// copyTree copies a regular file, or a directory of regular files (a
+// directory-format archive), to dst.
+func copyTree(ctx context.Context, src, dst string) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return copyFile(ctx, src, dst)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			if err := copyFile(ctx, filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func copyFile(ctx context.Context, src, dst string) error {
+	in, err := drills.OpenRegular(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, drills.ContextReader(ctx, in)); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// chownTree gives dir and everything in it to the user.
+func chownTree(r RunAs, dir string) error {
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return r.chown(p)
+	})
 }

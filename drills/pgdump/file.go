@@ -29,6 +29,9 @@ func (s *fileSource) Latest(ctx context.Context) (drills.Backup, error) {
 	if err != nil {
 		return drills.Backup{}, err
 	}
+	if kind := drills.SpecialFile(loc); kind != "" {
+		return drills.Backup{}, fmt.Errorf("%w: %s is %s: drill reads backups from regular files and directories only", drills.ErrNoBackup, loc, kind)
+	}
 	if !fi.IsDir() || isDirectoryArchive(loc) {
 		return s.describe(ctx, loc, fi)
 	}

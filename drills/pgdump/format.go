@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -70,7 +69,7 @@ func isText(b []byte) bool {
 
 // readHead reads up to n bytes from the start of path.
 func readHead(path string, n int) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := drills.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

@@ -36,6 +36,7 @@ export DRILL_DEMO_BACKUPS="$DEMO_DIR/backups"
 
 say "1/4 Building drill"
 make --no-print-directory build
+[ "$(id -u)" -ne 0 ] || make --no-print-directory users
 
 say "2/4 Making a sample production database and backing it up"
 go run ./examples/demo/seed -dir "$DEMO_DIR"

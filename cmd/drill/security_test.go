@@ -1,0 +1,316 @@
+package main_test
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"drill/drills/drilltest"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// worldWritable returns a directory any OS user may write to: a file an
+// attack makes there proves the attack ran, whoever it ran as.
+func worldWritable(t *testing.T) string {
+	t.Helper()
+	dir := drilltest.SharedDir(t)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// runJSON runs `drill run shop --json` and returns the exit code and the run.
+func runJSON(t *testing.T, b bundle) (int, map[string]any, result) {
+	t.Helper()
+	r := drill(t, b.env, "run", "shop", "--json")
+	var run map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &run); err != nil {
+		t.Fatalf("exit %d, stdout is not JSON: %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	return r.code, run, r
+}
+
+// A plain-SQL backup is a script: nothing in it may run a command on the
+// host, as root or as the cluster's OS user, or write a file there.
+func TestPlainBackupCannotReachTheHost(t *testing.T) {
+	t.Parallel()
+	dump := filepath.Join(t.TempDir(), "shop.sql")
+	drilltest.DumpAs(t, drilltest.Shop(t), "plain", dump)
+	clean, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := worldWritable(t)
+	attacks := map[string]string{
+		"shell":    `\! id > ` + out + "/shell.txt\n",
+		"env":      `\! env > ` + out + "/env.txt\n",
+		"midline":  "SELECT 1; \\! id > " + out + "/midline.txt\n",
+		"program":  "COPY (select 1) TO PROGRAM 'id > " + out + "/program.txt';\n",
+		"copyfile": "COPY (select 1) TO '" + out + "/copy.txt';\n",
+		// With standard_conforming_strings off, psql reads the backslash
+		// command below outside a string; a scanner that takes the setting
+		// to be on reads it inside one. psql's \restrict refuses it anyway.
+		"hidden":   "SET standard_conforming_strings = off;\nSELECT 'a\\'';\\! id > " + out + "/hidden.txt\n';\n",
+		"readfile": "CREATE TABLE stolen AS SELECT pg_read_file('/etc/passwd') AS f;\n",
+		"cfunc":    "CREATE FUNCTION public.sys(cstring) RETURNS int AS '/lib/x86_64-linux-gnu/libc.so.6', 'system' LANGUAGE c;\n",
+	}
+	at := strings.Index(string(clean), "CREATE TABLE public.customers")
+	if at < 0 {
+		t.Fatal("no CREATE TABLE in the dump")
+	}
+	for name, attack := range attacks {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, 1)
+			evil := string(clean[:at]) + attack + string(clean[at:])
+			if err := os.WriteFile(filepath.Join(b.backups, "shop.sql"), []byte(evil), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, run, r := runJSON(t, b)
+			if code != 1 || run["reason"] != "restore_failed" {
+				t.Errorf("exit %d reason %v, want 1 restore_failed\n%s", code, run["reason"], r.stderr)
+			}
+			entries, _ := os.ReadDir(out)
+			for _, e := range entries {
+				t.Errorf("the backup wrote %s", e.Name())
+			}
+			drilltest.AssertNothingLeft(t, b.targetDir)
+		})
+	}
+}
+
+// The role checks run as reads every row but cannot write server files or
+// run programs, and is no superuser.
+func TestChecksCannotReachTheHost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	out := worldWritable(t)
+	drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(b.backups, "shop.dump"))
+	cfg, err := os.ReadFile(b.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = append(cfg, fmt.Sprintf(`      - type: sql
+        name: not-superuser
+        query: select current_setting('is_superuser')
+        expect: "off"
+      - type: sql
+        name: copy-to-file
+        query: copy (select 1) to '%s/check.txt'
+        expect: "1"
+      - type: sql
+        name: copy-to-program
+        query: copy (select 1) to program 'id > %s/check-program.txt'
+        expect: "1"
+`, out, out)...)
+	if err := os.WriteFile(b.config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, run, r := runJSON(t, b)
+	if code != 1 || run["reason"] != "check_failed" {
+		t.Fatalf("exit %d reason %v, want 1 check_failed\n%s", code, run["reason"], r.stderr)
+	}
+	results := map[string]map[string]any{}
+	for _, c := range run["checks"].([]any) {
+		c := c.(map[string]any)
+		results[c["name"].(string)] = c
+	}
+	if c := results["not-superuser"]; c["passed"] != true {
+		t.Errorf("checks run as a superuser: %v", c)
+	}
+	if c := results["public.orders row count"]; c != nil && c["passed"] != true {
+		t.Errorf("the check role cannot read the data: %v", c)
+	}
+	for _, name := range []string{"copy-to-file", "copy-to-program"} {
+		c := results[name]
+		if c["passed"] != false || !strings.Contains(fmt.Sprint(c["error"]), "permission denied") && !strings.Contains(fmt.Sprint(c["error"]), "must be superuser") {
+			t.Errorf("%s: %v", name, c)
+		}
+	}
+	if entries, _ := os.ReadDir(out); len(entries) > 0 {
+		t.Errorf("a check wrote %s", entries[0].Name())
+	}
+}
+
+// A plain dump cut short is a failed restore, gzipped or not.
+func TestTruncatedPlainBackupFails(t *testing.T) {
+	t.Parallel()
+	prod := drilltest.NewDatabase(t)
+	drilltest.Exec(t, prod, "create table events (id int, payload text)",
+		"insert into events select g, md5(g::text) from generate_series(1, 50000) g")
+	full := filepath.Join(t.TempDir(), "full.sql")
+	drilltest.DumpAs(t, prod, "plain", full)
+	lines := strings.SplitAfter(readFile(t, full), "\n")
+	cut := strings.Join(lines[:30000], "")
+	for _, gz := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gzip=%v", gz), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, 1)
+			name := filepath.Join(b.backups, "events.sql")
+			if gz {
+				name += ".gz"
+			}
+			writeMaybeGzip(t, name, cut, gz)
+			code, run, r := runJSON(t, b)
+			if code != 1 || run["reason"] != "restore_failed" || !strings.Contains(fmt.Sprint(run["error"]), "backup is truncated") {
+				t.Fatalf("exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
+			}
+			drilltest.AssertNothingLeft(t, b.targetDir)
+		})
+	}
+}
+
+// A directory archive missing a table's data file is a failed restore.
+func TestArchiveMissingDataFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	dir := drilltest.DumpAs(t, drilltest.Shop(t), "directory", filepath.Join(b.backups, "shop.dir"))
+	files, _ := filepath.Glob(filepath.Join(dir, "*.dat.gz"))
+	if len(files) == 0 {
+		t.Fatal("no data files in the archive")
+	}
+	if err := os.Remove(files[0]); err != nil {
+		t.Fatal(err)
+	}
+	code, run, r := runJSON(t, b)
+	if code != 1 || run["reason"] != "restore_failed" {
+		t.Fatalf("exit %d reason %v\n%s", code, run["reason"], r.stderr)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+// A named pipe is no backup: validate says what it is, and no command
+// waits on it.
+func TestFIFOLocation(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	fifo := filepath.Join(b.backups, "shop.dump")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// the directory holds only the pipe: no backup, at once
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, drillBin, "run", "shop", "--json")
+	cmd.Env = append(os.Environ(), b.env...)
+	outb, _ := cmd.Output()
+	if ctx.Err() != nil {
+		t.Fatal("drill run waited on a named pipe")
+	}
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(outb), `"reason": "no_backup"`) {
+		t.Fatalf("exit %d\n%s", cmd.ProcessState.ExitCode(), outb)
+	}
+	// the pipe itself as location: a config error, said where
+	cfg := strings.Replace(readFile(t, b.config), "location: "+b.backups, "location: "+fifo, 1)
+	if err := os.WriteFile(b.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := drill(t, b.env, "validate")
+	if r.code != 2 || !strings.Contains(r.stderr, "drill.yaml:6:") || !strings.Contains(r.stderr, "is a named pipe (FIFO)") {
+		t.Fatalf("validate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := drill(t, b.env, "run", "shop"); r.code != 2 {
+		t.Fatalf("run: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// Extensions only a superuser may make are made from the host's files;
+// those that reach the network or the host's files are not made.
+func TestBackupWithExtensions(t *testing.T) {
+	t.Parallel()
+	shop := drilltest.Shop(t)
+	drilltest.Exec(t, shop, "create schema ext", "create extension pg_stat_statements with schema ext",
+		"create extension pg_trgm", "create extension amcheck", "create extension dblink",
+		"create index customers_name_trgm on customers using gin (name gin_trgm_ops)")
+	for _, format := range []string{"custom", "plain"} {
+		t.Run(format, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, 1)
+			drilltest.DumpAs(t, shop, format, filepath.Join(b.backups, "shop."+format))
+			// dblink is left out (its objects would need it); the others
+			// are made by the superuser (pg_stat_statements, amcheck) or
+			// the restore role (pg_trgm, trusted)
+			code, run, r := runJSON(t, b)
+			if code != 0 {
+				t.Fatalf("exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
+			}
+		})
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func writeMaybeGzip(t *testing.T, path, content string, gz bool) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !gz {
+		if _, err := f.WriteString(content); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	zw := gzip.NewWriter(f)
+	if _, err := zw.Write([]byte(content)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A `pg_dump -C` plain dump is restored into the database it creates, or
+// into target.database when set.
+func TestCreateDatabasePlainDump(t *testing.T) {
+	t.Parallel()
+	shop := drilltest.Shop(t)
+	for _, override := range []string{"", "elsewhere"} {
+		t.Run("database="+override, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, 1)
+			drilltest.Dump(t, shop, "-Fp", "-C", "-f", filepath.Join(b.backups, "shop.sql"))
+			if override != "" {
+				cfg := strings.Replace(readFile(t, b.config), "      dir: ", "      database: "+override+"\n      dir: ", 1)
+				if err := os.WriteFile(b.config, []byte(cfg), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, run, r := runJSON(t, b)
+			if code != 0 {
+				t.Fatalf("exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
+			}
+			want := override
+			if want == "" {
+				cfg, err := pgx.ParseConfig(shop)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = cfg.Database
+			}
+			details := run["target"].(map[string]any)["details"].(map[string]any)
+			if details["database"] != want {
+				t.Errorf("restored into %v, want %s", details["database"], want)
+			}
+		})
+	}
+}

@@ -1,0 +1,77 @@
+package drills
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// ContextReader returns a reader of r that fails with ctx's error once ctx
+// is done: a long copy stops when its drill does.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return &ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// SpecialFile says what path is when it exists and is neither a regular
+// file nor a directory (after following links): "a named pipe (FIFO)", "a
+// socket", "a device". It is empty otherwise.
+func SpecialFile(path string) string {
+	if strings.HasPrefix(path, "s3://") {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return specialMode(fi.Mode())
+}
+
+func specialMode(m fs.FileMode) string {
+	switch {
+	case m.IsRegular() || m.IsDir():
+		return ""
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file (" + m.Type().String() + ")"
+}
+
+// OpenRegular opens path for reading, without blocking on a named pipe,
+// and fails unless it is a regular file.
+func OpenRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if kind := specialMode(fi.Mode()); kind != "" || fi.IsDir() {
+		f.Close()
+		if fi.IsDir() {
+			kind = "a directory"
+		}
+		return nil, fmt.Errorf("%s is %s: drill reads backups from regular files only", path, kind)
+	}
+	return f, nil
+}

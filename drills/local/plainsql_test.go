@@ -1,0 +1,159 @@
+package local
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func filterScript(t *testing.T, f *plainFilter, in string) (string, error) {
+	t.Helper()
+	if f.key == "" {
+		f.key = "KEY"
+	}
+	var out strings.Builder
+	err := f.run(strings.NewReader(in), &out)
+	return out.String(), err
+}
+
+const trailer = "\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc\n"
+
+func TestPlainFilterKeepsDataAndDropsWhatTheRoleMayNotRun(t *testing.T) {
+	in := "\\restrict abc\n" +
+		"SET default_tablespace = 'fast';\n" +
+		"CREATE TABLE public.t (id int, body text);\n" +
+		"ALTER TABLE public.t OWNER TO \"Prod Owner\";\n" +
+		"CREATE FUNCTION public.f() RETURNS text LANGUAGE sql AS $_$ select 'a;b\\! x' $_$;\n" +
+		"COMMENT ON FUNCTION public.f() IS 'GRANT; -- not a comment';\n" +
+		"COPY public.t (id, body) FROM stdin;\n" +
+		"1\tGRANT ALL ON t TO x;\n" +
+		"2\t\\\\! id\n" +
+		"\\.\n" +
+		"GRANT SELECT ON TABLE public.t TO reader;\n" +
+		"REVOKE ALL ON SCHEMA public FROM PUBLIC;\n" +
+		"CREATE PUBLICATION p FOR ALL TABLES;\n" +
+		"SECURITY LABEL FOR selinux ON TABLE public.t IS 'x';\n" +
+		"/* a; comment \\! */ SELECT 1;\n" + trailer
+	out, err := filterScript(t, &plainFilter{}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "\\restrict KEY\n") {
+		t.Errorf("the script does not start with drill's \\restrict: %q", out[:30])
+	}
+	for _, want := range []string{"SET default_tablespace = '';", "CREATE TABLE public.t", "$_$ select 'a;b\\! x' $_$;",
+		"IS 'GRANT; -- not a comment';", "1\tGRANT ALL ON t TO x;\n2\t\\\\! id\n\\.\n", "/* a; comment \\! */ SELECT 1;"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+	for _, gone := range []string{"OWNER TO", "GRANT SELECT", "REVOKE", "PUBLICATION", "SECURITY LABEL", "'fast'", "\\restrict abc", "\\unrestrict"} {
+		if strings.Contains(out, gone) {
+			t.Errorf("script still has %q", gone)
+		}
+	}
+	// what is left out keeps its lines: psql's line numbers are the backup's plus one
+	if got, want := strings.Count(out, "\n"), strings.Count(in, "\n")+1; got != want {
+		t.Errorf("%d lines, want %d", got, want)
+	}
+}
+
+func TestPlainFilterRefusesMetaCommands(t *testing.T) {
+	for name, script := range map[string]string{
+		"shell":             "CREATE TABLE p (id int);\n\\! id > pwned.txt\n",
+		"mid-line":          "SELECT 1; \\! id\n",
+		"after a statement": "SELECT 1 \\g /tmp/x\n",
+		"copy to a file":    "\\copy (select 1) to '/tmp/x'\n",
+		"setenv":            "\\setenv PGPASSWORD x\n",
+		"second connect":    "\\connect other\n",
+	} {
+		_, err := filterScript(t, &plainFilter{}, script+trailer)
+		if !errors.Is(err, ErrUnsafeBackup) {
+			t.Errorf("%s: %v, want ErrUnsafeBackup", name, err)
+		}
+	}
+}
+
+func TestPlainFilterTruncated(t *testing.T) {
+	for name, script := range map[string]string{
+		"no trailer":        "CREATE TABLE p (id int);\n",
+		"inside copy data":  "COPY p (id) FROM stdin;\n1\n2\n",
+		"inside a string":   "SELECT 'abc\n" + trailer,
+		"inside statement":  "CREATE TABLE p (id int\n",
+		"create, no switch": "CREATE DATABASE x;\n",
+	} {
+		f := &plainFilter{connect: name == "create, no switch"}
+		if _, err := filterScript(t, f, script); !errors.Is(err, ErrTruncated) {
+			t.Errorf("%s: %v, want ErrTruncated", name, err)
+		}
+	}
+}
+
+func TestPlainFilterCreateDatabaseDump(t *testing.T) {
+	in := "\\restrict k\nSET statement_timeout = 0;\nCREATE DATABASE shop WITH TEMPLATE = template0 ENCODING = 'UTF8';\n" +
+		"ALTER DATABASE shop OWNER TO postgres;\n\\unrestrict k\n\\connect shop\n\\restrict k\nSET statement_timeout = 0;\n" +
+		"CREATE TABLE t (id int);\n" + trailer
+	facts, err := scanPlain(strings.NewReader(in))
+	if err != nil || facts.Database != "shop" {
+		t.Fatalf("scan: %+v %v", facts, err)
+	}
+	out, err := filterScript(t, &plainFilter{connect: true}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "CREATE DATABASE") || strings.Contains(out, "ALTER DATABASE") || strings.Contains(out, "\\connect") ||
+		!strings.Contains(out, "CREATE TABLE t") {
+		t.Errorf("script:\n%s", out)
+	}
+}
+
+func TestScanPlainFindsExtensions(t *testing.T) {
+	in := "CREATE SCHEMA ext;\nCREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA ext;\n" +
+		"COMMENT ON EXTENSION pg_stat_statements IS 'x';\nCREATE EXTENSION IF NOT EXISTS \"uuid-ossp\" WITH SCHEMA public;\n" +
+		"COPY t FROM stdin;\n\\.\nCREATE EXTENSION late;\n"
+	facts, err := scanPlain(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []extension{{"pg_stat_statements", "ext"}, {"uuid-ossp", "public"}}
+	if len(facts.Extensions) != 2 || facts.Extensions[0] != want[0] || facts.Extensions[1] != want[1] {
+		t.Fatalf("extensions %+v, want %+v", facts.Extensions, want)
+	}
+	f := &plainFilter{premade: map[string]bool{"pg_stat_statements": true}, schemas: map[string]bool{"ext": true}}
+	out, err := filterScript(t, f, strings.Replace(in, "COPY t FROM stdin;\n\\.\nCREATE EXTENSION late;\n", "", 1)+trailer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `CREATE SCHEMA IF NOT EXISTS "ext";`) || strings.Contains(out, "pg_stat_statements") ||
+		!strings.Contains(out, `"uuid-ossp"`) || strings.Contains(out, "COMMENT ON EXTENSION") {
+		t.Errorf("script:\n%s", out)
+	}
+}
+
+func TestRestoreListLeavesOutPremadeExtensions(t *testing.T) {
+	toc := ";\n; Archive created at 2026-11-28\n8; 2615 16421 SCHEMA - ext postgres\n" +
+		"2; 3079 16422 EXTENSION - pg_stat_statements \n3419; 0 0 COMMENT - EXTENSION pg_stat_statements \n" +
+		"3; 3079 16453 EXTENSION - pg_trgm \n219; 1259 16534 TABLE public a postgres\n" +
+		"3410; 0 16534 TABLE DATA public a postgres\n3411; 0 16537 TABLE DATA public b postgres\n"
+	list, n := restoreList(toc, map[string]bool{"pg_stat_statements": true}, nil, map[string]bool{"ext": true})
+	if n != 2 {
+		t.Errorf("%d TABLE DATA entries, want 2", n)
+	}
+	for _, left := range []string{";8; 2615 16421 SCHEMA - ext", ";2; 3079 16422 EXTENSION - pg_stat_statements", ";3419; 0 0 COMMENT - EXTENSION"} {
+		if !strings.Contains(list, left) {
+			t.Errorf("list keeps %q:\n%s", left, list)
+		}
+	}
+	if !strings.Contains(list, "\n3; 3079 16453 EXTENSION - pg_trgm") {
+		t.Errorf("list leaves out the trusted extension:\n%s", list)
+	}
+	if got := tocExtensions(toc); len(got) != 2 || got[0] != "pg_stat_statements" || got[1] != "pg_trgm" {
+		t.Errorf("extensions %v", got)
+	}
+}
+
+func TestBackupLine(t *testing.T) {
+	if got := backupLine("psql:<stdin>:13: ERROR:  relation \"x\" does not exist"); got != "backup line 12: ERROR:  relation \"x\" does not exist" {
+		t.Error(got)
+	}
+}
