@@ -76,6 +76,9 @@ type Run struct {
 	// was alive; WaitingUntil is set while the run sleeps on its target.
 	HeartbeatAt  *time.Time
 	WaitingUntil *time.Time
+	// Seal is the run's place in its drill's hash chain and whether its
+	// columns still say what was sealed (nil while it runs).
+	Seal *SealState
 }
 
 // Policy is what a run was asked to do, kept with the run for the record.

@@ -26,6 +26,12 @@ type RunJSON struct {
 	Phases         []PhaseJSON    `json:"phases"`
 	Checks         []CheckJSON    `json:"checks"`
 	Error          *string        `json:"error"`
+	// Integrity, ChainHash and IntegrityProblem tell whether the record
+	// still says what was sealed (see SealState); not part of the sealed
+	// record itself.
+	Integrity        Integrity `json:"integrity,omitempty"`
+	IntegrityProblem string    `json:"integrity_problem,omitempty"`
+	ChainHash        string    `json:"chain_hash,omitempty"`
 }
 
 // ObjectivesJSON holds the objectives and whether they were met (null: not measured or no objective).
@@ -126,6 +132,9 @@ func (r *Run) JSON() RunJSON {
 		Objectives: ObjectivesJSON{RTOSeconds: objectiveSeconds(r.Objectives.RTO), RPOSeconds: objectiveSeconds(r.Objectives.RPO),
 			RTOMet: r.RTOMet, RPOMet: r.RPOMet},
 		Phases: []PhaseJSON{}, Checks: []CheckJSON{}, Error: optString(r.Error)}
+	if r.Seal != nil {
+		v.Integrity, v.IntegrityProblem, v.ChainHash = r.Seal.Integrity, r.Seal.Problem, r.Seal.ChainHash
+	}
 	if b := r.Backup; b != nil {
 		v.Backup = &BackupJSON{ID: b.ID, CreatedAt: rfc3339(b.CreatedAt), CreatedAtSource: b.CreatedAtSource, Format: b.Format, SizeBytes: b.SizeBytes, Details: b.Details}
 	}

@@ -534,6 +534,9 @@ func (e *execution) finish(ctx context.Context, f *failure) {
 	e.run.Status, e.run.Reason, e.run.Error, e.run.FinishedAt = o.Status, o.Reason, o.Error, &o.FinishedAt
 	e.run.RTO, e.run.RPO, e.run.DataRPO, e.run.RTOMet, e.run.RPOMet = o.RTO, o.RPO, o.DataRPO, o.RTOMet, o.RPOMet
 	e.record(e.Store.FinishRun(context.WithoutCancel(ctx), e.run.ID, o))
+	if st, err := e.Store.RunSeal(context.WithoutCancel(ctx), e.run); err == nil {
+		e.run.Seal = st // what was sealed, as a reader of the record sees it
+	}
 	e.log.Info("drill finished", "status", o.Status, "reason", o.Reason, "error", o.Error,
 		"rto_seconds", secondsOrNil(o.RTO), "rpo_seconds", secondsOrNil(o.RPO))
 	e.emit(Event{Kind: EventFinished})

@@ -2,6 +2,7 @@ package drills
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,26 @@ var ErrRunNotFound = errors.New("run not found")
 // a short transaction of its own; nothing external happens inside one.
 type Store struct {
 	Pool *pgxpool.Pool
+	// SealingKey, when set, signs every run's chain hash as it is sealed
+	// (DRILL_SEALING_KEY). It is never stored in the database.
+	SealingKey ed25519.PrivateKey
+	// SealingPub checks seals when runs are read (default: SealingKey's
+	// public half).
+	SealingPub ed25519.PublicKey
+}
+
+// SealingPublicKey is the key seals are checked with, or nil.
+func (s *Store) SealingPublicKey() ed25519.PublicKey { return s.sealingPub() }
+
+// sealingPub is the key seals are checked with, or nil.
+func (s *Store) sealingPub() ed25519.PublicKey {
+	if s.SealingPub != nil {
+		return s.SealingPub
+	}
+	if s.SealingKey != nil {
+		return s.SealingKey.Public().(ed25519.PublicKey)
+	}
+	return nil
 }
 
 // ID returns the identity of this state database (see migration 002). It

@@ -15,7 +15,8 @@ const runColumns = `id, drill, status, coalesce(reason, ''), coalesce(error, '')
 	backup_id, backup_created_at, coalesce(backup_created_at_source, ''), coalesce(backup_format, ''),
 	coalesce(backup_size_bytes, 0), coalesce(backup_database, ''),
 	rto_seconds, rpo_seconds, data_rpo_seconds, objective_rto_seconds, objective_rpo_seconds, rto_met, rpo_met,
-	heartbeat_at, waiting_until, backup_details`
+	heartbeat_at, waiting_until, backup_details,
+	record, coalesce(prev_hash, ''), chain_hash, coalesce(seal, ''), coalesce(seal_key_id, '')`
 
 func scanRun(row pgx.Row) (*Run, error) {
 	var r Run
@@ -25,10 +26,13 @@ func scanRun(row pgx.Row) (*Run, error) {
 	var b Backup
 	var rto, rpo, dataRPO, objRTO, objRPO *float64
 	var backupDetails []byte
+	var record, chainHash *string
+	var st SealState
 	err := row.Scan(&r.ID, &r.Drill, &r.Status, &r.Reason, &r.Error, &r.Trigger, &r.TriggeredBy, &policy,
 		&r.CreatedAt, &r.StartedAt, &r.FinishedAt, &r.Deadline,
 		&backupID, &backupAt, &b.CreatedAtSource, &b.Format, &b.SizeBytes, &b.Database,
-		&rto, &rpo, &dataRPO, &objRTO, &objRPO, &r.RTOMet, &r.RPOMet, &r.HeartbeatAt, &r.WaitingUntil, &backupDetails)
+		&rto, &rpo, &dataRPO, &objRTO, &objRPO, &r.RTOMet, &r.RPOMet, &r.HeartbeatAt, &r.WaitingUntil, &backupDetails,
+		&record, &st.PrevHash, &chainHash, &st.Seal, &st.KeyID)
 	if err != nil {
 		return nil, err
 	}
@@ -44,6 +48,10 @@ func scanRun(row pgx.Row) (*Run, error) {
 			_ = json.Unmarshal(backupDetails, &b.Details)
 		}
 		r.Backup = &b
+	}
+	if record != nil && chainHash != nil {
+		st.Record, st.ChainHash = []byte(*record), *chainHash
+		r.Seal = &st
 	}
 	r.RTO, r.RPO, r.DataRPO = fromSeconds(rto), fromSeconds(rpo), fromSeconds(dataRPO)
 	if d := fromSeconds(objRTO); d != nil {
@@ -77,6 +85,9 @@ func (s *Store) runQ(ctx context.Context, q Querier, id int64) (*Run, error) {
 	if err := loadDetails(ctx, q, []*Run{r}); err != nil {
 		return nil, err
 	}
+	if err := s.checkIntegrity(ctx, q, r); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -104,6 +115,11 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]*Run, error) {
 	}
 	if err := loadDetails(ctx, s.Pool, runs); err != nil {
 		return nil, err
+	}
+	for _, r := range runs {
+		if err := s.checkIntegrity(ctx, s.Pool, r); err != nil {
+			return nil, err
+		}
 	}
 	return runs, nil
 }
@@ -235,4 +251,43 @@ func (s *Store) RunCounts(ctx context.Context) ([]RunCount, error) {
 		err := r.Scan(&c.Drill, &c.Status, &c.Count)
 		return c, err
 	})
+}
+
+// checkIntegrity sets r.Seal.Integrity (see checkIntegrity in chain.go). A
+// run without a seal is altered when an earlier run of its drill carries a
+// seal of the key drill has: its seal was removed.
+func (s *Store) checkIntegrity(ctx context.Context, q Querier, r *Run) error {
+	pub := s.sealingPub()
+	checkIntegrity(r, pub)
+	if st := r.Seal; st != nil && pub != nil && st.Seal == "" && st.Integrity == IntegrityChained {
+		var sealedBefore bool
+		err := q.QueryRow(ctx, `select exists (select 1 from drill_runs where drill = $1 and id < $2 and seal_key_id = $3)`,
+			r.Drill, r.ID, KeyID(pub)).Scan(&sealedBefore)
+		if err != nil {
+			return err
+		}
+		if sealedBefore {
+			st.Integrity, st.Problem = IntegrityAltered, "the run carries no seal, though an earlier run of its drill does: its seal was removed"
+		}
+	}
+	return nil
+}
+
+// RunSeal reads the seal of a finished run and checks it against r as
+// given (the run as its process knows it).
+func (s *Store) RunSeal(ctx context.Context, r *Run) (*SealState, error) {
+	var st SealState
+	var record, chainHash *string
+	err := s.Pool.QueryRow(ctx, `select record, coalesce(prev_hash, ''), chain_hash, coalesce(seal, ''), coalesce(seal_key_id, '')
+		from drill_runs where id = $1`, r.ID).Scan(&record, &st.PrevHash, &chainHash, &st.Seal, &st.KeyID)
+	if err != nil || record == nil || chainHash == nil {
+		return nil, err
+	}
+	st.Record, st.ChainHash = []byte(*record), *chainHash
+	c := *r
+	c.Seal = &st
+	if err := s.checkIntegrity(ctx, s.Pool, &c); err != nil {
+		return nil, err
+	}
+	return &st, nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"drill/drills"
 	"drill/jobs"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +17,7 @@ import (
 type businessMetrics struct {
 	s                                            *Server
 	lastRun, lastSuccess, rto, rpo, met, overdue *prometheus.Desc
-	runs, up                                     *prometheus.Desc
+	runs, up, altered                            *prometheus.Desc
 }
 
 func newBusinessMetrics(s *Server) *businessMetrics {
@@ -31,11 +32,12 @@ func newBusinessMetrics(s *Server) *businessMetrics {
 		met:         d("drill_objective_met", "1 when the newest run met the objective, 0 when it missed it.", "drill", "objective"),
 		overdue:     d("drill_overdue", "1 when the scheduled drill's last success is older than its period plus grace.", "drill"),
 		runs:        d("drill_runs_total", "Runs recorded, by status.", "drill", "status"),
-		up:          d("drill_state_database_up", "1 when the state database answered the scrape.")}
+		up:          d("drill_state_database_up", "1 when the state database answered the scrape."),
+		altered:     d("drill_last_run_altered", "1 when the drill's newest finished run no longer says what was sealed (integrity \"altered\").", "drill")}
 }
 
 func (m *businessMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.lastRun, m.lastSuccess, m.rto, m.rpo, m.met, m.overdue, m.runs, m.up} {
+	for _, d := range []*prometheus.Desc{m.lastRun, m.lastSuccess, m.rto, m.rpo, m.met, m.overdue, m.runs, m.up, m.altered} {
 		ch <- d
 	}
 }
@@ -72,6 +74,13 @@ func (m *businessMetrics) Collect(ch chan<- prometheus.Metric) {
 		r := st.LastRun
 		if r == nil {
 			continue
+		}
+		if r.Seal != nil {
+			altered := 0.0
+			if r.Seal.Integrity == drills.IntegrityAltered {
+				altered = 1
+			}
+			gauge(m.altered, altered, st.Drill)
 		}
 		if r.StartedAt != nil {
 			gauge(m.lastRun, float64(r.StartedAt.Unix()), st.Drill, string(r.Status))

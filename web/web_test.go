@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -370,4 +371,41 @@ func TestEvidenceDrillNameValidated(t *testing.T) {
 	if code != 200 || !strings.Contains(hdr.Get("Content-Disposition"), `filename="drill-evidence-orders-`) {
 		t.Errorf("drill=orders: %d %q", code, hdr.Get("Content-Disposition"))
 	}
+}
+
+// A sealed run whose row was changed afterwards is shown as altered on its
+// page, in the API and in metrics.
+func TestAlteredRunShown(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	id := b.ids["billing"]
+	if _, page, _ := get(t, http.DefaultClient, fmt.Sprintf("%s/runs/%d", b.server.URL, id)); strings.Contains(page, "Integrity: altered") || !strings.Contains(page, "chained") {
+		t.Fatalf("an untouched run is shown as altered, or its record state is missing")
+	}
+	if _, err := b.store.Pool.Exec(context.Background(), "update drill_runs set status = 'passed', reason = null, error = null where id = $1", id); err != nil {
+		t.Fatal(err)
+	}
+	_, page, _ := get(t, http.DefaultClient, fmt.Sprintf("%s/runs/%d", b.server.URL, id))
+	if !strings.Contains(page, "Integrity: altered") || !strings.Contains(page, "columns differ from the run&#39;s sealed record") {
+		t.Errorf("the run page does not flag the altered run")
+	}
+	_, body, _ := get(t, http.DefaultClient, fmt.Sprintf("%s/api/runs/%d", b.server.URL, id))
+	var run map[string]any
+	if err := json.Unmarshal([]byte(body), &run); err != nil || run["integrity"] != "altered" {
+		t.Errorf("API: integrity %v (%v)", run["integrity"], err)
+	}
+	_, metrics, _ := get(t, http.DefaultClient, b.server.URL+"/metrics")
+	if !strings.Contains(metrics, `drill_last_run_altered{drill="billing"} 1`) || !strings.Contains(metrics, `drill_last_run_altered{drill="orders"} 0`) {
+		t.Errorf("metrics do not flag the altered run:\n%s", grepLines(metrics, "altered"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"drill/drills"
+	"drill/drills/evidence"
 	"drill/drills/local"
 
 	"golang.org/x/term"
@@ -125,7 +126,33 @@ func connectStore(ctx context.Context, cfg *drills.Config, log *slog.Logger) (*d
 		closeAll()
 		return nil, nil, withCode(exitUnavailable, err)
 	}
+	if err := loadSealingKeys(store); err != nil {
+		store.Close()
+		closeAll()
+		return nil, nil, withCode(exitUsage, err)
+	}
 	return store, func() { store.Close(); closeAll() }, nil
+}
+
+// loadSealingKeys gives the store the sealing key (DRILL_SEALING_KEY, a
+// file made by `drill evidence keygen --sealing`), or only its public half
+// (DRILL_SEALING_PUBKEY) where runs are read but not sealed.
+func loadSealingKeys(store *drills.Store) error {
+	if p := os.Getenv("DRILL_SEALING_KEY"); p != "" {
+		key, err := evidence.LoadPrivateKey(p)
+		if err != nil {
+			return fmt.Errorf("DRILL_SEALING_KEY: %w", err)
+		}
+		store.SealingKey = key
+	}
+	if p := os.Getenv("DRILL_SEALING_PUBKEY"); p != "" {
+		pub, err := evidence.LoadPublicKey(p)
+		if err != nil {
+			return fmt.Errorf("DRILL_SEALING_PUBKEY: %w", err)
+		}
+		store.SealingPub = pub
+	}
+	return nil
 }
 
 // whoAmI names who triggered a manual run: user@host.

@@ -34,11 +34,16 @@ edited or deleted run shows.`,
 
 func newKeygenCommand() *cobra.Command {
 	var out string
-	var asJSON bool
+	var asJSON, sealing bool
 	cmd := &cobra.Command{
-		Use:     "keygen --out KEYFILE",
-		Short:   "Make an ed25519 signing key (KEYFILE, mode 0600) and its public key (KEYFILE.pub)",
-		Example: "  drill evidence keygen --out /etc/drill/evidence.key",
+		Use:   "keygen --out KEYFILE [--sealing]",
+		Short: "Make an ed25519 signing key (KEYFILE, mode 0600) and its public key (KEYFILE.pub)",
+		Long: `Make an ed25519 key pair. Without --sealing it signs exported bundles
+(--key, DRILL_EVIDENCE_KEY). With --sealing it seals each run as it finishes
+(DRILL_SEALING_KEY for drill run, worker and sweep): a key kept outside the
+state database, so that whoever can write to the database cannot rewrite a run
+undetected. Use two different keys.`,
+		Example: "  drill evidence keygen --out /etc/drill/evidence.key\n  drill evidence keygen --sealing --out /etc/drill/sealing.key",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -51,12 +56,18 @@ func newKeygenCommand() *cobra.Command {
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), map[string]string{"key_file": out, "public_key_file": out + ".pub", "public_key": string(evidence.PublicKeyPEM(pub))})
 			}
+			if sealing {
+				fmt.Fprintf(cmd.OutOrStdout(), "sealing key: %s (keep it secret, and off the state database's host)\npublic key:  %s.pub\nkey id:      %s\nset DRILL_SEALING_KEY=%s for drill run, worker, sweep and serve\n",
+					out, out, drills.KeyID(pub), out)
+				return nil
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "signing key: %s (keep it secret)\npublic key:  %s.pub (give it to your auditors)\n\n%s",
 				out, out, evidence.PublicKeyPEM(pub))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "where to write the signing key")
+	cmd.Flags().BoolVar(&sealing, "sealing", false, "make the key that seals runs (DRILL_SEALING_KEY), not one that signs bundles")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the files and public key as JSON")
 	return cmd
 }
@@ -163,7 +174,7 @@ func runExport(ctx context.Context, o *exportOpts, stdout io.Writer) error {
 }
 
 func newVerifyCommand() *cobra.Command {
-	var pubPath string
+	var pubPath, previous string
 	var asJSON, unsignedOK bool
 	cmd := &cobra.Command{
 		Use:   "verify FILE.zip",
@@ -177,16 +188,17 @@ Duplicate file names and bundles over 1 GiB uncompressed are refused.`,
 		Example: "  drill evidence verify evidence-2026.zip --pubkey evidence.key.pub",
 		Args:    exactArgs(1, "FILE.zip: the bundle to verify"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVerify(args[0], pubPath, unsignedOK, asJSON, cmd.OutOrStdout())
+			return runVerify(args[0], pubPath, previous, unsignedOK, asJSON, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&pubPath, "pubkey", "", "public key of the signer (KEYFILE.pub)")
+	cmd.Flags().StringVar(&previous, "previous", "", "an earlier bundle (OLD.zip) this one must extend: no run of it deleted or rewritten")
 	cmd.Flags().BoolVar(&unsignedOK, "unsigned-ok", false, "accept a bundle whose signature is not checked or that has none")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
 
-func runVerify(path, pubPath string, unsignedOK, asJSON bool, stdout io.Writer) error {
+func runVerify(path, pubPath, previous string, unsignedOK, asJSON bool, stdout io.Writer) error {
 	var pub ed25519.PublicKey
 	if pubPath != "" {
 		var err error
@@ -203,7 +215,20 @@ func runVerify(path, pubPath string, unsignedOK, asJSON bool, stdout io.Writer) 
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	rep, err := evidence.Verify(f, fi.Size(), evidence.VerifyOpts{PubKey: pub, UnsignedOK: unsignedOK})
+	opts := evidence.VerifyOpts{PubKey: pub, UnsignedOK: unsignedOK}
+	if previous != "" {
+		pf, err := os.Open(previous)
+		if err != nil {
+			return withCode(exitUsage, fmt.Errorf("--previous: %w", err))
+		}
+		defer pf.Close()
+		pfi, err := pf.Stat()
+		if err != nil {
+			return withCode(exitUsage, fmt.Errorf("--previous: %w", err))
+		}
+		opts.Previous, opts.PreviousSize = pf, pfi.Size()
+	}
+	rep, err := evidence.Verify(f, fi.Size(), opts)
 	if err != nil {
 		return withCode(exitFailed, fmt.Errorf("%s: %w", path, err))
 	}
@@ -216,6 +241,12 @@ func runVerify(path, pubPath string, unsignedOK, asJSON bool, stdout io.Writer) 
 			path, rep.Runs, len(rep.Drills), strings.Join(rep.Drills, ", "))
 		if rep.SignatureChecked {
 			fmt.Fprintln(stdout, "signature: valid for", pubPath)
+		}
+		if rep.SealedRuns > 0 {
+			fmt.Fprintf(stdout, "seals: %d run(s) carry a valid seal of the sealing key\n", rep.SealedRuns)
+		}
+		if previous != "" {
+			fmt.Fprintln(stdout, "extends:", previous, "(no run of it deleted or rewritten)")
 		}
 	} else {
 		fmt.Fprintf(stdout, "%s: NOT intact — %d problem(s):\n", path, len(rep.Problems))

@@ -21,6 +21,16 @@ func printRun(w io.Writer, r *drills.Run) {
 		fmt.Fprintf(w, " (%s)", r.Reason)
 	}
 	fmt.Fprintln(w)
+	if st := r.Seal; st != nil && st.Integrity == drills.IntegrityAltered {
+		fmt.Fprintf(w, "  INTEGRITY: ALTERED — %s\n", st.Problem)
+		if status, reason, _ := st.Sealed(); status != "" {
+			fmt.Fprintf(w, "             the sealed record says: %s", strings.ToUpper(string(status)))
+			if reason != "" {
+				fmt.Fprintf(w, " (%s)", reason)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "  error:   %s\n", r.Error)
 	}
@@ -56,6 +66,9 @@ func printRun(w io.Writer, r *drills.Run) {
 		fmt.Fprintf(w, ", started %s", r.StartedAt.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintln(w)
+	if st := r.Seal; st != nil && st.Integrity != drills.IntegrityAltered {
+		fmt.Fprintf(w, "  record:  %s (chain hash %.12s…)\n", st.Integrity, st.ChainHash)
+	}
 	if len(r.Phases) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -314,3 +314,104 @@ func TestCreateDatabasePlainDump(t *testing.T) {
 		})
 	}
 }
+
+// Whoever can write to the state database cannot forge history undetected
+// when runs are sealed with a key kept outside it: a changed status, a
+// record rewritten with its chain hash recomputed (no secret needed), a
+// removed seal and deleted newest runs are each caught.
+func TestForgedHistoryDetected(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(b.backups, "shop.dump"))
+	dir := t.TempDir()
+	sealing, signing := filepath.Join(dir, "sealing.key"), filepath.Join(dir, "evidence.key")
+	if r := drill(t, nil, "evidence", "keygen", "--sealing", "--out", sealing); r.code != 0 || !strings.Contains(r.stdout, "DRILL_SEALING_KEY") {
+		t.Fatalf("keygen --sealing: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := drill(t, nil, "evidence", "keygen", "--out", signing); r.code != 0 {
+		t.Fatalf("keygen: %d %s", r.code, r.stderr)
+	}
+	env := append(b.env, "DRILL_SEALING_KEY="+sealing, "DRILL_EVIDENCE_KEY="+signing)
+	for range 3 {
+		// the chain hash is in every run's JSON, so in every webhook too
+		code, run, r := runJSON(t, bundle{env: env, config: b.config})
+		if code != 0 || run["integrity"] != "sealed" || len(fmt.Sprint(run["chain_hash"])) != 64 {
+			t.Fatalf("run: exit %d integrity %v chain_hash %v\n%s", code, run["integrity"], run["chain_hash"], r.stderr)
+		}
+	}
+	export := func(name string) string {
+		t.Helper()
+		out := filepath.Join(dir, name)
+		if r := drill(t, env, "evidence", "export", "--out", out); r.code != 0 {
+			t.Fatalf("export: %d %s %s", r.code, r.stdout, r.stderr)
+		}
+		return out
+	}
+	verify := func(zip string, args ...string) result {
+		t.Helper()
+		return drill(t, nil, append([]string{"evidence", "verify", zip, "--pubkey", signing + ".pub"}, args...)...)
+	}
+	show := func(id string) map[string]any {
+		t.Helper()
+		r := drill(t, env, "show", id, "--json")
+		var run map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &run); err != nil {
+			t.Fatalf("show %s: %v %s %s", id, err, r.stdout, r.stderr)
+		}
+		return run
+	}
+	old := export("old.zip")
+	if r := verify(old); r.code != 0 || !strings.Contains(r.stdout, "seals: 3 run(s)") {
+		t.Fatalf("verify of an untouched bundle: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	state := strings.TrimPrefix(b.env[0], "DRILL_DATABASE_URL=")
+	sql := func(q ...string) {
+		t.Helper()
+		drilltest.Exec(t, state, q...)
+	}
+
+	// 1. a sealed run's status changed in place
+	sql("update drill_runs set status = 'failed', reason = 'check_failed' where id = 1")
+	if run := show("1"); run["integrity"] != "altered" || !strings.Contains(fmt.Sprint(run["integrity_problem"]), "columns differ") {
+		t.Errorf("changed status: integrity %v %v", run["integrity"], run["integrity_problem"])
+	}
+	if r := drill(t, env, "show", "1"); !strings.Contains(r.stdout, "INTEGRITY: ALTERED") || !strings.Contains(r.stdout, "the sealed record says: PASSED") {
+		t.Errorf("show does not flag the changed run:\n%s", r.stdout)
+	}
+	if r := verify(export("status.zip")); r.code != 1 || !strings.Contains(r.stdout, "run 1 (shop): its row in the state database was changed") {
+		t.Errorf("verify after a changed status: %d\n%s", r.code, r.stdout)
+	}
+	sql("update drill_runs set status = 'passed', reason = null where id = 1")
+	if run := show("1"); run["integrity"] != "sealed" {
+		t.Fatalf("restored row: integrity %v %v", run["integrity"], run["integrity_problem"])
+	}
+
+	// 2. the record rewritten with its chain hash recomputed in SQL
+	sql(`update drill_runs set status = 'failed', record = replace(record, '"status":"passed"', '"status":"failed"') where id = 2`,
+		`update drill_runs set chain_hash = encode(sha256(decode(prev_hash, 'hex') || convert_to(record, 'UTF8')), 'hex') where id = 2`)
+	if run := show("2"); run["integrity"] != "altered" || !strings.Contains(fmt.Sprint(run["integrity_problem"]), "seal does not match") {
+		t.Errorf("rewritten record: integrity %v %v", run["integrity"], run["integrity_problem"])
+	}
+	if r := verify(export("rewritten.zip")); r.code != 1 || !strings.Contains(r.stdout, "run 2 (shop): its seal does not match its chain hash") {
+		t.Errorf("verify after a rewritten record: %d\n%s", r.code, r.stdout)
+	}
+	// ... and its seal removed as well
+	sql("update drill_runs set seal = null, seal_key_id = null where id = 2")
+	if run := show("2"); run["integrity"] != "altered" || !strings.Contains(fmt.Sprint(run["integrity_problem"]), "seal was removed") {
+		t.Errorf("removed seal: integrity %v %v", run["integrity"], run["integrity_problem"])
+	}
+	if r := verify(export("unsealed.zip")); r.code != 1 || !strings.Contains(r.stdout, "run 2 (shop): not sealed, though run 1 before it was") {
+		t.Errorf("verify after a removed seal: %d\n%s", r.code, r.stdout)
+	}
+
+	// 3. the newest run deleted: the new bundle no longer extends the old
+	sql("delete from drill_checks where run_id = 3", "delete from drill_phases where run_id = 3",
+		"delete from drill_targets where run_id = 3", "delete from drill_runs where id = 3")
+	r := verify(export("truncated.zip"), "--previous", old)
+	if r.code != 1 || !strings.Contains(r.stdout, "drill shop: this bundle does not extend the previous one: its newest run 3") {
+		t.Errorf("verify --previous after a deleted run: %d\n%s", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stdout, "run 2 (shop): differs from the previous bundle's") {
+		t.Errorf("verify --previous does not name the rewritten run:\n%s", r.stdout)
+	}
+}

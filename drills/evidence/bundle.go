@@ -19,11 +19,15 @@ const (
 // RunFile is runs/<id>.json: the sealed record, its place in the chain,
 // and the sign-offs given since.
 type RunFile struct {
-	ID        int64            `json:"id"`
-	Drill     string           `json:"drill"`
-	Record    json.RawMessage  `json:"record"`
-	PrevHash  string           `json:"prev_hash"`
-	ChainHash string           `json:"chain_hash"`
+	ID        int64           `json:"id"`
+	Drill     string          `json:"drill"`
+	Record    json.RawMessage `json:"record"`
+	PrevHash  string          `json:"prev_hash"`
+	ChainHash string          `json:"chain_hash"`
+	// Seal is the sealing key's signature of drills.SealMessage(ChainHash),
+	// made as the run finished; empty when no sealing key was set.
+	Seal      string           `json:"seal,omitempty"`
+	SealKeyID string           `json:"seal_key_id,omitempty"`
 	Signoffs  []drills.Signoff `json:"signoffs"`
 }
 
@@ -39,6 +43,20 @@ type Manifest struct {
 	ChainAnchors map[string]string `json:"chain_anchors"`
 	Files        map[string]string `json:"files"` // name → hex SHA-256
 	Signed       bool              `json:"signed"`
+	// SealingPublicKey (PKIX PEM) checks the runs' seals; set when the
+	// exporting drill had the sealing key (DRILL_SEALING_KEY).
+	SealingPublicKey string `json:"sealing_public_key,omitempty"`
+	SealingKeyID     string `json:"sealing_key_id,omitempty"`
+	// Altered lists the runs whose rows in the state database no longer
+	// say what was sealed (the bundle holds the sealed records).
+	Altered []AlteredRun `json:"altered_runs,omitempty"`
+}
+
+// AlteredRun is a run whose state-database row was changed after sealing.
+type AlteredRun struct {
+	ID      int64  `json:"id"`
+	Drill   string `json:"drill"`
+	Problem string `json:"problem"`
 }
 
 // Filters are the export's selection, recorded in the manifest.

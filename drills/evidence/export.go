@@ -40,8 +40,18 @@ func Export(ctx context.Context, store *drills.Store, w io.Writer, opts ExportOp
 	}
 	files := map[string][]byte{}
 	var records []decoded
+	var altered []AlteredRun
 	for _, s := range sealed {
-		rf := RunFile{ID: s.ID, Drill: s.Drill, Record: s.Record, PrevHash: s.PrevHash, ChainHash: s.ChainHash, Signoffs: s.Signoffs}
+		// The bundle holds sealed records; a row changed since is named.
+		run, err := store.Run(ctx, s.ID)
+		if err != nil {
+			return nil, err
+		}
+		if st := run.Seal; st != nil && st.Integrity == drills.IntegrityAltered {
+			altered = append(altered, AlteredRun{ID: s.ID, Drill: s.Drill, Problem: st.Problem})
+		}
+		rf := RunFile{ID: s.ID, Drill: s.Drill, Record: s.Record, PrevHash: s.PrevHash, ChainHash: s.ChainHash, Signoffs: s.Signoffs,
+			Seal: s.Seal, SealKeyID: s.SealKeyID}
 		if rf.Signoffs == nil {
 			rf.Signoffs = []drills.Signoff{}
 		}
@@ -70,7 +80,10 @@ func Export(ctx context.Context, store *drills.Store, w io.Writer, opts ExportOp
 		return nil, err
 	}
 	m := &Manifest{Tool: "drill", ToolVersion: opts.Version, GeneratedAt: opts.Now.UTC().Truncate(time.Second), Filters: f,
-		Runs: len(sealed), ChainAnchors: anchors, Files: map[string]string{}, Signed: opts.Key != nil}
+		Runs: len(sealed), ChainAnchors: anchors, Files: map[string]string{}, Signed: opts.Key != nil, Altered: altered}
+	if pub := store.SealingPublicKey(); pub != nil {
+		m.SealingPublicKey, m.SealingKeyID = string(PublicKeyPEM(pub)), drills.KeyID(pub)
+	}
 	for name, b := range files {
 		m.Files[name] = sha256Hex(b)
 	}

@@ -79,17 +79,26 @@ func LoadPublicKey(path string) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("%s: not a PEM public key", path)
-	}
-	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	pub, err := parsePublicKeyPEM(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return pub, nil
+}
+
+// parsePublicKeyPEM reads a PKIX PEM ed25519 public key.
+func parsePublicKeyPEM(b []byte) (ed25519.PublicKey, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, errors.New("not a PEM public key")
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
 	pub, ok := k.(ed25519.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("%s: not an ed25519 key", path)
+		return nil, errors.New("not an ed25519 key")
 	}
 	return pub, nil
 }

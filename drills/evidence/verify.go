@@ -31,6 +31,10 @@ type VerifyOpts struct {
 	// UnsignedOK accepts a bundle whose signature was not checked (no key
 	// given) or that has none: its files then only match its manifest.
 	UnsignedOK bool
+	// Previous, when set, is an earlier bundle of the same installation:
+	// this one must extend its chains (no run of it deleted or rewritten).
+	Previous     io.ReaderAt
+	PreviousSize int64
 }
 
 // Report is the outcome of Verify. Intact is true only when every check
@@ -42,9 +46,11 @@ type Report struct {
 	Drills   []string `json:"drills"`
 	// Signed says the bundle carries a signature; SignatureChecked that it
 	// was verified against a public key.
-	Signed           bool     `json:"signed"`
-	SignatureChecked bool     `json:"signature_checked"`
-	Notes            []string `json:"notes,omitempty"`
+	Signed           bool `json:"signed"`
+	SignatureChecked bool `json:"signature_checked"`
+	// SealedRuns counts the runs whose seal was checked and valid.
+	SealedRuns int      `json:"sealed_runs"`
+	Notes      []string `json:"notes,omitempty"`
 }
 
 func (r *Report) fail(format string, args ...any) {
@@ -56,10 +62,35 @@ func (r *Report) fail(format string, args ...any) {
 // chain hash, each drill's chain for gaps, and the CSV against the runs.
 // It needs neither the database nor the network.
 func Verify(bundle io.ReaderAt, size int64, opts VerifyOpts) (*Report, error) {
+	rep, got, err := verify(bundle, size, opts)
+	if err != nil || got == nil || opts.Previous == nil {
+		return rep, err
+	}
+	prevRep, prev, err := verify(opts.Previous, opts.PreviousSize, VerifyOpts{PubKey: opts.PubKey, UnsignedOK: opts.UnsignedOK})
+	if err != nil {
+		return nil, fmt.Errorf("previous bundle: %w", err)
+	}
+	for _, p := range prevRep.Problems {
+		rep.fail("previous bundle: %s", p)
+	}
+	if prev != nil {
+		checkExtends(rep, got, prev)
+	}
+	rep.Intact = len(rep.Problems) == 0
+	return rep, nil
+}
+
+// parsed is what verify read of a bundle.
+type parsed struct {
+	m       Manifest
+	byDrill map[string][]RunFile // in chain order
+}
+
+func verify(bundle io.ReaderAt, size int64, opts VerifyOpts) (*Report, *parsed, error) {
 	rep := &Report{}
 	zr, err := zip.NewReader(bundle, size)
 	if err != nil {
-		return nil, fmt.Errorf("not a zip file: %w", err)
+		return nil, nil, fmt.Errorf("not a zip file: %w", err)
 	}
 	files := map[string][]byte{}
 	seen := map[string]bool{}
@@ -74,7 +105,7 @@ func Verify(bundle io.ReaderAt, size int64, opts VerifyOpts) (*Report, error) {
 	}
 	if declared > maxTotalSize {
 		rep.fail("the files hold %d bytes uncompressed, more than the %d bytes (1 GiB) verify reads", declared, maxTotalSize)
-		return rep, nil
+		return rep, nil, nil
 	}
 	var total int64
 	for _, f := range zr.File {
@@ -96,7 +127,7 @@ func Verify(bundle io.ReaderAt, size int64, opts VerifyOpts) (*Report, error) {
 		if err != nil {
 			rep.fail("%s: unreadable: %v", f.Name, err)
 			if total > maxTotalSize {
-				return rep, nil
+				return rep, nil, nil
 			}
 			continue
 		}
@@ -107,19 +138,23 @@ func Verify(bundle io.ReaderAt, size int64, opts VerifyOpts) (*Report, error) {
 	manifestBytes, ok := files[ManifestFile]
 	if !ok {
 		rep.fail("%s: missing: nothing in this bundle can be checked", ManifestFile)
-		return rep, nil
+		return rep, nil, nil
 	}
 	var m Manifest
 	if err := json.Unmarshal(manifestBytes, &m); err != nil {
 		rep.fail("%s: not valid JSON: %v", ManifestFile, err)
-		return rep, nil
+		return rep, nil, nil
 	}
 	checkSignature(rep, files, manifestBytes, opts)
 	checkFiles(rep, files, &m)
-	runs := checkRuns(rep, files, &m)
+	runs, byDrill := checkRuns(rep, files, &m)
 	checkCSV(rep, files, runs)
+	checkSeals(rep, &m, byDrill)
+	for _, a := range m.Altered {
+		rep.fail("run %d (%s): its row in the state database was changed after it was sealed (%s); this bundle holds the sealed record", a.ID, a.Drill, a.Problem)
+	}
 	rep.Intact = len(rep.Problems) == 0
-	return rep, nil
+	return rep, &parsed{m: m, byDrill: byDrill}, nil
 }
 
 func checkSignature(rep *Report, files map[string][]byte, manifest []byte, opts VerifyOpts) {
@@ -175,8 +210,8 @@ func checkFiles(rep *Report, files map[string][]byte, m *Manifest) {
 }
 
 // checkRuns verifies each run's chain hash and each drill's chain; it
-// returns the ids of the runs found.
-func checkRuns(rep *Report, files map[string][]byte, m *Manifest) map[int64]bool {
+// returns the ids of the runs found, and the runs by drill in chain order.
+func checkRuns(rep *Report, files map[string][]byte, m *Manifest) (map[int64]bool, map[string][]RunFile) {
 	byDrill := map[string][]RunFile{}
 	ids := map[int64]bool{}
 	for name, b := range files {
@@ -230,7 +265,94 @@ func checkRuns(rep *Report, files map[string][]byte, m *Manifest) map[int64]bool
 		}
 	}
 	sort.Strings(rep.Drills)
-	return ids
+	return ids, byDrill
+}
+
+// checkSeals checks every run's seal against the bundle's sealing key. A
+// run without a seal after a sealed run of its drill had its seal removed.
+func checkSeals(rep *Report, m *Manifest, byDrill map[string][]RunFile) {
+	if m.SealingPublicKey == "" {
+		for _, runs := range byDrill {
+			for _, rf := range runs {
+				if rf.Seal != "" {
+					rep.Notes = append(rep.Notes, "runs carry seals, but the manifest names no sealing key: the seals were not checked")
+					return
+				}
+			}
+		}
+		rep.Notes = append(rep.Notes, "no sealing key: the runs' chains were checked, but someone who could write to the state database could have rewritten a run and its chain hash")
+		return
+	}
+	pub, err := parsePublicKeyPEM([]byte(m.SealingPublicKey))
+	if err != nil || drills.KeyID(pub) != m.SealingKeyID {
+		rep.fail("%s: sealing_public_key is not a valid key with id %s", ManifestFile, m.SealingKeyID)
+		return
+	}
+	unsealed := 0
+	for _, drill := range sortedKeys(byDrill) {
+		var lastSealed int64
+		for _, rf := range byDrill[drill] {
+			switch {
+			case rf.Seal == "" && lastSealed != 0:
+				rep.fail("run %d (%s): not sealed, though run %d before it was: its seal was removed", rf.ID, drill, lastSealed)
+			case rf.Seal == "":
+				unsealed++
+			case rf.SealKeyID != m.SealingKeyID:
+				rep.Notes = append(rep.Notes, fmt.Sprintf("run %d (%s): sealed by another key (%s): its seal was not checked", rf.ID, drill, rf.SealKeyID))
+			case !drills.CheckSeal(pub, rf.ChainHash, rf.Seal):
+				rep.fail("run %d (%s): its seal does not match its chain hash: the record and its chain hash were rewritten", rf.ID, drill)
+			default:
+				lastSealed = rf.ID
+				rep.SealedRuns++
+			}
+		}
+	}
+	if unsealed > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d run(s) finished before the sealing key was set up carry no seal", unsealed))
+	}
+}
+
+// checkExtends checks that a bundle extends an earlier one: every run of
+// both says the same, and each drill's newest run in the earlier bundle is
+// in this one, or is where this one's chain starts.
+func checkExtends(rep *Report, got, prev *parsed) {
+	for _, drill := range sortedKeys(prev.byDrill) {
+		old := prev.byDrill[drill]
+		if len(old) == 0 {
+			continue
+		}
+		if f := got.m.Filters.Drill; f != "" && f != drill {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("drill %s: in the previous bundle, left out of this one by its drill filter", drill))
+			continue
+		}
+		byID := map[int64]RunFile{}
+		for _, rf := range got.byDrill[drill] {
+			byID[rf.ID] = rf
+		}
+		for _, o := range old {
+			if n, ok := byID[o.ID]; ok && n.ChainHash != o.ChainHash {
+				rep.fail("run %d (%s): differs from the previous bundle's (chain hash %s, was %s): history was rewritten", o.ID, drill, short(n.ChainHash), short(o.ChainHash))
+			}
+		}
+		head := old[len(old)-1]
+		if _, ok := byID[head.ID]; ok || got.m.ChainAnchors[drill] == head.ChainHash && len(got.byDrill[drill]) > 0 {
+			continue
+		}
+		if len(got.byDrill[drill]) == 0 {
+			rep.fail("drill %s: the previous bundle has runs up to %d, this one has none: runs were deleted, or this export's window leaves them out", drill, head.ID)
+			continue
+		}
+		rep.fail("drill %s: this bundle does not extend the previous one: its newest run %d (chain hash %s) is neither in this bundle nor where this bundle's chain starts — runs were deleted or rewritten, or this bundle was exported with a later --since", drill, head.ID, short(head.ChainHash))
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func short(h string) string {
