@@ -1,6 +1,7 @@
 package drills
 
 import (
+	"fmt"
 	"time"
 
 	"drill/verify"
@@ -106,6 +107,34 @@ func PolicyOf(s *Spec, configFile, version string) Policy {
 		p.ObjectiveRPO = s.Objectives.RPO.String()
 	}
 	return p
+}
+
+// Spec returns the spec a run with this policy carries out: the policy's
+// source, target, checks, timeout and objectives, with the rest (name,
+// notifications) from current, the drill as configured now. A run always
+// executes the policy it recorded, whatever the config says by the time a
+// worker picks it up.
+func (p Policy) Spec(current *Spec) (*Spec, error) {
+	s := *current
+	s.Schedule, s.ScheduleTimezone = p.Schedule, p.ScheduleTimezone
+	s.Source, s.Target, s.Checks = p.Source, p.Target, p.Checks
+	var err error
+	parse := func(v string) time.Duration {
+		if v == "" || err != nil {
+			return 0
+		}
+		var d time.Duration
+		if d, err = time.ParseDuration(v); err != nil {
+			err = fmt.Errorf("the run's recorded policy: %w", err)
+		}
+		return d
+	}
+	s.Timeout = parse(p.Timeout)
+	s.Objectives = Objectives{RTO: parse(p.ObjectiveRTO), RPO: parse(p.ObjectiveRPO)}
+	if s.Timeout <= 0 && err == nil {
+		s.Timeout = DefaultTimeout
+	}
+	return &s, err
 }
 
 // TargetRecord is the stored record of a run's isolated instance.

@@ -82,6 +82,12 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunDrillArgs]) erro
 		return err
 	}
 	log = log.With("run_id", run.ID)
+	// The run carries out what it recorded when it was queued, not what
+	// the config says now: its record is always what ran.
+	if spec, err = run.Policy.Spec(spec); err != nil {
+		_, _ = store.FailUnfinished(ctx, run.ID, drills.ReasonLocateFailed, err.Error(), w.cfg.Now())
+		return river.JobCancel(err)
+	}
 	src, tgt, err := w.backendsFor(ctx, spec)
 	if err != nil {
 		_, _ = store.FailUnfinished(ctx, run.ID, drills.ReasonProvisionFailed, "this worker cannot run the drill: "+err.Error(), w.cfg.Now())
@@ -91,7 +97,7 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunDrillArgs]) erro
 	runner := &drills.Runner{Store: store, Logger: w.cfg.Logger.With("component", "runner"), Worker: workerName(),
 		HeartbeatEvery: w.cfg.StaleAfter / 6, OnIntent: w.deadMan(spec), Snooze: true}
 	run, err = runner.Execute(ctx, run, drills.RunParams{Spec: spec, Source: src, Target: tgt,
-		Policy: drills.PolicyOf(spec, w.cfg.Drills.Path, Version), Trigger: run.Trigger, TriggeredBy: run.TriggeredBy})
+		Policy: run.Policy, Trigger: run.Trigger, TriggeredBy: run.TriggeredBy})
 	var waiting *drills.Waiting
 	if errors.As(err, &waiting) {
 		log.Info("run waits for its instance: job snoozed", "after", waiting.After.String())

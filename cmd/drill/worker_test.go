@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -406,4 +407,54 @@ func freePort(t *testing.T) string {
 	}
 	defer l.Close()
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// A queued run carries out the policy it recorded, even when drill.yaml is
+// edited before a worker picks it up: the record is always what ran.
+func TestQueuedRunExecutesItsRecordedPolicy(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(b.backups, "shop.dump"))
+	r := drill(t, b.env, "run", "shop", "--enqueue", "--json")
+	var queued map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &queued); r.code != 0 || err != nil {
+		t.Fatalf("enqueue: exit %d %v %s", r.code, err, r.stderr)
+	}
+	// the edit: a check that cannot pass, and an objective it would miss
+	cfg := readFile(t, b.config)
+	edited := strings.Replace(cfg, "    checks:\n", "    checks:\n      - type: sql\n        name: added-after-enqueue\n        query: select 1\n        expect: \"2\"\n", 1)
+	edited = strings.Replace(edited, "rto: 10m", "rto: 1ms", 1)
+	if edited == cfg {
+		t.Fatal("the config edit changed nothing")
+	}
+	if err := os.WriteFile(b.config, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start(t, b.env, "worker")
+	db := stateDB(t, b.env)
+	drilltest.WaitFor(t, time.Minute, "the queued run to finish", func() bool {
+		rs := runs(t, db)
+		return len(rs) == 1 && (rs[0].status == "passed" || rs[0].status == "failed")
+	})
+	s := drill(t, b.env, "show", fmt.Sprint(queued["id"]), "--json")
+	var run map[string]any
+	if err := json.Unmarshal([]byte(s.stdout), &run); err != nil {
+		t.Fatal(err)
+	}
+	if run["status"] != "passed" {
+		t.Fatalf("the run did not carry out its recorded policy: %v %v %v", run["status"], run["reason"], run["error"])
+	}
+	var names []string
+	for _, c := range run["checks"].([]any) {
+		names = append(names, c.(map[string]any)["name"].(string))
+	}
+	if len(names) != 4 || slices.Contains(names, "added-after-enqueue") {
+		t.Errorf("checks that ran: %v, want the 4 recorded at enqueue", names)
+	}
+	if obj := run["objectives"].(map[string]any); obj["rto_seconds"] != 600.0 {
+		t.Errorf("objectives %v, want the recorded rto of 10m", obj)
+	}
+	if run["integrity"] != "chained" {
+		t.Errorf("integrity %v: the sealed record differs from the run", run["integrity"])
+	}
 }
