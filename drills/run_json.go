@@ -98,7 +98,9 @@ func optTime(t *time.Time) *string {
 	return &s
 }
 
-func optSeconds(d *time.Duration) *float64 {
+// OptSeconds is d in seconds, rounded to milliseconds, or nil: how a
+// measured duration is recorded and shown.
+func OptSeconds(d *time.Duration) *float64 {
 	if d == nil {
 		return nil
 	}
@@ -116,7 +118,8 @@ func optString(s string) *string {
 	return &s
 }
 
-func objectiveSeconds(d time.Duration) *float64 {
+// ObjectiveSeconds is an objective in seconds, or nil when there is none.
+func ObjectiveSeconds(d time.Duration) *float64 {
 	if d <= 0 {
 		return nil
 	}
@@ -128,8 +131,8 @@ func objectiveSeconds(d time.Duration) *float64 {
 func (r *Run) JSON() RunJSON {
 	v := RunJSON{ID: r.ID, Drill: r.Drill, Status: r.Status, Reason: r.Reason, Trigger: r.Trigger, TriggeredBy: r.TriggeredBy,
 		CreatedAt: rfc3339(r.CreatedAt), StartedAt: optTime(r.StartedAt), FinishedAt: optTime(r.FinishedAt),
-		RTOSeconds: optSeconds(r.RTO), RPOSeconds: optSeconds(r.RPO), DataRPOSeconds: optSeconds(r.DataRPO),
-		Objectives: ObjectivesJSON{RTOSeconds: objectiveSeconds(r.Objectives.RTO), RPOSeconds: objectiveSeconds(r.Objectives.RPO),
+		RTOSeconds: OptSeconds(r.RTO), RPOSeconds: OptSeconds(r.RPO), DataRPOSeconds: OptSeconds(r.DataRPO),
+		Objectives: ObjectivesJSON{RTOSeconds: ObjectiveSeconds(r.Objectives.RTO), RPOSeconds: ObjectiveSeconds(r.Objectives.RPO),
 			RTOMet: r.RTOMet, RPOMet: r.RPOMet},
 		Phases: []PhaseJSON{}, Checks: []CheckJSON{}, Error: optString(r.Error)}
 	if r.Seal != nil {

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"drill/verify"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // teardownTimeout bounds teardown, which runs even after the drill's own
@@ -20,7 +18,7 @@ const teardownTimeout = 10 * time.Minute
 // Runner carries out drills: locate, provision, restore, verify, measure,
 // teardown. Every transition is committed to the store as it happens.
 type Runner struct {
-	Store  *Store
+	Store  Recorder
 	Logger *slog.Logger
 	// Events, when set, receives progress as it happens (for a terminal).
 	Events func(Event)
@@ -33,7 +31,7 @@ type Runner struct {
 	HeartbeatEvery time.Duration
 	// OnIntent runs in the transaction that records a target's intent
 	// (the jobs package inserts the dead-man teardown job there).
-	OnIntent func(ctx context.Context, tx pgx.Tx, run *Run, targetID int64) error
+	OnIntent func(ctx context.Context, tx any, run *Run, targetID int64) error
 	// Snooze makes a run whose target must wait return *Waiting from
 	// Execute (the job snoozes, holding no worker) instead of sleeping.
 	Snooze bool
@@ -86,7 +84,7 @@ var ErrStore = errors.New("state database")
 // record. An error means the run could not be recorded (ErrStore); a failed
 // drill is not an error, its Status says so.
 func (r *Runner) Run(ctx context.Context, p RunParams) (*Run, error) {
-	run, err := r.Store.CreateRun(ctx, nil, CreateRunParams{Spec: p.Spec, Policy: p.Policy, Status: StatusRunning,
+	run, err := r.Store.CreateRun(ctx, CreateRunParams{Spec: p.Spec, Policy: p.Policy, Status: StatusRunning,
 		Trigger: p.Trigger, TriggeredBy: p.TriggeredBy})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStore, err)
@@ -398,7 +396,7 @@ func (e *execution) planTarget(ctx context.Context, progress Progress) *failure 
 	// Intent before action: the record exists before the instance does.
 	var hook IntentHook
 	if e.OnIntent != nil {
-		hook = func(ctx context.Context, tx pgx.Tx, targetID int64) error {
+		hook = func(ctx context.Context, tx any, targetID int64) error {
 			return e.OnIntent(ctx, tx, e.run, targetID)
 		}
 	}

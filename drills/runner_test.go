@@ -15,6 +15,7 @@ import (
 	"drill/drills/drilltest"
 	"drill/drills/local"
 	"drill/drills/pgdump"
+	"drill/drills/statedb"
 	"drill/verify"
 
 	"github.com/jackc/pgx/v5"
@@ -23,7 +24,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
 
 type bundle struct {
-	store     *drills.Store
+	store     *statedb.Store
 	shop      string // URL of the "production" database
 	backups   string // backup directory
 	targetDir string // where clusters are made

@@ -2,11 +2,8 @@ package drills
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // WaitError is returned by Target.Provision or Target.Restore when the
@@ -37,36 +34,6 @@ type Waiting struct {
 
 func (w *Waiting) Error() string {
 	return "run waiting for its instance; resume in " + w.After.String()
-}
-
-// SetWaiting records that a run sleeps until until (its heartbeat too, so
-// the sweeper does not take it for dead while it sleeps).
-func (s *Store) SetWaiting(ctx context.Context, runID int64, until time.Time) error {
-	return s.exec(ctx, "waiting", `update drill_runs set waiting_until = $2, heartbeat_at = $2 where id = $1`, runID, until)
-}
-
-// ClearWaiting records that a sleeping run woke up: it is running (and
-// beating) again from at.
-func (s *Store) ClearWaiting(ctx context.Context, runID int64, at time.Time) error {
-	return s.exec(ctx, "resume", `update drill_runs set waiting_until = null, heartbeat_at = $2 where id = $1`, runID, at)
-}
-
-// SetJob records the job carrying a run.
-func (s *Store) SetJob(ctx context.Context, runID, jobID int64) error {
-	return s.exec(ctx, "job", `update drill_runs set job_id = $2 where id = $1`, runID, jobID)
-}
-
-// RunByJob returns the run carried by a job, or nil.
-func (s *Store) RunByJob(ctx context.Context, jobID int64) (*Run, error) {
-	var id int64
-	err := s.Pool.QueryRow(ctx, "select id from drill_runs where job_id = $1", jobID).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return s.Run(ctx, id)
 }
 
 // sleep waits d or until ctx is done.

@@ -10,6 +10,7 @@ import (
 
 	"drill/drills"
 	"drill/drills/backends"
+	"drill/drills/statedb"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,7 +30,7 @@ const (
 // Config configures the workers of one process.
 type Config struct {
 	Drills *drills.Config
-	Store  *drills.Store
+	Store  *statedb.Store
 	Logger *slog.Logger
 	// Concurrency is how many drills this process runs at once (default 2).
 	Concurrency int
@@ -133,11 +134,11 @@ func workerName() string {
 // Enqueue records a queued run and inserts its job in one transaction.
 // It fails with drills.ErrDrillBusy while the drill has a queued or
 // running run.
-func Enqueue(ctx context.Context, store *drills.Store, client *river.Client[pgx.Tx], spec *drills.Spec, policy drills.Policy, trigger, who string) (*drills.Run, error) {
+func Enqueue(ctx context.Context, store *statedb.Store, client *river.Client[pgx.Tx], spec *drills.Spec, policy drills.Policy, trigger, who string) (*drills.Run, error) {
 	var run *drills.Run
 	err := pgx.BeginFunc(ctx, store.Pool, func(tx pgx.Tx) error {
 		var err error
-		run, err = store.CreateRun(ctx, tx, drills.CreateRunParams{Spec: spec, Policy: policy, Status: drills.StatusQueued, Trigger: trigger, TriggeredBy: who})
+		run, err = store.CreateRunTx(ctx, tx, drills.CreateRunParams{Spec: spec, Policy: policy, Status: drills.StatusQueued, Trigger: trigger, TriggeredBy: who})
 		if err != nil {
 			return err
 		}

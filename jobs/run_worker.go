@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"drill/drills"
+	"drill/drills/statedb"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -128,7 +129,7 @@ func (w *runWorker) runOf(ctx context.Context, job *river.Job[RunDrillArgs], spe
 	if run, err := store.RunByJob(ctx, job.ID); run != nil || err != nil {
 		return run, err
 	}
-	run, err := store.CreateRun(ctx, nil, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, w.cfg.Drills.Path, Version),
+	run, err := store.CreateRun(ctx, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, w.cfg.Drills.Path, Version),
 		Status: drills.StatusQueued, Trigger: job.Args.Trigger, TriggeredBy: "schedule@" + workerName()})
 	if errors.Is(err, drills.ErrDrillBusy) {
 		w.cfg.Logger.Warn("scheduled run skipped: the drill is still running", "drill", spec.Name, "error", err.Error())
@@ -165,23 +166,27 @@ func (w *runWorker) resumeOrSkip(ctx context.Context, job *river.Job[RunDrillArg
 
 // deadMan inserts, with the target's intent, a teardown job at the
 // run's deadline plus slack.
-func (w *runWorker) deadMan(*drills.Spec) func(context.Context, pgx.Tx, *drills.Run, int64) error {
+func (w *runWorker) deadMan(*drills.Spec) func(context.Context, any, *drills.Run, int64) error {
 	return deadManWith(w.enqueue)
 }
 
 // DeadMan returns a Runner.OnIntent hook that inserts the dead-man
 // teardown job of a target with client, in the intent's transaction.
-func DeadMan(client *river.Client[pgx.Tx]) func(context.Context, pgx.Tx, *drills.Run, int64) error {
+func DeadMan(client *river.Client[pgx.Tx]) func(context.Context, any, *drills.Run, int64) error {
 	return deadManWith(func(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) error {
 		_, err := client.InsertTx(ctx, tx, args, opts)
 		return err
 	})
 }
 
-func deadManWith(enqueue enqueueTxFunc) func(context.Context, pgx.Tx, *drills.Run, int64) error {
-	return func(ctx context.Context, tx pgx.Tx, run *drills.Run, targetID int64) error {
+func deadManWith(enqueue enqueueTxFunc) func(context.Context, any, *drills.Run, int64) error {
+	return func(ctx context.Context, tx any, run *drills.Run, targetID int64) error {
+		ptx, ok := tx.(pgx.Tx)
+		if !ok {
+			return fmt.Errorf("dead-man job: the recorder's transaction is a %T, not the state database's", tx)
+		}
 		at := run.Deadline.Add(teardownSlack)
-		return enqueue(ctx, tx, TeardownArgs{RunID: run.ID, TargetID: targetID}, &river.InsertOpts{ScheduledAt: at})
+		return enqueue(ctx, ptx, TeardownArgs{RunID: run.ID, TargetID: targetID}, &river.InsertOpts{ScheduledAt: at})
 	}
 }
 
@@ -192,7 +197,7 @@ func (w *runWorker) notifyFailure(ctx context.Context, spec *drills.Spec, runID 
 }
 
 // enqueueNotifications inserts one notify job per webhook of the drill.
-func enqueueNotifications(ctx context.Context, store *drills.Store, enqueue enqueueTxFunc, spec *drills.Spec, event string, runID int64) error {
+func enqueueNotifications(ctx context.Context, store *statedb.Store, enqueue enqueueTxFunc, spec *drills.Spec, event string, runID int64) error {
 	if len(spec.Notify) == 0 {
 		return nil
 	}

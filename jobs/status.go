@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"drill/drills"
+	"drill/drills/statedb"
 )
 
 // ScheduleStatus is where a scheduled drill stands.
@@ -22,7 +23,7 @@ type ScheduleStatus struct {
 
 // ScheduleStatuses returns the status of every drill in cfg (drills
 // without a schedule have no next run and are never overdue).
-func ScheduleStatuses(ctx context.Context, store *drills.Store, cfg *drills.Config, now time.Time) ([]ScheduleStatus, error) {
+func ScheduleStatuses(ctx context.Context, store *statedb.Store, cfg *drills.Config, now time.Time) ([]ScheduleStatus, error) {
 	names := make([]string, 0, len(cfg.Drills))
 	for _, d := range cfg.Drills {
 		names = append(names, d.Name)

@@ -9,6 +9,7 @@ import (
 
 	"drill/drills"
 	"drill/drills/backends"
+	"drill/drills/statedb"
 
 	"github.com/jackc/pgx/v5"
 
@@ -116,7 +117,7 @@ func (s *Sweeper) SweepRun(ctx context.Context, runID int64) (SweepReport, error
 }
 
 // destroy removes one recorded target and records the outcome.
-func (s *Sweeper) destroy(ctx context.Context, t drills.TargetToSweep) error {
+func (s *Sweeper) destroy(ctx context.Context, t statedb.TargetToSweep) error {
 	tgt, err := s.targetFor(t.Record.Type)
 	if err != nil {
 		return err

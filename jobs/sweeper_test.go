@@ -11,13 +11,14 @@ import (
 	"drill/drills"
 	"drill/drills/drilltest"
 	"drill/drills/local"
+	"drill/drills/statedb"
 	"drill/jobs"
 )
 
 func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
 
 type bundle struct {
-	store     *drills.Store
+	store     *statedb.Store
 	cfg       *drills.Config
 	targetDir string
 	target    *local.Target
@@ -101,7 +102,7 @@ func TestSweepStaleRun(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	spec := b.cfg.Drills[0]
-	run, err := b.store.CreateRun(ctx, nil, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, "", ""), Status: drills.StatusQueued, Trigger: drills.TriggerManual})
+	run, err := b.store.CreateRun(ctx, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, "", ""), Status: drills.StatusQueued, Trigger: drills.TriggerManual})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestScheduleStatusesOverdue(t *testing.T) {
 	// shop passed 10 days ago; daily-one passed 3 days ago.
 	for name, age := range map[string]time.Duration{"shop": 10 * 24 * time.Hour, "daily-one": 3 * 24 * time.Hour} {
 		spec := b.cfg.Drill(name)
-		run, err := b.store.CreateRun(ctx, nil, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, "", ""), Status: drills.StatusRunning, Trigger: drills.TriggerSchedule})
+		run, err := b.store.CreateRun(ctx, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, "", ""), Status: drills.StatusRunning, Trigger: drills.TriggerSchedule})
 		if err != nil {
 			t.Fatal(err)
 		}

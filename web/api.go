@@ -10,6 +10,7 @@ import (
 
 	"drill/drills"
 	"drill/drills/evidence"
+	"drill/drills/statedb"
 	"drill/jobs"
 )
 
@@ -81,7 +82,7 @@ func (s *Server) apiRuns(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
-	runs, err := s.Store.Runs(r.Context(), drills.RunFilter{Drill: q.Get("drill"), Limit: limit, BeforeID: before})
+	runs, err := s.Store.Runs(r.Context(), statedb.RunFilter{Drill: q.Get("drill"), Limit: limit, BeforeID: before})
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, "state database error")
 		return
@@ -146,7 +147,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // evidence streams an evidence bundle (?drill=, ?since=, ?until= as dates).
 func (s *Server) evidence(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := drills.SealedFilter{Drill: q.Get("drill")}
+	f := statedb.SealedFilter{Drill: q.Get("drill")}
 	if f.Drill != "" {
 		if err := drills.ValidName(f.Drill); err != nil { // it becomes part of the file name
 			http.Error(w, err.Error(), http.StatusBadRequest)

@@ -9,6 +9,7 @@ import (
 
 	"drill/drills"
 	"drill/drills/drilltest"
+	"drill/drills/statedb"
 	"drill/web"
 )
 
@@ -17,7 +18,7 @@ const benchRuns = 10_000
 
 // seedHistory inserts benchRuns finished runs of drill "orders", each
 // with five phases and two checks, in a few set-based statements.
-func seedHistory(b *testing.B, store *drills.Store) {
+func seedHistory(b *testing.B, store *statedb.Store) {
 	b.Helper()
 	drilltest.Exec(b, drilltestURL(b, store),
 		fmt.Sprintf(`insert into drill_runs (drill, status, reason, error, trigger, triggered_by, created_at, started_at, finished_at,
@@ -41,7 +42,7 @@ func seedHistory(b *testing.B, store *drills.Store) {
 	)
 }
 
-func drilltestURL(_ *testing.B, store *drills.Store) string {
+func drilltestURL(_ *testing.B, store *statedb.Store) string {
 	return store.Pool.Config().ConnString()
 }
 

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"drill/drills"
+	"drill/drills/statedb"
 )
 
 // trendChart draws one measure (RTO or RPO) of the last runs as an inline
 // SVG line chart, with the objective as a dashed line. Failed runs are red
 // dots. Every number is computed here; the only text is escaped.
-func trendChart(title string, points []drills.RunPoint, pick func(drills.RunPoint) *time.Duration, objective time.Duration) template.HTML {
+func trendChart(title string, points []statedb.RunPoint, pick func(statedb.RunPoint) *time.Duration, objective time.Duration) template.HTML {
 	const w, h, left, right, top, bottom = 640.0, 190.0, 56.0, 12.0, 22.0, 26.0
 	var vals []float64
 	var idx []int

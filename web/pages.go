@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"drill/drills"
+	"drill/drills/statedb"
 	"drill/jobs"
 )
 
@@ -179,7 +180,7 @@ const pageSize = 50
 
 type drillPageData struct {
 	Spec     *drills.Spec
-	Stats    drills.DrillStats
+	Stats    statedb.DrillStats
 	Runs     []*drills.Run
 	RTOChart template.HTML
 	RPOChart template.HTML
@@ -194,7 +195,7 @@ func (s *Server) drillPage(w http.ResponseWriter, r *http.Request) (string, stri
 	}
 	before, _ := strconv.ParseInt(r.URL.Query().Get("before"), 10, 64)
 	ctx := r.Context()
-	runs, err := s.Store.Runs(ctx, drills.RunFilter{Drill: spec.Name, Limit: pageSize, BeforeID: before})
+	runs, err := s.Store.Runs(ctx, statedb.RunFilter{Drill: spec.Name, Limit: pageSize, BeforeID: before})
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -207,8 +208,8 @@ func (s *Server) drillPage(w http.ResponseWriter, r *http.Request) (string, stri
 		return "", "", nil, err
 	}
 	d := drillPageData{Spec: spec, Stats: stats, Runs: runs, CanRun: s.Enqueue != nil,
-		RTOChart: trendChart("RTO (start → verified copy), last runs", trend, func(p drills.RunPoint) *time.Duration { return p.RTO }, spec.Objectives.RTO),
-		RPOChart: trendChart("RPO (start − backup time), last runs", trend, func(p drills.RunPoint) *time.Duration { return p.RPO }, spec.Objectives.RPO)}
+		RTOChart: trendChart("RTO (start → verified copy), last runs", trend, func(p statedb.RunPoint) *time.Duration { return p.RTO }, spec.Objectives.RTO),
+		RPOChart: trendChart("RPO (start − backup time), last runs", trend, func(p statedb.RunPoint) *time.Duration { return p.RPO }, spec.Objectives.RPO)}
 	if len(runs) == pageSize {
 		d.NextPage = runs[len(runs)-1].ID
 	}

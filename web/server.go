@@ -19,11 +19,12 @@ import (
 	"time"
 
 	"drill/drills"
+	"drill/drills/statedb"
 )
 
 // Server is the web interface of one drill installation.
 type Server struct {
-	Store  *drills.Store
+	Store  *statedb.Store
 	Config *drills.Config
 	Logger *slog.Logger
 	// Enqueue queues a run of a drill (Run now, the API). Nil disables both.

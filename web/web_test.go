@@ -18,6 +18,7 @@ import (
 
 	"drill/drills"
 	"drill/drills/drilltest"
+	"drill/drills/statedb"
 	"drill/jobs"
 	"drill/web"
 )
@@ -25,7 +26,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
 
 type bundle struct {
-	store  *drills.Store
+	store  *statedb.Store
 	cfg    *drills.Config
 	server *httptest.Server
 	ids    map[string]int64 // newest run per drill

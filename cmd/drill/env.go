@@ -14,6 +14,7 @@ import (
 	"drill/drills"
 	"drill/drills/evidence"
 	"drill/drills/local"
+	"drill/drills/statedb"
 
 	"golang.org/x/term"
 )
@@ -84,7 +85,7 @@ func (g *globalOpts) logger(stderr io.Writer, terminal bool) (*slog.Logger, erro
 // openStore connects to the state database (DRILL_DATABASE_URL, else the
 // config's database_url, else the embedded one) and applies migrations.
 // Failures exit 3. The returned func closes everything.
-func openStore(ctx context.Context, cfg *drills.Config, log *slog.Logger) (*drills.Store, func(), error) {
+func openStore(ctx context.Context, cfg *drills.Config, log *slog.Logger) (*statedb.Store, func(), error) {
 	store, closeAll, err := connectStore(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
@@ -101,7 +102,7 @@ func openStore(ctx context.Context, cfg *drills.Config, log *slog.Logger) (*dril
 }
 
 // connectStore connects to the state database without migrating it.
-func connectStore(ctx context.Context, cfg *drills.Config, log *slog.Logger) (*drills.Store, func(), error) {
+func connectStore(ctx context.Context, cfg *drills.Config, log *slog.Logger) (*statedb.Store, func(), error) {
 	url := os.Getenv("DRILL_DATABASE_URL")
 	if url == "" {
 		url = cfg.DatabaseURL
@@ -121,7 +122,7 @@ func connectStore(ctx context.Context, cfg *drills.Config, log *slog.Logger) (*d
 			}
 		}
 	}
-	store, err := drills.OpenStore(ctx, url, drills.StoreOpts{})
+	store, err := statedb.Open(ctx, url, statedb.Options{})
 	if err != nil {
 		closeAll()
 		return nil, nil, withCode(exitUnavailable, err)
@@ -137,7 +138,7 @@ func connectStore(ctx context.Context, cfg *drills.Config, log *slog.Logger) (*d
 // loadSealingKeys gives the store the sealing key (DRILL_SEALING_KEY, a
 // file made by `drill evidence keygen --sealing`), or only its public half
 // (DRILL_SEALING_PUBKEY) where runs are read but not sealed.
-func loadSealingKeys(store *drills.Store) error {
+func loadSealingKeys(store *statedb.Store) error {
 	if p := os.Getenv("DRILL_SEALING_KEY"); p != "" {
 		key, err := evidence.LoadPrivateKey(p)
 		if err != nil {
@@ -170,7 +171,7 @@ func whoAmI() string {
 type session struct {
 	cfg   *drills.Config
 	log   *slog.Logger
-	store *drills.Store
+	store *statedb.Store
 	close func()
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"drill/drills"
 	"drill/drills/evidence"
+	"drill/drills/statedb"
 
 	"github.com/spf13/cobra"
 )
@@ -118,7 +119,7 @@ func runExport(ctx context.Context, o *exportOpts, stdout io.Writer) error {
 	if o.out == "" {
 		return withCode(exitUsage, errors.New("--out FILE.zip is required"))
 	}
-	var f drills.SealedFilter
+	var f statedb.SealedFilter
 	var err error
 	f.Drill = o.drill
 	if f.Since, err = parseWhen("since", o.since); err != nil {

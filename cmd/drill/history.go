@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"drill/drills"
+	"drill/drills/statedb"
 
 	"github.com/spf13/cobra"
 )
@@ -52,7 +53,7 @@ func runHistory(ctx context.Context, o *historyOpts) error {
 	}
 	defer s.close()
 	store := s.store
-	runs, err := store.Runs(ctx, drills.RunFilter{Drill: o.drill, Limit: o.limit})
+	runs, err := store.Runs(ctx, statedb.RunFilter{Drill: o.drill, Limit: o.limit})
 	if err != nil {
 		return withCode(exitUnavailable, err)
 	}

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"drill/drills"
 	"drill/drills/local"
+	"drill/drills/statedb"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -123,10 +123,10 @@ func connString(cfg *pgx.ConnConfig) string {
 }
 
 // Store opens a migrated store on a fresh database.
-func Store(t testing.TB) *drills.Store {
+func Store(t testing.TB) *statedb.Store {
 	t.Helper()
 	ctx := context.Background()
-	s, err := drills.OpenStore(ctx, NewDatabase(t), drills.StoreOpts{})
+	s, err := statedb.Open(ctx, NewDatabase(t), statedb.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

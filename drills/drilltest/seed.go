@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"drill/drills"
+	"drill/drills/statedb"
 	"drill/verify"
 )
 
@@ -35,7 +36,7 @@ func ptr(s string) *string { return &s }
 // SeedRun records a finished run through the store, the way the runner
 // does: start, backup, target intent, phases, a check, teardown and the
 // outcome (which seals it). It returns the run id.
-func SeedRun(t testing.TB, store *drills.Store, o SeedOpts) int64 {
+func SeedRun(t testing.TB, store *statedb.Store, o SeedOpts) int64 {
 	t.Helper()
 	ctx := context.Background()
 	must := func(err error) {
@@ -45,7 +46,7 @@ func SeedRun(t testing.TB, store *drills.Store, o SeedOpts) int64 {
 		}
 	}
 	spec := o.Spec
-	run, err := store.CreateRun(ctx, nil, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, "drill.yaml", "test"),
+	run, err := store.CreateRun(ctx, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, "drill.yaml", "test"),
 		Status: drills.StatusQueued, Trigger: drills.TriggerSchedule, TriggeredBy: "schedule@host"})
 	must(err)
 	must(store.StartRun(ctx, run.ID, o.Started, o.Started.Add(time.Hour), "host/1"))

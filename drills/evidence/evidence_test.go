@@ -17,12 +17,13 @@ import (
 	"drill/drills"
 	"drill/drills/drilltest"
 	"drill/drills/evidence"
+	"drill/drills/statedb"
 )
 
 func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
 
 type bundle struct {
-	store *drills.Store
+	store *statedb.Store
 	key   ed25519.PrivateKey
 	pub   ed25519.PublicKey
 	dir   string
@@ -70,7 +71,7 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func (b bundle) export(t *testing.T, f drills.SealedFilter) []byte {
+func (b bundle) export(t *testing.T, f statedb.SealedFilter) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := evidence.Export(context.Background(), b.store, &buf, evidence.ExportOpts{Filter: f, Key: b.key, Version: "test"}); err != nil {
@@ -129,7 +130,7 @@ func TestExportVerifyIntact(t *testing.T) {
 	ids := []int64{b.addRun(t, "orders", day, true), b.addRun(t, "orders", day.AddDate(0, 3, 0), false), b.addRun(t, "billing", day, true)}
 	_, err := b.store.AddSignoff(context.Background(), ids[1], drills.Signoff{Kind: drills.SignoffCorrective, SignedBy: "Dana Lee <dana@example.com>", Note: "Fixed the negative totals in INC-42"})
 	must(t, err)
-	z := b.export(t, drills.SealedFilter{})
+	z := b.export(t, statedb.SealedFilter{})
 	rep := verifyBytes(t, z, b.pub)
 	if !rep.Intact || !rep.SignatureChecked || rep.Runs != 3 || len(rep.Drills) != 2 {
 		t.Fatalf("report %+v\n%s", rep, problems(rep))
@@ -164,7 +165,7 @@ func TestVerifyNamesEveryTamperedFile(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	id := b.addRun(t, "orders", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), true)
-	z := b.export(t, drills.SealedFilter{})
+	z := b.export(t, statedb.SealedFilter{})
 	for name := range unzip(t, z) {
 		t.Run(name, func(t *testing.T) {
 			files := unzip(t, z)
@@ -204,7 +205,7 @@ func TestVerifyWrongKey(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.addRun(t, "orders", time.Now(), true)
-	z := b.export(t, drills.SealedFilter{})
+	z := b.export(t, statedb.SealedFilter{})
 	other, err := evidence.GenerateKey(filepath.Join(b.dir, "other"))
 	must(t, err)
 	rep := verifyBytes(t, z, other)
@@ -234,7 +235,7 @@ func TestVerifyChainGapAfterDeletedRun(t *testing.T) {
 	}
 	_, err := b.store.Pool.Exec(context.Background(), "delete from drill_runs where id = $1", ids[1])
 	must(t, err)
-	rep := verifyBytes(t, b.export(t, drills.SealedFilter{}), b.pub)
+	rep := verifyBytes(t, b.export(t, statedb.SealedFilter{}), b.pub)
 	if rep.Intact || !strings.Contains(problems(rep), fmt.Sprintf("chain is broken before run %d", ids[2])) {
 		t.Fatalf("gap not reported:\n%s", problems(rep))
 	}
@@ -247,7 +248,7 @@ func TestVerifyEditedRecord(t *testing.T) {
 	id := b.addRun(t, "orders", time.Now(), false)
 	_, err := b.store.Pool.Exec(context.Background(), `update drill_runs set record = replace(record, '"status":"failed"', '"status":"passed"') where id = $1`, id)
 	must(t, err)
-	rep := verifyBytes(t, b.export(t, drills.SealedFilter{}), b.pub)
+	rep := verifyBytes(t, b.export(t, statedb.SealedFilter{}), b.pub)
 	if rep.Intact || !strings.Contains(problems(rep), fmt.Sprintf("run %d", id)) || !strings.Contains(problems(rep), "edited") {
 		t.Fatalf("edit not reported:\n%s", problems(rep))
 	}
@@ -260,7 +261,7 @@ func TestExportTimeRange(t *testing.T) {
 	for m := 1; m <= 12; m += 3 { // Jan, Apr, Jul, Oct
 		ids = append(ids, b.addRun(t, "orders", time.Date(2026, time.Month(m), 1, 3, 0, 0, 0, time.UTC), true))
 	}
-	z := b.export(t, drills.SealedFilter{Since: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)})
+	z := b.export(t, statedb.SealedFilter{Since: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)})
 	rep := verifyBytes(t, z, b.pub)
 	if !rep.Intact || rep.Runs != 2 {
 		t.Fatalf("range export: %+v\n%s", rep, problems(rep))
@@ -280,7 +281,7 @@ func TestVerifyRejectsDuplicateNames(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.addRun(t, "orders", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), true)
-	files := unzip(t, b.export(t, drills.SealedFilter{}))
+	files := unzip(t, b.export(t, statedb.SealedFilter{}))
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	w, _ := zw.Create("runs.csv")
@@ -324,7 +325,7 @@ func TestVerifyUncheckedSignatureFails(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.addRun(t, "orders", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), true)
-	signed := b.export(t, drills.SealedFilter{})
+	signed := b.export(t, statedb.SealedFilter{})
 	stripped := unzip(t, signed)
 	delete(stripped, evidence.SignatureFile)
 	forged := unzip(t, signed)

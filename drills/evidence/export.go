@@ -17,11 +17,12 @@ import (
 	"time"
 
 	"drill/drills"
+	"drill/drills/statedb"
 )
 
 // ExportOpts selects what goes into a bundle and how it is signed.
 type ExportOpts struct {
-	Filter drills.SealedFilter
+	Filter statedb.SealedFilter
 	// Key signs the manifest; nil leaves the bundle unsigned.
 	Key     ed25519.PrivateKey
 	Version string
@@ -30,7 +31,7 @@ type ExportOpts struct {
 
 // Export writes a bundle of the sealed runs matching opts.Filter to w as a
 // zip file and returns its manifest.
-func Export(ctx context.Context, store *drills.Store, w io.Writer, opts ExportOpts) (*Manifest, error) {
+func Export(ctx context.Context, store *statedb.Store, w io.Writer, opts ExportOpts) (*Manifest, error) {
 	sealed, anchors, err := store.SealedRuns(ctx, opts.Filter)
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"drill/drills/drilltest"
 	"drill/drills/rds"
 	"drill/drills/rds/fakerds"
+	"drill/drills/statedb"
 	"drill/jobs"
 	"drill/verify"
 
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
 
 type bundle struct {
 	emu    *fakerds.Server
-	store  *drills.Store
+	store  *statedb.Store
 	dbName string
 	logs   *syncBuffer
 }

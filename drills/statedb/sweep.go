@@ -1,7 +1,8 @@
-package drills
+package statedb
 
 import (
 	"context"
+	"drill/drills"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -64,8 +65,8 @@ func (s *Store) StaleRuns(ctx context.Context, now time.Time, staleAfter, grace 
 // TargetToSweep is a target the store knows that may still exist.
 type TargetToSweep struct {
 	TargetID int64
-	Run      *Run
-	Record   TargetRecord
+	Run      *drills.Run
+	Record   drills.TargetRecord
 }
 
 // TargetsToSweep lists targets not yet destroyed (intended, created or
@@ -91,7 +92,7 @@ func (s *Store) targetsWhere(ctx context.Context, where string, args ...any) ([]
 	}
 	var out []TargetToSweep
 	var ts TargetToSweep
-	var run Run
+	var run drills.Run
 	var details []byte
 	_, err = pgx.ForEachRow(rows, []any{&ts.TargetID, &run.ID, &run.Drill, &run.Status, &run.FinishedAt,
 		&ts.Record.Type, &ts.Record.InstanceID, &details, &ts.Record.State}, func() error {
@@ -101,7 +102,7 @@ func (s *Store) targetsWhere(ctx context.Context, where string, args ...any) ([]
 		rec.Details = map[string]string{}
 		_ = json.Unmarshal(details, &rec.Details)
 		out = append(out, TargetToSweep{TargetID: ts.TargetID, Run: &r, Record: rec})
-		run = Run{}
+		run = drills.Run{}
 		return nil
 	})
 	return out, err
@@ -123,54 +124,6 @@ func (s *Store) KnownInstances(ctx context.Context, targetType string) (map[stri
 		known[id] = true
 	}
 	return known, nil
-}
-
-// DrillStatus is the latest activity of one drill.
-type DrillStatus struct {
-	Drill         string
-	LastRun       *Run
-	LastSuccessAt *time.Time
-	FirstRunAt    *time.Time
-}
-
-// DrillStatuses returns, per drill name, its newest run and the finish
-// time of its newest passed run.
-func (s *Store) DrillStatuses(ctx context.Context, names []string) (map[string]*DrillStatus, error) {
-	out := map[string]*DrillStatus{}
-	for _, n := range names {
-		out[n] = &DrillStatus{Drill: n}
-	}
-	rows, err := s.Pool.Query(ctx, `select d.name,
-			(select id from drill_runs where drill = d.name order by id desc limit 1),
-			(select max(finished_at) from drill_runs where drill = d.name and status = 'passed'),
-			(select min(created_at) from drill_runs where drill = d.name)
-		from unnest($1::text[]) as d(name)`, names)
-	if err != nil {
-		return nil, err
-	}
-	var name string
-	var lastID *int64
-	var lastSuccess, firstRun *time.Time
-	ids := map[string]int64{}
-	_, err = pgx.ForEachRow(rows, []any{&name, &lastID, &lastSuccess, &firstRun}, func() error {
-		out[name].LastSuccessAt, out[name].FirstRunAt = lastSuccess, firstRun
-		if lastID != nil {
-			ids[name] = *lastID
-		}
-		lastSuccess, lastID, firstRun = nil, nil, nil
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	for n, id := range ids {
-		r, err := s.Run(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out[n].LastRun = r
-	}
-	return out, nil
 }
 
 // ClaimOverdueNotice records that drill is overdue since lastSuccess and

@@ -1,7 +1,8 @@
-package drills
+package statedb
 
 import (
 	"context"
+	"drill/drills"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,16 +19,16 @@ const runColumns = `id, drill, status, coalesce(reason, ''), coalesce(error, '')
 	heartbeat_at, waiting_until, backup_details,
 	record, coalesce(prev_hash, ''), chain_hash, coalesce(seal, ''), coalesce(seal_key_id, '')`
 
-func scanRun(row pgx.Row) (*Run, error) {
-	var r Run
+func scanRun(row pgx.Row) (*drills.Run, error) {
+	var r drills.Run
 	var policy []byte
 	var backupID *string
 	var backupAt *time.Time
-	var b Backup
+	var b drills.Backup
 	var rto, rpo, dataRPO, objRTO, objRPO *float64
 	var backupDetails []byte
 	var record, chainHash *string
-	var st SealState
+	var st drills.SealState
 	err := row.Scan(&r.ID, &r.Drill, &r.Status, &r.Reason, &r.Error, &r.Trigger, &r.TriggeredBy, &policy,
 		&r.CreatedAt, &r.StartedAt, &r.FinishedAt, &r.Deadline,
 		&backupID, &backupAt, &b.CreatedAtSource, &b.Format, &b.SizeBytes, &b.Database,
@@ -72,17 +73,19 @@ func fromSeconds(s *float64) *time.Duration {
 }
 
 // Run returns a run with its phases, checks and target, or ErrRunNotFound.
-func (s *Store) Run(ctx context.Context, id int64) (*Run, error) { return s.runQ(ctx, s.Pool, id) }
+func (s *Store) Run(ctx context.Context, id int64) (*drills.Run, error) {
+	return s.runQ(ctx, s.Pool, id)
+}
 
-func (s *Store) runQ(ctx context.Context, q Querier, id int64) (*Run, error) {
+func (s *Store) runQ(ctx context.Context, q Querier, id int64) (*drills.Run, error) {
 	r, err := scanRun(q.QueryRow(ctx, "select "+runColumns+" from drill_runs where id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %d", ErrRunNotFound, id)
+		return nil, fmt.Errorf("%w: %d", drills.ErrRunNotFound, id)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := loadDetails(ctx, q, []*Run{r}); err != nil {
+	if err := loadDetails(ctx, q, []*drills.Run{r}); err != nil {
 		return nil, err
 	}
 	if err := s.checkIntegrity(ctx, q, r); err != nil {
@@ -100,16 +103,21 @@ type RunFilter struct {
 }
 
 // Runs returns runs matching f, newest first, with their details.
-func (s *Store) Runs(ctx context.Context, f RunFilter) ([]*Run, error) {
+func (s *Store) Runs(ctx context.Context, f RunFilter) ([]*drills.Run, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
-	rows, err := s.Pool.Query(ctx, "select "+runColumns+` from drill_runs
-		where ($1 = '' or drill = $1) and ($2 = 0 or id < $2) order by id desc limit $3`, f.Drill, f.BeforeID, f.Limit)
+	return s.runsWhere(ctx, "($1 = '' or drill = $1) and ($2 = 0 or id < $2) order by id desc limit $3", f.Drill, f.BeforeID, f.Limit)
+}
+
+// runsWhere returns the runs a condition selects, with their details and
+// integrity, in four queries.
+func (s *Store) runsWhere(ctx context.Context, where string, args ...any) ([]*drills.Run, error) {
+	rows, err := s.Pool.Query(ctx, "select "+runColumns+" from drill_runs where "+where, args...)
 	if err != nil {
 		return nil, err
 	}
-	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*Run, error) { return scanRun(row) })
+	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*drills.Run, error) { return scanRun(row) })
 	if err != nil {
 		return nil, err
 	}
@@ -125,11 +133,11 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]*Run, error) {
 }
 
 // loadDetails fills phases, checks and targets of runs with three queries.
-func loadDetails(ctx context.Context, q Querier, runs []*Run) error {
+func loadDetails(ctx context.Context, q Querier, runs []*drills.Run) error {
 	if len(runs) == 0 {
 		return nil
 	}
-	byID := map[int64]*Run{}
+	byID := map[int64]*drills.Run{}
 	ids := make([]int64, 0, len(runs))
 	for _, r := range runs {
 		byID[r.ID] = r
@@ -141,10 +149,10 @@ func loadDetails(ctx context.Context, q Querier, runs []*Run) error {
 		return err
 	}
 	var runID int64
-	var p PhaseRecord
+	var p drills.PhaseRecord
 	_, err = pgx.ForEachRow(rows, []any{&runID, &p.Name, &p.StartedAt, &p.FinishedAt, &p.Error}, func() error {
 		byID[runID].Phases = append(byID[runID].Phases, p)
-		p = PhaseRecord{} // the scan must not reuse the appended record's pointers
+		p = drills.PhaseRecord{} // the scan must not reuse the appended record's pointers
 		return nil
 	})
 	if err != nil {
@@ -155,7 +163,7 @@ func loadDetails(ctx context.Context, q Querier, runs []*Run) error {
 	if err != nil {
 		return err
 	}
-	var c CheckResult
+	var c drills.CheckResult
 	var secs float64
 	_, err = pgx.ForEachRow(rows, []any{&runID, &c.Name, &c.Type, &c.Expected, &c.Actual, &c.Passed, &secs, &c.Error}, func() error {
 		c.Duration = time.Duration(secs * float64(time.Second))
@@ -170,7 +178,7 @@ func loadDetails(ctx context.Context, q Querier, runs []*Run) error {
 	if err != nil {
 		return err
 	}
-	var t TargetRecord
+	var t drills.TargetRecord
 	var details []byte
 	_, err = pgx.ForEachRow(rows, []any{&runID, &t.ID, &t.Type, &t.InstanceID, &details, &t.State, &t.RecordedAt,
 		&t.CreatedAt, &t.TornDownAt, &t.DestroyError}, func() error {
@@ -178,7 +186,7 @@ func loadDetails(ctx context.Context, q Querier, runs []*Run) error {
 		rec.Details = map[string]string{}
 		_ = json.Unmarshal(details, &rec.Details)
 		byID[runID].Target = &rec
-		t = TargetRecord{}
+		t = drills.TargetRecord{}
 		return nil
 	})
 	return err
@@ -211,7 +219,7 @@ func (s *Store) Stats(ctx context.Context, drill string) (DrillStats, error) {
 type RunPoint struct {
 	ID        int64
 	StartedAt time.Time
-	Status    Status
+	Status    drills.Status
 	RTO, RPO  *time.Duration
 }
 
@@ -236,7 +244,7 @@ func (s *Store) Trend(ctx context.Context, drill string, n int) ([]RunPoint, err
 // RunCount is the number of runs of one drill in one status.
 type RunCount struct {
 	Drill  string
-	Status Status
+	Status drills.Status
 	Count  int
 }
 
@@ -256,18 +264,18 @@ func (s *Store) RunCounts(ctx context.Context) ([]RunCount, error) {
 // checkIntegrity sets r.Seal.Integrity (see checkIntegrity in chain.go). A
 // run without a seal is altered when an earlier run of its drill carries a
 // seal of the key drill has: its seal was removed.
-func (s *Store) checkIntegrity(ctx context.Context, q Querier, r *Run) error {
+func (s *Store) checkIntegrity(ctx context.Context, q Querier, r *drills.Run) error {
 	pub := s.sealingPub()
-	checkIntegrity(r, pub)
-	if st := r.Seal; st != nil && pub != nil && st.Seal == "" && st.Integrity == IntegrityChained {
+	drills.CheckIntegrity(r, pub)
+	if st := r.Seal; st != nil && pub != nil && st.Seal == "" && st.Integrity == drills.IntegrityChained {
 		var sealedBefore bool
 		err := q.QueryRow(ctx, `select exists (select 1 from drill_runs where drill = $1 and id < $2 and seal_key_id = $3)`,
-			r.Drill, r.ID, KeyID(pub)).Scan(&sealedBefore)
+			r.Drill, r.ID, drills.KeyID(pub)).Scan(&sealedBefore)
 		if err != nil {
 			return err
 		}
 		if sealedBefore {
-			st.Integrity, st.Problem = IntegrityAltered, "the run carries no seal, though an earlier run of its drill does: its seal was removed"
+			st.Integrity, st.Problem = drills.IntegrityAltered, "the run carries no seal, though an earlier run of its drill does: its seal was removed"
 		}
 	}
 	return nil
@@ -275,8 +283,8 @@ func (s *Store) checkIntegrity(ctx context.Context, q Querier, r *Run) error {
 
 // RunSeal reads the seal of a finished run and checks it against r as
 // given (the run as its process knows it).
-func (s *Store) RunSeal(ctx context.Context, r *Run) (*SealState, error) {
-	var st SealState
+func (s *Store) RunSeal(ctx context.Context, r *drills.Run) (*drills.SealState, error) {
+	var st drills.SealState
 	var record, chainHash *string
 	err := s.Pool.QueryRow(ctx, `select record, coalesce(prev_hash, ''), chain_hash, coalesce(seal, ''), coalesce(seal_key_id, '')
 		from drill_runs where id = $1`, r.ID).Scan(&record, &st.PrevHash, &chainHash, &st.Seal, &st.KeyID)
@@ -290,4 +298,17 @@ func (s *Store) RunSeal(ctx context.Context, r *Run) (*SealState, error) {
 		return nil, err
 	}
 	return &st, nil
+}
+
+// RunByJob returns the run carried by a job, or nil.
+func (s *Store) RunByJob(ctx context.Context, jobID int64) (*drills.Run, error) {
+	var id int64
+	err := s.Pool.QueryRow(ctx, "select id from drill_runs where job_id = $1", jobID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.Run(ctx, id)
 }

@@ -1,0 +1,156 @@
+package statedb
+
+import (
+	"context"
+	"drill/drills"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// CreateRun inserts a run and returns it. It fails with drills.ErrDrillBusy
+// while another run of the drill is queued or running.
+func (s *Store) CreateRun(ctx context.Context, p drills.CreateRunParams) (*drills.Run, error) {
+	return s.CreateRunTx(ctx, nil, p)
+}
+
+// CreateRunTx is CreateRun in q, a transaction (nil: the pool), so that
+// what else the caller writes there (a job) commits with the run.
+func (s *Store) CreateRunTx(ctx context.Context, q Querier, p drills.CreateRunParams) (*drills.Run, error) {
+	if q == nil {
+		q = s.Pool
+	}
+	policy, err := json.Marshal(p.Policy)
+	if err != nil {
+		return nil, err
+	}
+	r := &drills.Run{Drill: p.Spec.Name, Status: p.Status, Trigger: p.Trigger, TriggeredBy: p.TriggeredBy,
+		Policy: p.Policy, Objectives: p.Spec.Objectives}
+	err = q.QueryRow(ctx, `insert into drill_runs (drill, status, trigger, triggered_by, spec, objective_rto_seconds, objective_rpo_seconds)
+		values ($1, $2, $3, $4, $5, $6, $7) returning id, created_at`,
+		r.Drill, r.Status, r.Trigger, r.TriggeredBy, policy, drills.ObjectiveSeconds(r.Objectives.RTO), drills.ObjectiveSeconds(r.Objectives.RPO)).
+		Scan(&r.ID, &r.CreatedAt)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.ConstraintName == "drill_runs_one_active" {
+		var active int64
+		_ = s.Pool.QueryRow(ctx, "select id from drill_runs where drill = $1 and status in ('queued', 'running')", r.Drill).Scan(&active)
+		return nil, fmt.Errorf("%w: run %d of drill %s", drills.ErrDrillBusy, active, r.Drill)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("record run: %w", err)
+	}
+	return r, nil
+}
+
+// StartRun marks a run running from startedAt until at most deadline, on worker.
+func (s *Store) StartRun(ctx context.Context, id int64, startedAt, deadline time.Time, worker string) error {
+	return s.exec(ctx, "run start", `update drill_runs set status = 'running', started_at = $2, deadline_at = $3,
+		heartbeat_at = $2, worker = $4 where id = $1`, id, startedAt, deadline, worker)
+}
+
+// Heartbeat records that the process carrying out a run is alive.
+func (s *Store) Heartbeat(ctx context.Context, id int64, at time.Time) error {
+	return s.exec(ctx, "heartbeat", `update drill_runs set heartbeat_at = $2 where id = $1 and finished_at is null`, id, at)
+}
+
+// StartPhase records that a phase began.
+func (s *Store) StartPhase(ctx context.Context, runID int64, seq int, name string, at time.Time) error {
+	return s.exec(ctx, "phase start", `insert into drill_phases (run_id, seq, name, started_at) values ($1, $2, $3, $4)`,
+		runID, seq, name, at)
+}
+
+// FinishPhase records that a phase ended, with its error if any.
+func (s *Store) FinishPhase(ctx context.Context, runID int64, seq int, at time.Time, phaseErr string) error {
+	return s.exec(ctx, "phase end", `update drill_phases set finished_at = $3, error = $4 where run_id = $1 and seq = $2`,
+		runID, seq, at, nullString(phaseErr))
+}
+
+// SetBackup records which backup a run restores.
+func (s *Store) SetBackup(ctx context.Context, runID int64, b drills.Backup) error {
+	var details []byte
+	if len(b.Details) > 0 {
+		details, _ = json.Marshal(b.Details)
+	}
+	return s.exec(ctx, "backup", `update drill_runs set backup_id = $2, backup_created_at = $3, backup_created_at_source = $4,
+		backup_format = $5, backup_size_bytes = $6, backup_database = $7, backup_details = $8 where id = $1`,
+		runID, b.ID, b.CreatedAt, b.CreatedAtSource, b.Format, b.SizeBytes, nullString(b.Database), details)
+}
+
+// RecordTargetIntent records, before anything is created, the instance a
+// run is about to create, and runs hook (when set) in the same
+// transaction. It returns the target record's id.
+func (s *Store) RecordTargetIntent(ctx context.Context, in drills.Instance, hook drills.IntentHook) (int64, error) {
+	details, _ := json.Marshal(in.Details)
+	var id int64
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `insert into drill_targets (run_id, type, instance_id, details, state)
+			values ($1, $2, $3, $4, 'intended') returning id`, in.RunID, in.Type, in.ID, details).Scan(&id)
+		if err != nil || hook == nil {
+			return err
+		}
+		return hook(ctx, tx, id)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("record target intent: %w", err)
+	}
+	return id, nil
+}
+
+// SetTargetState records a target's state and details. created marks the
+// creation time, destroyed the teardown time.
+func (s *Store) SetTargetState(ctx context.Context, targetID int64, in drills.Instance, state string, at time.Time, destroyErr string) error {
+	details, _ := json.Marshal(in.Details)
+	return s.exec(ctx, "target state", `update drill_targets set state = $2, details = $3,
+		created_at = case when $2 = 'created' then $4 else created_at end,
+		torn_down_at = case when $2 = 'destroyed' then $4 else torn_down_at end,
+		destroy_error = $5 where id = $1`,
+		targetID, state, details, at, nullString(destroyErr))
+}
+
+// AddCheck records one check result.
+func (s *Store) AddCheck(ctx context.Context, runID int64, seq int, c drills.Check, r drills.CheckResult) error {
+	params, _ := json.Marshal(c)
+	return s.exec(ctx, "check", `insert into drill_checks (run_id, seq, name, type, params, expected, actual, passed, duration_seconds, error)
+		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		runID, seq, r.Name, r.Type, params, r.Expected, r.Actual, r.Passed, r.Duration.Seconds(), nullString(r.Error))
+}
+
+// FinishRun records a run's outcome and seals the run into its drill's
+// hash chain, in one transaction.
+func (s *Store) FinishRun(ctx context.Context, runID int64, o drills.Outcome) error {
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `update drill_runs set status = $2, reason = $3, error = $4, finished_at = $5,
+			rto_seconds = $6, rpo_seconds = $7, data_rpo_seconds = $8, rto_met = $9, rpo_met = $10 where id = $1`,
+			runID, o.Status, nullString(o.Reason), nullString(o.Error), o.FinishedAt,
+			drills.OptSeconds(o.RTO), drills.OptSeconds(o.RPO), drills.OptSeconds(o.DataRPO), o.RTOMet, o.RPOMet)
+		if err != nil {
+			return err
+		}
+		return s.seal(ctx, tx, runID, o.FinishedAt)
+	})
+	if err != nil {
+		return fmt.Errorf("record run outcome: %w", err)
+	}
+	return nil
+}
+
+// SetWaiting records that a run sleeps until until (its heartbeat too, so
+// the sweeper does not take it for dead while it sleeps).
+func (s *Store) SetWaiting(ctx context.Context, runID int64, until time.Time) error {
+	return s.exec(ctx, "waiting", `update drill_runs set waiting_until = $2, heartbeat_at = $2 where id = $1`, runID, until)
+}
+
+// ClearWaiting records that a sleeping run woke up: it is running (and
+// beating) again from at.
+func (s *Store) ClearWaiting(ctx context.Context, runID int64, at time.Time) error {
+	return s.exec(ctx, "resume", `update drill_runs set waiting_until = null, heartbeat_at = $2 where id = $1`, runID, at)
+}
+
+// SetJob records the job carrying a run.
+func (s *Store) SetJob(ctx context.Context, runID, jobID int64) error {
+	return s.exec(ctx, "job", `update drill_runs set job_id = $2 where id = $1`, runID, jobID)
+}
