@@ -125,7 +125,7 @@ const (
 
 // Sealed returns what the run's sealed record says: its status, reason and
 // error as they were when it was sealed.
-func (st *SealState) Sealed() (status Status, reason, errText string) {
+func (st *SealState) Sealed() (status Status, reason Reason, errText string) {
 	var rec SealedRecord
 	if st == nil || json.Unmarshal(st.Record, &rec) != nil {
 		return "", "", ""

@@ -44,7 +44,7 @@ type Recorder interface {
 	// RecordTargetIntent records an instance before it is created, and
 	// runs hook in the same transaction; it returns the target's id.
 	RecordTargetIntent(ctx context.Context, in Instance, hook IntentHook) (int64, error)
-	SetTargetState(ctx context.Context, targetID int64, in Instance, state string, at time.Time, destroyErr string) error
+	SetTargetState(ctx context.Context, targetID int64, in Instance, state TargetState, at time.Time, destroyErr string) error
 	AddCheck(ctx context.Context, runID int64, seq int, c Check, r CheckResult) error
 	SetWaiting(ctx context.Context, runID int64, until time.Time) error
 	ClearWaiting(ctx context.Context, runID int64, at time.Time) error
@@ -57,7 +57,7 @@ type Recorder interface {
 // Outcome is how a run ended.
 type Outcome struct {
 	Status     Status
-	Reason     string
+	Reason     Reason
 	Error      string
 	FinishedAt time.Time
 	RTO        *time.Duration

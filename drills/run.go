@@ -18,18 +18,21 @@ const (
 	StatusFailed  Status = "failed"
 )
 
-// Reasons a run failed, for people and for alerting rules.
+// Reason says why a run failed, for people and for alerting rules.
+type Reason string
+
+// Reasons a run failed.
 const (
-	ReasonNoBackup        = "no_backup"
-	ReasonLocateFailed    = "locate_failed"
-	ReasonProvisionFailed = "provision_failed"
-	ReasonRestoreFailed   = "restore_failed"
-	ReasonVerifyFailed    = "verify_failed"
-	ReasonCheckFailed     = "check_failed"
-	ReasonObjectiveMissed = "objective_missed"
-	ReasonTeardownFailed  = "teardown_failed"
-	ReasonTimeout         = "timeout"
-	ReasonInterrupted     = "interrupted"
+	ReasonNoBackup        Reason = "no_backup"
+	ReasonLocateFailed    Reason = "locate_failed"
+	ReasonProvisionFailed Reason = "provision_failed"
+	ReasonRestoreFailed   Reason = "restore_failed"
+	ReasonVerifyFailed    Reason = "verify_failed"
+	ReasonCheckFailed     Reason = "check_failed"
+	ReasonObjectiveMissed Reason = "objective_missed"
+	ReasonTeardownFailed  Reason = "teardown_failed"
+	ReasonTimeout         Reason = "timeout"
+	ReasonInterrupted     Reason = "interrupted"
 )
 
 // Phase names, in order.
@@ -53,7 +56,7 @@ type Run struct {
 	ID          int64
 	Drill       string
 	Status      Status
-	Reason      string
+	Reason      Reason
 	Error       string
 	Trigger     string
 	TriggeredBy string
@@ -143,20 +146,23 @@ type TargetRecord struct {
 	Type         string
 	InstanceID   string
 	Details      map[string]string
-	State        string
+	State        TargetState
 	RecordedAt   time.Time
 	CreatedAt    *time.Time
 	TornDownAt   *time.Time
 	DestroyError string
 }
 
+// TargetState is where a run's instance is in its life.
+type TargetState string
+
 // Target states.
 const (
-	TargetIntended      = "intended"
-	TargetCreated       = "created"
-	TargetDestroyed     = "destroyed"
-	TargetKept          = "kept"
-	TargetDestroyFailed = "destroy_failed"
+	TargetIntended      TargetState = "intended"
+	TargetCreated       TargetState = "created"
+	TargetDestroyed     TargetState = "destroyed"
+	TargetKept          TargetState = "kept"
+	TargetDestroyFailed TargetState = "destroy_failed"
 )
 
 // Instance rebuilds the Instance the record describes (without its DSN).

@@ -11,7 +11,7 @@ type RunJSON struct {
 	ID             int64          `json:"id"`
 	Drill          string         `json:"drill"`
 	Status         Status         `json:"status"`
-	Reason         string         `json:"reason,omitempty"`
+	Reason         Reason         `json:"reason,omitempty"`
 	Trigger        string         `json:"trigger"`
 	TriggeredBy    string         `json:"triggered_by,omitempty"`
 	CreatedAt      string         `json:"created_at"`
@@ -56,7 +56,7 @@ type BackupJSON struct {
 type TargetJSON struct {
 	Type       string            `json:"type"`
 	ID         string            `json:"id"`
-	State      string            `json:"state"`
+	State      TargetState       `json:"state"`
 	Details    map[string]string `json:"details,omitempty"`
 	CreatedAt  *string           `json:"created_at,omitempty"`
 	TornDownAt *string           `json:"torn_down_at"`

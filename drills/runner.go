@@ -107,7 +107,6 @@ type execution struct {
 	targetID int64
 	// resumeFrom is the open phase of a run resumed after waiting.
 	resumeFrom string
-	waiting    *WaitError
 }
 
 // Execute carries out a run already recorded in the store.
@@ -139,8 +138,8 @@ func (r *Runner) Execute(ctx context.Context, run *Run, p RunParams) (*Run, erro
 	dctx, cancel := context.WithDeadline(ctx, *run.Deadline)
 	defer cancel()
 	failure := e.carryOut(dctx)
-	if e.waiting != nil && failure != nil && failure.err == e.waiting {
-		until := e.Now().Add(e.waiting.After)
+	if failure != nil && failure.wait != nil {
+		until := e.Now().Add(failure.wait.After)
 		if e.inst != nil { // keep what the target learnt (ids, status) for the resume
 			e.record(e.Store.SetTargetState(context.WithoutCancel(ctx), e.targetID, *e.inst, e.run.Target.State, e.Now(), ""))
 		}
@@ -148,8 +147,8 @@ func (r *Runner) Execute(ctx context.Context, run *Run, p RunParams) (*Run, erro
 			return run, fmt.Errorf("%w: %w", ErrStore, err)
 		}
 		run.WaitingUntil = &until
-		e.log.Info("waiting for the instance", "status", e.waiting.Status, "until", until)
-		return run, &Waiting{After: e.waiting.After}
+		e.log.Info("waiting for the instance", "status", failure.wait.Status, "until", until)
+		return run, &Waiting{After: failure.wait.After}
 	}
 	failure = e.teardown(ctx, failure)
 	e.finish(ctx, failure)
@@ -221,8 +220,11 @@ func (e *execution) heartbeat(ctx context.Context) func() {
 
 // failure is why a run failed.
 type failure struct {
-	reason string
+	reason Reason
 	err    error
+	// wait is set when the run is not failing but snoozing (Runner.Snooze):
+	// its target asked to be called again later.
+	wait *WaitError
 }
 
 // carryOut runs the phases up to measuring; teardown follows separately.
@@ -240,7 +242,7 @@ func (e *execution) carryOut(ctx context.Context) *failure {
 		reopen := skipping
 		skipping = false
 		if e.storeErr != nil { // a run that cannot be recorded is not carried on
-			return &failure{"", fmt.Errorf("%w: %w", ErrStore, e.storeErr)}
+			return storeFailure(e.storeErr)
 		}
 		if f := e.phase(ctx, ph.name, reopen, ph.fn); f != nil {
 			return f
@@ -275,7 +277,7 @@ func (e *execution) phase(ctx context.Context, name string, reopen bool, fn func
 		e.emit(Event{Kind: EventProgress, Phase: name, Message: msg})
 	}
 	f := e.untilReady(ctx, fn, progress)
-	if f != nil && f.err == e.waiting && e.waiting != nil {
+	if f != nil && f.wait != nil {
 		return f // snoozing: the phase stays open
 	}
 	if f != nil {
@@ -308,12 +310,11 @@ func (e *execution) untilReady(ctx context.Context, fn func(context.Context, Pro
 			return f
 		}
 		if e.Snooze {
-			e.waiting = we
-			return &failure{"", e.waiting}
+			return &failure{err: we, wait: we}
 		}
 		progress.Say(fmt.Sprintf("%s; checking again in %s", we.Status, we.After))
 		if err := sleep(ctx, we.After); err != nil {
-			return &failure{ReasonProvisionFailed, err}
+			return &failure{reason: ReasonProvisionFailed, err: err}
 		}
 	}
 }
@@ -330,11 +331,18 @@ func errOf(f *failure) error {
 func (e *execution) classify(ctx context.Context, f *failure) *failure {
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return &failure{ReasonTimeout, fmt.Errorf("timeout: the drill did not finish within %s (%s phase: %v)", e.p.Spec.Timeout, e.run.Phases[len(e.run.Phases)-1].Name, f.err)}
+		return &failure{reason: ReasonTimeout, err: fmt.Errorf("timeout: the drill did not finish within %s (%s phase: %v)", e.p.Spec.Timeout, e.run.Phases[len(e.run.Phases)-1].Name, f.err)}
 	case ctx.Err() != nil:
-		return &failure{ReasonInterrupted, fmt.Errorf("interrupted during %s", e.run.Phases[len(e.run.Phases)-1].Name)}
+		return &failure{reason: ReasonInterrupted, err: fmt.Errorf("interrupted during %s", e.run.Phases[len(e.run.Phases)-1].Name)}
 	}
 	return f
+}
+
+// storeFailure is a run that cannot go on because its record cannot be
+// written: no reason is recorded (the recorder is what failed), and the
+// error wraps ErrStore.
+func storeFailure(err error) *failure {
+	return &failure{err: fmt.Errorf("%w: %w", ErrStore, err)}
 }
 
 func (e *execution) record(err error) {
@@ -355,9 +363,9 @@ func (e *execution) locate(ctx context.Context, progress Progress) *failure {
 	b, err := e.p.Source.Latest(ctx)
 	if err != nil {
 		if errors.Is(err, ErrNoBackup) {
-			return &failure{ReasonNoBackup, err}
+			return &failure{reason: ReasonNoBackup, err: err}
 		}
-		return &failure{ReasonLocateFailed, fmt.Errorf("locate backup: %w", err)}
+		return &failure{reason: ReasonLocateFailed, err: fmt.Errorf("locate backup: %w", err)}
 	}
 	e.backup = b
 	e.run.Backup = &b
@@ -374,7 +382,7 @@ func (e *execution) provision(ctx context.Context, progress Progress) *failure {
 		}
 	}
 	if err := e.p.Target.Provision(ctx, e.inst, e.backup, progress); err != nil {
-		return &failure{ReasonProvisionFailed, fmt.Errorf("provision: %w", err)}
+		return &failure{reason: ReasonProvisionFailed, err: fmt.Errorf("provision: %w", err)}
 	}
 	now := e.Now()
 	e.run.Target.State, e.run.Target.CreatedAt = TargetCreated, &now
@@ -387,11 +395,11 @@ func (e *execution) planTarget(ctx context.Context, progress Progress) *failure 
 	storeID, err := e.Store.ID(ctx)
 	if err != nil {
 		e.record(err)
-		return &failure{"", fmt.Errorf("%w: %w", ErrStore, err)}
+		return storeFailure(err)
 	}
 	in, err := e.p.Target.Plan(RunRef{ID: e.run.ID, Drill: e.run.Drill, Deadline: *e.run.Deadline, StoreID: storeID})
 	if err != nil {
-		return &failure{ReasonProvisionFailed, err}
+		return &failure{reason: ReasonProvisionFailed, err: err}
 	}
 	// Intent before action: the record exists before the instance does.
 	var hook IntentHook
@@ -403,7 +411,7 @@ func (e *execution) planTarget(ctx context.Context, progress Progress) *failure 
 	e.targetID, err = e.Store.RecordTargetIntent(ctx, in, hook)
 	if err != nil {
 		e.record(err)
-		return &failure{"", fmt.Errorf("%w: %w", ErrStore, err)}
+		return storeFailure(err)
 	}
 	e.inst = &in
 	e.run.Target = &TargetRecord{ID: e.targetID, Type: in.Type, InstanceID: in.ID, Details: in.Details, State: TargetIntended, RecordedAt: e.Now()}
@@ -413,7 +421,7 @@ func (e *execution) planTarget(ctx context.Context, progress Progress) *failure 
 
 func (e *execution) restore(ctx context.Context, progress Progress) *failure {
 	if err := e.p.Target.Restore(ctx, e.inst, e.backup, progress); err != nil {
-		return &failure{ReasonRestoreFailed, err}
+		return &failure{reason: ReasonRestoreFailed, err: err}
 	}
 	e.record(e.Store.SetTargetState(ctx, e.targetID, *e.inst, TargetCreated, *e.run.Target.CreatedAt, ""))
 	return nil
@@ -423,14 +431,14 @@ func (e *execution) verify(ctx context.Context, progress Progress) *failure {
 	opts := verify.Opts{BackupCreatedAt: e.backup.CreatedAt, StatementTimeout: checkTimeout(ctx)}
 	conn, err := verify.Connect(ctx, e.inst.DSN, opts)
 	if err != nil {
-		return &failure{ReasonVerifyFailed, err}
+		return &failure{reason: ReasonVerifyFailed, err: err}
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	failed := 0
 	for i, c := range e.p.Spec.Checks {
 		res := verify.RunOne(ctx, conn, c, opts)
 		if ctx.Err() != nil {
-			return &failure{ReasonVerifyFailed, ctx.Err()}
+			return &failure{reason: ReasonVerifyFailed, err: ctx.Err()}
 		}
 		e.run.Checks = append(e.run.Checks, res)
 		e.record(e.Store.AddCheck(ctx, e.run.ID, i+1, c, res))
@@ -441,7 +449,7 @@ func (e *execution) verify(ctx context.Context, progress Progress) *failure {
 		}
 	}
 	if failed > 0 {
-		return &failure{ReasonCheckFailed, fmt.Errorf("%d of %d checks failed", failed, len(e.p.Spec.Checks))}
+		return &failure{reason: ReasonCheckFailed, err: fmt.Errorf("%d of %d checks failed", failed, len(e.p.Spec.Checks))}
 	}
 	return nil
 }
@@ -477,7 +485,7 @@ func (e *execution) teardown(ctx context.Context, f *failure) *failure {
 		if err := e.p.Target.Destroy(ctx, *e.inst); err != nil {
 			e.record(e.Store.SetTargetState(ctx, e.targetID, *e.inst, TargetDestroyFailed, e.Now(), err.Error()))
 			e.run.Target.State, e.run.Target.DestroyError = TargetDestroyFailed, err.Error()
-			return &failure{ReasonTeardownFailed, fmt.Errorf("teardown of %s: %w", e.inst.ID, err)}
+			return &failure{reason: ReasonTeardownFailed, err: fmt.Errorf("teardown of %s: %w", e.inst.ID, err)}
 		}
 		now := e.Now()
 		e.run.Target.State, e.run.Target.TornDownAt = TargetDestroyed, &now
@@ -523,7 +531,7 @@ func (e *execution) finish(ctx context.Context, f *failure) {
 			missed = append(missed, fmt.Sprintf("RPO %s exceeds objective %s", o.RPO.Round(time.Second), spec.Objectives.RPO))
 		}
 		if len(missed) > 0 {
-			f = &failure{ReasonObjectiveMissed, errors.New(joinSemi(missed))}
+			f = &failure{reason: ReasonObjectiveMissed, err: errors.New(strings.Join(missed, "; "))}
 		}
 	}
 	if f != nil {
@@ -560,15 +568,4 @@ func secondsOrNil(d *time.Duration) any {
 		return nil
 	}
 	return d.Seconds()
-}
-
-func joinSemi(parts []string) string {
-	s := ""
-	for i, p := range parts {
-		if i > 0 {
-			s += "; "
-		}
-		s += p
-	}
-	return s
 }

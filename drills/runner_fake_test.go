@@ -66,7 +66,9 @@ func (m *memRecorder) StartPhase(_ context.Context, _ int64, _ int, name string,
 func (m *memRecorder) FinishPhase(context.Context, int64, int, time.Time, string) error {
 	return m.call("FinishPhase")
 }
-func (m *memRecorder) SetBackup(context.Context, int64, drills.Backup) error { return m.call("SetBackup") }
+func (m *memRecorder) SetBackup(context.Context, int64, drills.Backup) error {
+	return m.call("SetBackup")
+}
 func (m *memRecorder) RecordTargetIntent(ctx context.Context, _ drills.Instance, hook drills.IntentHook) (int64, error) {
 	if err := m.call("RecordTargetIntent"); err != nil {
 		return 0, err
@@ -80,20 +82,24 @@ func (m *memRecorder) RecordTargetIntent(ctx context.Context, _ drills.Instance,
 	}
 	return id, nil
 }
-func (m *memRecorder) SetTargetState(_ context.Context, _ int64, _ drills.Instance, state string, _ time.Time, _ string) error {
-	return m.call("SetTargetState " + state)
+func (m *memRecorder) SetTargetState(_ context.Context, _ int64, _ drills.Instance, state drills.TargetState, _ time.Time, _ string) error {
+	return m.call("SetTargetState " + string(state))
 }
 func (m *memRecorder) AddCheck(context.Context, int64, int, drills.Check, drills.CheckResult) error {
 	return m.call("AddCheck")
 }
-func (m *memRecorder) SetWaiting(context.Context, int64, time.Time) error { return m.call("SetWaiting") }
+func (m *memRecorder) SetWaiting(context.Context, int64, time.Time) error {
+	return m.call("SetWaiting")
+}
 func (m *memRecorder) ClearWaiting(context.Context, int64, time.Time) error {
 	return m.call("ClearWaiting")
 }
 func (m *memRecorder) FinishRun(context.Context, int64, drills.Outcome) error {
 	return m.call("FinishRun")
 }
-func (m *memRecorder) RunSeal(context.Context, *drills.Run) (*drills.SealState, error) { return nil, nil }
+func (m *memRecorder) RunSeal(context.Context, *drills.Run) (*drills.SealState, error) {
+	return nil, nil
+}
 
 func (m *memRecorder) saw(name string) bool {
 	m.mu.Lock()
@@ -181,7 +187,7 @@ func TestRunnerPaths(t *testing.T) {
 		timeout   time.Duration
 		cancelIn  time.Duration
 		status    drills.Status
-		reason    string
+		reason    drills.Reason
 		destroyed int
 	}{
 		{name: "passes", src: fakeSource{}, tgt: &fakeTarget{}, status: drills.StatusPassed, destroyed: 1},

@@ -1,7 +1,9 @@
 package drills
 
 import (
-	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	"drill/verify"
@@ -61,68 +63,32 @@ type Spec struct {
 	Line int `json:"-"`
 }
 
-// SourceSpec says where a drill's backups are.
-type SourceSpec struct {
-	Type     string `json:"type"`
-	Location string `json:"location,omitempty"`
-	Pattern  string `json:"pattern,omitempty"`
-	Region   string `json:"region,omitempty"`
-	Endpoint string `json:"endpoint,omitempty"`
-	// Instance is the RDS instance whose snapshots (rds-snapshot) or
-	// point in time (rds-pitr) are restored.
-	Instance      string   `json:"instance,omitempty"`
-	SnapshotTypes []string `json:"snapshot_types,omitempty"`
-	// RestoreTime is "latest" or an RFC 3339 time (rds-pitr).
-	RestoreTime string `json:"restore_time,omitempty"`
-}
-
-// TargetSpec says where a drill restores to.
-type TargetSpec struct {
-	Type     string `json:"type"`
-	RunAs    string `json:"run_as,omitempty"`
-	Dir      string `json:"dir,omitempty"`
-	Database string `json:"database,omitempty"`
-	Jobs     int    `json:"jobs,omitempty"`
-	// RDS targets.
-	Region              string            `json:"region,omitempty"`
-	InstanceClass       string            `json:"instance_class,omitempty"`
-	SubnetGroup         string            `json:"subnet_group,omitempty"`
-	AllowDefaultNetwork bool              `json:"allow_default_network,omitempty"`
-	SecurityGroups      []string          `json:"security_groups,omitempty"`
-	Tags                map[string]string `json:"tags,omitempty"`
-	CABundle            string            `json:"ca_bundle,omitempty"`
-	// PollInterval is the first wait between status checks (default 15s).
-	PollInterval time.Duration `json:"poll_interval,omitempty"`
-}
-
-// Key identifies a target spec (for deduplication).
-func (t TargetSpec) Key() string {
-	b, _ := json.Marshal(t)
-	return string(b)
-}
-
 // Objectives are the recovery objectives a drill must meet. Zero means none.
 type Objectives struct {
 	RTO time.Duration
 	RPO time.Duration
 }
 
-// Source and target types known to the config file.
-const (
-	SourcePgdump      = "pgdump"
-	SourceRDSSnapshot = "rds-snapshot"
-	SourceRDSPITR     = "rds-pitr"
-	TargetLocal       = "local"
-	TargetRDS         = "rds"
-)
-
-var (
-	sourceTypes = []string{SourcePgdump, SourceRDSSnapshot, SourceRDSPITR}
-	targetTypes = []string{TargetLocal, TargetRDS}
-)
-
 // Check is a verification of a restored database (see package verify).
 type Check = verify.Check
 
 // CheckResult is the outcome of one Check.
 type CheckResult = verify.Result
+
+// nameRE is the drill name rule. Names become parts of instance ids, so they
+// also follow RDS's identifier rules: no double or trailing hyphen, and at
+// most 40 characters.
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// ValidName checks a drill name against the rule of nameRE.
+func ValidName(s string) error {
+	switch {
+	case !nameRE.MatchString(s):
+		return fmt.Errorf("drill name %q: use lower-case letters, digits and hyphens, starting with a letter or digit", s)
+	case len(s) > 40:
+		return fmt.Errorf("drill name %q: at most 40 characters", s)
+	case strings.Contains(s, "--") || strings.HasSuffix(s, "-"):
+		return fmt.Errorf("drill name %q: no double hyphen and no hyphen at the end", s)
+	}
+	return nil
+}

@@ -14,6 +14,8 @@ import (
 	"drill/drills"
 	"drill/drills/backends"
 	"drill/drills/drilltest"
+	"drill/drills/local"
+	"drill/drills/pgdump"
 	"drill/jobs"
 )
 
@@ -26,8 +28,8 @@ func TestWaitingRunSnoozesAndFreesTheWorker(t *testing.T) {
 	backups := drilltest.BackupDir(t)
 	drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(backups, "shop.dump"))
 	slowSpec := &drills.Spec{Name: "slow", Timeout: 5 * time.Minute,
-		Source: drills.SourceSpec{Type: drills.SourcePgdump, Location: backups},
-		Target: drills.TargetSpec{Type: drills.TargetLocal, Dir: b.targetDir}}
+		Source: pgdump.Spec(backups),
+		Target: local.Spec(b.targetDir)}
 	fastSpec := *slowSpec
 	fastSpec.Name = "fast"
 	cfg := &drills.Config{Drills: []*drills.Spec{slowSpec, &fastSpec}}

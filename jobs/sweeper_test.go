@@ -11,6 +11,7 @@ import (
 	"drill/drills"
 	"drill/drills/drilltest"
 	"drill/drills/local"
+	"drill/drills/pgdump"
 	"drill/drills/statedb"
 	"drill/jobs"
 )
@@ -33,8 +34,8 @@ func setup(t *testing.T) bundle {
 		t.Fatal(err)
 	}
 	b.cfg = &drills.Config{Drills: []*drills.Spec{{Name: "shop", Timeout: time.Hour,
-		Source: drills.SourceSpec{Type: drills.SourcePgdump, Location: "/nonexistent"},
-		Target: drills.TargetSpec{Type: drills.TargetLocal, Dir: b.targetDir}}}}
+		Source: pgdump.Spec("/nonexistent"),
+		Target: local.Spec(b.targetDir)}}}
 	return b
 }
 

@@ -57,20 +57,6 @@ func Connect(ctx context.Context, dsn string, opts Opts) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// Run runs each check in order on conn and returns one result per check.
-// onResult, when not nil, is called after each check.
-func Run(ctx context.Context, conn *pgx.Conn, checks []Check, opts Opts, onResult func(Result)) []Result {
-	results := make([]Result, 0, len(checks))
-	for _, c := range checks {
-		r := RunOne(ctx, conn, c, opts)
-		results = append(results, r)
-		if onResult != nil {
-			onResult(r)
-		}
-	}
-	return results
-}
-
 // RunOne runs a single check inside its own read-only transaction.
 func RunOne(ctx context.Context, conn *pgx.Conn, c Check, opts Opts) Result {
 	r := Result{Name: c.Name, Type: c.Type, Expected: c.Expected()}
@@ -112,7 +98,7 @@ func rowCount(ctx context.Context, tx pgx.Tx, c Check, r *Result) error {
 		return err
 	}
 	var n int64
-	if err := tx.QueryRow(ctx, "select count(*) from "+tbl).Scan(&n); err != nil {
+	if err := tx.QueryRow(ctx, "select pg_catalog.count(*) from "+tbl).Scan(&n); err != nil {
 		return err
 	}
 	r.Actual = strconv.FormatInt(n, 10)
@@ -126,14 +112,14 @@ func rowCount(ctx context.Context, tx pgx.Tx, c Check, r *Result) error {
 // binary value of each column, so the result does not depend on session
 // settings such as TimeZone or DateStyle either.
 func ChecksumSQL(quotedTable string) string {
-	return "select count(*), coalesce(sum(hash_record_extended(t, 0)), 0)::text from " + quotedTable + " t"
+	return "select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hash_record_extended(t, 0)), 0)::text from " + quotedTable + " t"
 }
 
 // checksumTextSQL is the fallback for tables with a column type that has
 // no extended hash function (json, point, …): the hash of each row's text
 // form, rendered under the pinned session settings of Connect.
 func checksumTextSQL(quotedTable string) string {
-	return "select count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text from " + quotedTable + " t"
+	return "select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended(t::text, 0)), 0)::text from " + quotedTable + " t"
 }
 
 func checksum(ctx context.Context, tx pgx.Tx, c Check, r *Result) error {
@@ -186,7 +172,7 @@ func recency(ctx context.Context, tx pgx.Tx, c Check, opts Opts, r *Result) erro
 	}
 	col := pgx.Identifier{c.Column}.Sanitize()
 	var newest *time.Time
-	if err := tx.QueryRow(ctx, "select max("+col+")::timestamptz from "+tbl).Scan(&newest); err != nil {
+	if err := tx.QueryRow(ctx, "select pg_catalog.max("+col+")::timestamptz from "+tbl).Scan(&newest); err != nil {
 		return err
 	}
 	if newest == nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"drill/drills"
+	"drill/drills/backends"
 	"drill/drills/evidence"
 	"drill/drills/local"
 	"drill/drills/statedb"
@@ -34,7 +35,7 @@ func (g *globalOpts) resolveConfigPath() (path string, explicit bool) {
 // loadConfig reads and validates the config file; errors exit 2.
 func (g *globalOpts) loadConfig() (*drills.Config, error) {
 	path, _ := g.resolveConfigPath()
-	cfg, err := drills.LoadConfig(path)
+	cfg, err := backends.LoadConfig(path)
 	if err != nil {
 		return nil, withCode(exitUsage, err)
 	}

@@ -14,6 +14,21 @@ import (
 
 // printRun writes a run for people: outcome, RTO/RPO against objectives,
 // backup, target, phases and checks.
+// printAltered says, first, when a run's row no longer says what was sealed.
+func printAltered(w io.Writer, st *drills.SealState) {
+	if st == nil || st.Integrity != drills.IntegrityAltered {
+		return
+	}
+	fmt.Fprintf(w, "  INTEGRITY: ALTERED — %s\n", st.Problem)
+	if status, reason, _ := st.Sealed(); status != "" {
+		fmt.Fprintf(w, "             the sealed record says: %s", strings.ToUpper(string(status)))
+		if reason != "" {
+			fmt.Fprintf(w, " (%s)", reason)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
 func printRun(w io.Writer, r *drills.Run) {
 	status := strings.ToUpper(string(r.Status))
 	fmt.Fprintf(w, "drill %s — run %d — %s", r.Drill, r.ID, status)
@@ -21,16 +36,7 @@ func printRun(w io.Writer, r *drills.Run) {
 		fmt.Fprintf(w, " (%s)", r.Reason)
 	}
 	fmt.Fprintln(w)
-	if st := r.Seal; st != nil && st.Integrity == drills.IntegrityAltered {
-		fmt.Fprintf(w, "  INTEGRITY: ALTERED — %s\n", st.Problem)
-		if status, reason, _ := st.Sealed(); status != "" {
-			fmt.Fprintf(w, "             the sealed record says: %s", strings.ToUpper(string(status)))
-			if reason != "" {
-				fmt.Fprintf(w, " (%s)", reason)
-			}
-			fmt.Fprintln(w)
-		}
-	}
+	printAltered(w, r.Seal)
 	if r.Error != "" {
 		fmt.Fprintf(w, "  error:   %s\n", r.Error)
 	}
@@ -55,7 +61,7 @@ func printRun(w io.Writer, r *drills.Run) {
 		}
 	}
 	if t := r.Target; t != nil {
-		state := t.State
+		state := string(t.State)
 		if t.TornDownAt != nil {
 			state += " at " + t.TornDownAt.UTC().Format(time.RFC3339)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"drill/drills"
 	"drill/drills/backends"
@@ -131,14 +132,11 @@ func runRun(ctx context.Context, o *runOpts) error {
 }
 
 func drillNames(cfg *drills.Config) string {
-	s := ""
-	for i, d := range cfg.Drills {
-		if i > 0 {
-			s += ", "
-		}
-		s += d.Name
+	names := make([]string, 0, len(cfg.Drills))
+	for _, d := range cfg.Drills {
+		names = append(names, d.Name)
 	}
-	return s
+	return strings.Join(names, ", ")
 }
 
 // exactArgs is cobra.ExactArgs with a message that says what is expected.

@@ -73,7 +73,7 @@ func runSchedule(ctx context.Context, o *scheduleOpts) error {
 		j := scheduleJSON{Drill: st.Drill, Schedule: st.Schedule, Timezone: st.Timezone, NextRunAt: drills.OptRFC3339(st.NextRunAt),
 			LastSuccessAt: drills.OptRFC3339(st.LastSuccessAt), Overdue: st.Overdue}
 		if r := st.LastRun; r != nil {
-			j.LastRun = &lastRunRef{ID: r.ID, Status: string(r.Status), Reason: r.Reason, StartedAt: drills.OptRFC3339(r.StartedAt), FinishedAt: drills.OptRFC3339(r.FinishedAt)}
+			j.LastRun = &lastRunRef{ID: r.ID, Status: string(r.Status), Reason: string(r.Reason), StartedAt: drills.OptRFC3339(r.StartedAt), FinishedAt: drills.OptRFC3339(r.FinishedAt)}
 		}
 		out = append(out, j)
 	}

@@ -415,3 +415,95 @@ func TestForgedHistoryDetected(t *testing.T) {
 		t.Errorf("verify --previous does not name the rewritten run:\n%s", r.stdout)
 	}
 }
+
+// Tar and uncompressed directory archives cut short: pg_restore loads what
+// is there without complaint, drill checks each table's data is whole.
+func TestTruncatedArchivesFail(t *testing.T) {
+	t.Parallel()
+	prod := drilltest.NewDatabase(t)
+	drilltest.Exec(t, prod, "create table events (id int, payload text)",
+		"insert into events select g, md5(g::text) from generate_series(1, 50000) g")
+	dir := t.TempDir()
+	tarPath := drilltest.DumpAs(t, prod, "tar", filepath.Join(dir, "full.tar"))
+	full, err := os.ReadFile(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirArchive := filepath.Join(dir, "z0.dir")
+	drilltest.Dump(t, prod, "-Fd", "-Z0", "-f", dirArchive)
+	cases := map[string]func(backups string){
+		"tar cut": func(backups string) {
+			writeFile(t, filepath.Join(backups, "events.tar"), full[:len(full)*2/5])
+		},
+		"directory data cut": func(backups string) {
+			dst := filepath.Join(backups, "events.dir")
+			if err := os.Mkdir(dst, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			entries, _ := os.ReadDir(dirArchive)
+			for _, e := range entries {
+				b, _ := os.ReadFile(filepath.Join(dirArchive, e.Name()))
+				if strings.HasSuffix(e.Name(), ".dat") && e.Name() != "toc.dat" && len(b) > 100000 {
+					b = b[:len(b)/2]
+					b = b[:strings.LastIndexByte(string(b), '\n')+1] // cut at a line, as head -n does
+				}
+				writeFile(t, filepath.Join(dst, e.Name()), b)
+			}
+		},
+	}
+	for name, prepare := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, 1)
+			prepare(b.backups)
+			code, run, r := runJSON(t, b)
+			if code != 1 || run["reason"] != "restore_failed" || !strings.Contains(fmt.Sprint(run["error"]), "backup is truncated") {
+				t.Fatalf("exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
+			}
+			drilltest.AssertNothingLeft(t, b.targetDir)
+		})
+	}
+}
+
+// A `pg_dump -C` dump of a database with settings connects to it twice.
+func TestCreateDatabaseDumpWithSettings(t *testing.T) {
+	t.Parallel()
+	shop := drilltest.Shop(t)
+	cfg, err := pgx.ParseConfig(shop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drilltest.Exec(t, shop, fmt.Sprintf("alter database %s set work_mem = '8MB'", pgx.Identifier{cfg.Database}.Sanitize()))
+	b := setup(t, 1)
+	drilltest.Dump(t, shop, "-Fp", "-C", "-f", filepath.Join(b.backups, "shop.sql"))
+	if code, run, r := runJSON(t, b); code != 0 {
+		t.Fatalf("exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
+	}
+}
+
+// A backup cannot make the checksum check compute what it wants by
+// shadowing the function the check calls.
+func TestChecksumNotShadowed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	shop := drilltest.Shop(t)
+	drilltest.Exec(t, shop, `create function public.hash_record_extended(public.orders, integer) returns bigint
+		language sql immutable as 'select 1::bigint'`)
+	drilltest.DumpAs(t, shop, "custom", filepath.Join(b.backups, "shop.dump"))
+	cfg := strings.Replace(readFile(t, b.config), "      - type: checksum\n        table: public.orders\n",
+		"      - type: checksum\n        table: public.orders\n        expect: \"00000000000007d0\"\n", 1)
+	if err := os.WriteFile(b.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, run, r := runJSON(t, b)
+	if code != 1 || run["reason"] != "check_failed" {
+		t.Fatalf("exit %d reason %v: the shadowing function decided the checksum\n%s", code, run["reason"], r.stderr)
+	}
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

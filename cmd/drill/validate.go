@@ -41,7 +41,11 @@ func runValidate(o *validateOpts) error {
 	}
 	fmt.Fprintf(o.stdout, "%s: ok, %d drill(s)\n", cfg.Path, len(cfg.Drills))
 	for _, d := range cfg.Drills {
-		fmt.Fprintf(o.stdout, "  %s: %s %s → %s target, %d check(s)", d.Name, d.Source.Type, d.Source.Location, d.Target.Type, len(d.Checks))
+		where := ""
+		if w := d.Source.Describe(); w != "" {
+			where = " " + w
+		}
+		fmt.Fprintf(o.stdout, "  %s: %s%s → %s target, %d check(s)", d.Name, d.Source.Type, where, d.Target.Type, len(d.Checks))
 		if d.Objectives.RTO > 0 || d.Objectives.RPO > 0 {
 			fmt.Fprintf(o.stdout, ", objectives rto %s rpo %s", orNone(d.Objectives.RTO.String(), d.Objectives.RTO > 0), orNone(d.Objectives.RPO.String(), d.Objectives.RPO > 0))
 		}

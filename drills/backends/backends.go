@@ -1,5 +1,7 @@
-// Package backends builds the Source and Target of a drill from its spec:
-// the one place that knows every backend.
+// Package backends links every backend into the program and builds the
+// Source and Target of a drill from its spec through the registry (see
+// drills.Register). Adding a backend is one package and one import line
+// here.
 package backends
 
 import (
@@ -7,10 +9,16 @@ import (
 	"fmt"
 
 	"drill/drills"
-	"drill/drills/local"
-	"drill/drills/pgdump"
-	"drill/drills/rds"
+	"drill/drills/config"
+
+	// The backends: each registers its source and target types.
+	_ "drill/drills/local"
+	_ "drill/drills/pgdump"
+	_ "drill/drills/rds"
 )
+
+// LoadConfig reads and validates a config file with every backend known.
+func LoadConfig(path string) (*drills.Config, error) { return config.Load(path) }
 
 // For returns the Source and Target of spec. An error means the drill cannot
 // be carried out on this machine (no PostgreSQL binaries, no such OS user, …).
@@ -19,7 +27,7 @@ func For(ctx context.Context, spec *drills.Spec) (drills.Source, drills.Target, 
 	if err != nil {
 		return nil, nil, err
 	}
-	tgt, err := targetFor(ctx, spec.Target, spec.Source.Instance)
+	tgt, err := targetFor(ctx, spec)
 	if err != nil {
 		return nil, nil, fmt.Errorf("drill %q: target: %w", spec.Name, err)
 	}
@@ -28,44 +36,32 @@ func For(ctx context.Context, spec *drills.Spec) (drills.Source, drills.Target, 
 
 // Source returns the Source of spec.
 func Source(ctx context.Context, spec *drills.Spec) (drills.Source, error) {
-	switch spec.Source.Type {
-	case drills.SourceRDSSnapshot, drills.SourceRDSPITR:
-		src, err := rds.NewSource(ctx, rds.SourceConfig{PointInTime: spec.Source.Type == drills.SourceRDSPITR, Instance: spec.Source.Instance,
-			Region: spec.Source.Region, SnapshotTypes: spec.Source.SnapshotTypes, RestoreTime: spec.Source.RestoreTime})
-		if err != nil {
-			return nil, fmt.Errorf("drill %q: source: %w", spec.Name, err)
-		}
-		return src, nil
-	case drills.SourcePgdump:
-		var pgRestore string
-		if bin, err := local.FindBinaries(); err == nil {
-			pgRestore = bin.Path("pg_restore")
-		}
-		src, err := pgdump.NewSource(ctx, pgdump.SourceConfig{Location: spec.Source.Location, Pattern: spec.Source.Pattern,
-			Region: spec.Source.Region, Endpoint: spec.Source.Endpoint, PGRestore: pgRestore})
-		if err != nil {
-			return nil, fmt.Errorf("drill %q: source: %w", spec.Name, err)
-		}
-		return src, nil
+	be, ok := drills.Lookup(drills.KindSource, spec.Source.Type)
+	if !ok || be.NewSource == nil {
+		return nil, fmt.Errorf("drill %q: unknown source type %q", spec.Name, spec.Source.Type)
 	}
-	return nil, fmt.Errorf("drill %q: unknown source type %q", spec.Name, spec.Source.Type)
+	src, err := be.NewSource(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("drill %q: source: %w", spec.Name, err)
+	}
+	return src, nil
 }
 
 // Target returns the Target of a target spec.
 func Target(t drills.TargetSpec) (drills.Target, error) {
-	return targetFor(context.Background(), t, "")
+	return targetFor(context.Background(), &drills.Spec{Target: t})
 }
 
-func targetFor(ctx context.Context, t drills.TargetSpec, sourceInstance string) (drills.Target, error) {
-	switch t.Type {
-	case drills.TargetLocal, "":
-		return local.NewTarget(local.TargetConfig{Dir: t.Dir, RunAs: t.RunAs, Database: t.Database, Jobs: t.Jobs})
-	case drills.TargetRDS:
-		return rds.NewTarget(ctx, rds.TargetConfig{Region: t.Region, InstanceClass: t.InstanceClass, SubnetGroup: t.SubnetGroup,
-			AllowDefaultNetwork: t.AllowDefaultNetwork, SecurityGroups: t.SecurityGroups, Tags: t.Tags, Database: t.Database,
-			CABundle: t.CABundle, PollInterval: t.PollInterval, SourceInstance: sourceInstance})
+func targetFor(ctx context.Context, spec *drills.Spec) (drills.Target, error) {
+	typ := spec.Target.Type
+	if typ == "" {
+		typ = drills.DefaultTargetType
 	}
-	return nil, fmt.Errorf("unknown target type %q", t.Type)
+	be, ok := drills.Lookup(drills.KindTarget, typ)
+	if !ok || be.NewTarget == nil {
+		return nil, fmt.Errorf("unknown target type %q", typ)
+	}
+	return be.NewTarget(ctx, spec)
 }
 
 // Targets returns one Target per distinct target spec of the config, for
@@ -75,7 +71,7 @@ func Targets(cfg *drills.Config) (map[string][]drills.Target, []error) {
 	out := map[string][]drills.Target{}
 	seen := map[string]bool{}
 	var errs []error
-	specs := []drills.TargetSpec{{Type: drills.TargetLocal}} // the default dir, even with no drill using it
+	specs := []drills.TargetSpec{{Type: drills.DefaultTargetType}} // the default dir, even with no drill using it
 	for _, d := range cfg.Drills {
 		specs = append(specs, d.Target)
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"drill/drills"
+	"drill/drills/local"
+	"drill/drills/pgdump"
 	"drill/drills/statedb"
 	"drill/verify"
 )
@@ -24,8 +26,8 @@ type SeedOpts struct {
 // SeedSpec is a drill spec for seeding.
 func SeedSpec(name string) *drills.Spec {
 	return &drills.Spec{Name: name, Schedule: "quarterly", Timeout: time.Hour,
-		Source:     drills.SourceSpec{Type: drills.SourcePgdump, Location: "s3://backups/" + name + "/"},
-		Target:     drills.TargetSpec{Type: drills.TargetLocal},
+		Source:     pgdump.Spec("s3://backups/" + name + "/"),
+		Target:     drills.TargetSpec{Type: local.TargetType},
 		Objectives: drills.Objectives{RTO: 30 * time.Minute, RPO: 26 * time.Hour},
 		Checks:     []verify.Check{{Type: verify.TypeSQL, Name: "no negatives", Query: "select count(*) from orders where total < 0", Expect: ptr("0")}},
 	}

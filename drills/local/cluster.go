@@ -88,16 +88,35 @@ func (c *Cluster) Init(ctx context.Context) error {
 	if len(sock) > maxSocketPath {
 		return fmt.Errorf("cluster directory %s is too deep for a Unix socket path (%d > %d bytes); choose a shorter directory", c.Dir, len(sock), maxSocketPath)
 	}
-	for _, d := range []string{c.Dir, c.SocketDir()} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-		if err := os.Chmod(d, 0o700); err != nil {
+	// Dir stays this process's own (the cluster's user may pass, not
+	// write): what drill writes there (a backup's copy, a restore list) is
+	// out of reach of anything running as the cluster's user. The data and
+	// socket directories and the server log are the cluster's.
+	dirMode := os.FileMode(0o700)
+	if c.RunAs.set {
+		dirMode = 0o711
+	}
+	if err := os.MkdirAll(c.Dir, dirMode); err != nil {
+		return err
+	}
+	if err := os.Chmod(c.Dir, dirMode); err != nil {
+		return err
+	}
+	for _, d := range []string{c.DataDir(), c.SocketDir()} {
+		if err := os.Mkdir(d, 0o700); err != nil {
 			return err
 		}
 		if err := c.RunAs.chown(d); err != nil {
 			return fmt.Errorf("give %s to %s: %w", d, c.RunAs.Name, err)
 		}
+	}
+	logf, err := os.OpenFile(c.logFile(), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	logf.Close()
+	if err := c.RunAs.chown(c.logFile()); err != nil {
+		return err
 	}
 	args := []string{"-D", c.DataDir(), "-U", c.superuser(), "-E", "UTF8", "--locale=C",
 		"--auth-local=trust", "--no-sync", "--no-instructions"}

@@ -85,6 +85,30 @@ func parseCreateExtension(t []string) extension {
 	return e
 }
 
+// copyFromStdin reports whether a COPY statement reads its data from the
+// script that follows it: COPY target FROM STDIN, where the first FROM or
+// TO outside parentheses decides (COPY (SELECT ... FROM stdin) TO STDOUT
+// reads nothing).
+func copyFromStdin(t []string) bool {
+	if !words(t, "copy") {
+		return false
+	}
+	depth := 0
+	for i := 1; i < len(t); i++ {
+		switch t[i] {
+		case "(":
+			depth++
+		case ")":
+			depth--
+		case "from", "to":
+			if depth == 0 {
+				return t[i] == "from" && i+1 < len(t) && t[i+1] == "stdin"
+			}
+		}
+	}
+	return false
+}
+
 // words reports whether the tokens start with want.
 func words(t []string, want ...string) bool {
 	if len(t) < len(want) {
@@ -130,7 +154,7 @@ type plainFilter struct {
 	skipped    map[string]bool // extensions not made at all
 	schemas    map[string]bool // schemas made beforehand
 	complete   bool
-	connected  bool
+	connected  string // the \connect line of a -C dump, once seen
 	inPreamble bool
 }
 
@@ -146,6 +170,9 @@ func (f *plainFilter) run(in io.Reader, out io.Writer) error {
 		}
 		if errors.Is(err, errTruncated) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%w: %v (line %d)", ErrTruncated, err, sc.line)
+		}
+		if errors.Is(err, errNUL) {
+			return fmt.Errorf("%w: backup line %d: %v", ErrUnsafeBackup, sc.line, err)
 		}
 		if err != nil {
 			return fmt.Errorf("read backup at line %d: %w", sc.line, err)
@@ -164,14 +191,16 @@ func (f *plainFilter) run(in io.Reader, out io.Writer) error {
 				return err
 			}
 			text = newlines(ev.text)
+		case evVar:
+			return fmt.Errorf("%w: backup line %d: psql variable reference %.20q (pg_dump writes none; psql would substitute text there)", ErrUnsafeBackup, ev.line, ev.text)
 		case evStatement:
-			t := sqlTokens(ev.text, 64)
+			t := sqlTokens(ev.text, 0)
 			if f.inPreamble {
 				text = newlines(ev.text)
 				break
 			}
 			text = f.statement(t, ev.text)
-			if words(t, "copy") && slices.Contains(t, "from") && slices.Contains(t, "stdin") {
+			if copyFromStdin(t) {
 				sc.startCopy()
 			}
 		}
@@ -204,9 +233,11 @@ func (f *plainFilter) meta(ev sqlEvent) error {
 	switch {
 	case name == `\restrict` || name == `\unrestrict`:
 		return nil // pg_dump's own; drill's key is already in force
-	case (name == `\connect` || name == `\c`) && f.inPreamble && !f.connected:
-		f.connected, f.inPreamble = true, false
+	case (name == `\connect` || name == `\c`) && f.inPreamble && f.connected == "":
+		f.connected, f.inPreamble = strings.TrimSpace(string(ev.text)), false
 		return nil
+	case (name == `\connect` || name == `\c`) && f.connected != "" && strings.TrimSpace(string(ev.text)) == f.connected:
+		return nil // pg_dump connects again (after ALTER DATABASE ... SET): the same database
 	case name == `\connect` || name == `\c`:
 		return fmt.Errorf("%w: backup line %d: %s: the backup connects to another database (drill restores one database: a pg_dump, not a pg_dumpall)", ErrUnsafeBackup, ev.line, name)
 	}
@@ -242,7 +273,7 @@ func (f *plainFilter) statement(t []string, text []byte) []byte {
 	case n >= 2 && (t[0] == "create" || t[0] == "alter" || t[0] == "drop") && (t[1] == "publication" || t[1] == "subscription"),
 		words(t, "comment", "on", "publication"), words(t, "comment", "on", "subscription"):
 		return drop()
-	case words(t, "alter", "database"), words(t, "comment", "on", "database"), words(t, "create", "database"):
+	case words(t, "alter", "database"), words(t, "comment", "on", "database"), words(t, "create", "database"), words(t, "alter", "role"):
 		return drop()
 	case words(t, "comment", "on", "extension"):
 		return drop()

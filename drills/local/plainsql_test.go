@@ -2,6 +2,7 @@ package local
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -155,5 +156,56 @@ func TestRestoreListLeavesOutPremadeExtensions(t *testing.T) {
 func TestBackupLine(t *testing.T) {
 	if got := backupLine("psql:<stdin>:13: ERROR:  relation \"x\" does not exist"); got != "backup line 12: ERROR:  relation \"x\" does not exist" {
 		t.Error(got)
+	}
+}
+
+// What a scanner could misread as data or as a comment, psql reads as a
+// command: each is refused by drill's reader itself.
+func TestPlainFilterRefusesWhatPsqlWouldRun(t *testing.T) {
+	for name, script := range map[string]string{
+		"copy to stdout":   "COPY (SELECT 1 AS stdin FROM pg_class) TO STDOUT;\n\\! id\n\\.\n",
+		"carriage return":  "-- c\r\\! id\n",
+		"variable":         "SELECT :'DBNAME';\n",
+		"variable in E''":  "SELECT :E'\\' \\! id';\n",
+		"plain variable":   "SELECT :DBNAME;\n",
+		"nul byte":         "SELECT 1;\x00\\! id\n",
+		"nul in copy data": "COPY t (a) FROM stdin;\n1\x00\n\\.\n",
+	} {
+		_, err := filterScript(t, &plainFilter{}, script+trailer)
+		if !errors.Is(err, ErrUnsafeBackup) {
+			t.Errorf("%s: %v, want ErrUnsafeBackup", name, err)
+		}
+	}
+}
+
+// Legitimate dumps that a too-narrow reader would refuse.
+func TestPlainFilterAcceptsRealDumpShapes(t *testing.T) {
+	cols := make([]string, 40)
+	for i := range cols {
+		cols[i] = fmt.Sprintf("c%d", i)
+	}
+	wide := "COPY public.wide (" + strings.Join(cols, ", ") + ") FROM stdin;\n\\N\t1\n\\.\n"
+	args := strings.Repeat("integer, ", 30) + "integer"
+	owner := "ALTER FUNCTION public.f(" + args + ") OWNER TO postgres;\n"
+	casts := "SELECT '1'::integer, a[1:2] FROM t;\n"
+	connectTwice := "CREATE DATABASE shop;\n\\connect shop\nALTER DATABASE shop SET search_path = x;\nALTER ROLE app IN DATABASE shop SET work_mem = '1MB';\n\\connect shop\nCREATE TABLE t (id int);\n"
+	for name, tc := range map[string]struct {
+		script string
+		f      *plainFilter
+		gone   string
+	}{
+		"40-column copy":     {wide, &plainFilter{}, ""},
+		"long signature":     {owner, &plainFilter{}, "OWNER TO"},
+		"casts and slices":   {casts, &plainFilter{}, ""},
+		"connect twice (-C)": {connectTwice, &plainFilter{connect: true}, "ALTER ROLE"},
+	} {
+		out, err := filterScript(t, tc.f, tc.script+trailer)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if tc.gone != "" && strings.Contains(out, tc.gone) {
+			t.Errorf("%s: still has %q", name, tc.gone)
+		}
 	}
 }

@@ -45,7 +45,12 @@ func (b Binaries) version() string {
 // "production" databases are made from test fixtures; drill's own targets
 // restore as an unprivileged role and OS user (see Target.Restore).
 func RestoreArchive(ctx context.Context, bin Binaries, dsn, format, path string, jobs int, progress drills.Progress) error {
-	return restoreCmd{bin: bin, dsn: dsn, jobs: jobs, progress: progress, home: os.TempDir()}.run(ctx, format, path, nil)
+	home, err := os.MkdirTemp("", "drill-restore-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(home)
+	return restoreCmd{bin: bin, dsn: dsn, jobs: jobs, progress: progress, home: home}.run(ctx, format, path, nil)
 }
 
 // restoreCmd loads one backup into a database. The restore programs run as
@@ -91,6 +96,9 @@ func (r restoreCmd) archive(ctx context.Context, format, path string) error {
 	toc, err := r.output(ctx, r.bin.Path("pg_restore"), "--list", path)
 	if err != nil {
 		return fmt.Errorf("restore: read the archive's table of contents: %w", err)
+	}
+	if err := checkArchiveData(format, path, toc); err != nil {
+		return err
 	}
 	var exts []extension
 	if names := tocExtensions(toc); len(names) > 0 {
@@ -204,17 +212,17 @@ func restoreList(toc string, premade, skipped, schemas map[string]bool) (string,
 	return b.String(), n
 }
 
-// deniedExtensions are not made in a throwaway cluster even when a backup
-// has them: they reach the host's files, the network or run code.
-var deniedExtensions = map[string]string{
-	"adminpack":    "it writes the server's files",
-	"dblink":       "it connects to other servers",
-	"postgres_fdw": "it connects to other servers",
-	"file_fdw":     "it reads the server's files",
-	"plperlu":      "an untrusted language runs code on the host",
-	"plpython3u":   "an untrusted language runs code on the host",
-	"plpythonu":    "an untrusted language runs code on the host",
-	"pltclu":       "an untrusted language runs code on the host",
+// superuserExtensions are the untrusted extensions drill makes (as the
+// cluster's superuser, from the host's files) when a backup has them: they
+// read statistics or check data, and reach neither the host's files, the
+// network nor a shell. Any other untrusted extension (dblink, postgres_fdw,
+// file_fdw, adminpack, untrusted languages...) is not made: what needs it
+// fails to restore.
+var superuserExtensions = map[string]bool{
+	"pg_stat_statements": true, "amcheck": true, "pg_buffercache": true, "pgstattuple": true,
+	"pg_visibility": true, "pg_freespacemap": true, "pg_prewarm": true, "pgrowlocks": true,
+	"pg_walinspect": true, "postgis": true, "postgis_raster": true, "postgis_topology": true,
+	"address_standardizer": true, "vector": true,
 }
 
 // prepareExtensions makes, as the superuser, the extensions of a backup
@@ -233,11 +241,6 @@ func (r restoreCmd) prepareExtensions(ctx context.Context, exts []extension) (pr
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	for _, e := range exts {
-		if why, ok := deniedExtensions[e.Name]; ok {
-			skipped[e.Name] = true
-			r.progress.Say(fmt.Sprintf("not making extension %s: %s (what needs it will fail to restore)", e.Name, why))
-			continue
-		}
 		var trusted, available bool
 		err := conn.QueryRow(ctx, `select coalesce(bool_or(trusted), false), count(*) > 0
 			from pg_available_extension_versions where name = $1`, e.Name).Scan(&trusted, &available)
@@ -246,6 +249,11 @@ func (r restoreCmd) prepareExtensions(ctx context.Context, exts []extension) (pr
 		}
 		if trusted || !available {
 			continue // the restore makes it, or fails saying it is not installed
+		}
+		if !superuserExtensions[e.Name] {
+			skipped[e.Name] = true
+			r.progress.Say(fmt.Sprintf("not making extension %s: only a superuser may, and drill makes only extensions that cannot reach the host (what needs it will fail to restore)", e.Name))
+			continue
 		}
 		schema := e.Schema
 		if schema == "" {
@@ -262,7 +270,7 @@ func (r restoreCmd) prepareExtensions(ctx context.Context, exts []extension) (pr
 			schemas[schema] = true
 		}
 		r.progress.Say(fmt.Sprintf("making extension %s (needs a superuser)", e.Name))
-		q := fmt.Sprintf("create extension if not exists %s with schema %s cascade", pgx.Identifier{e.Name}.Sanitize(), pgx.Identifier{schema}.Sanitize())
+		q := fmt.Sprintf("create extension if not exists %s with schema %s", pgx.Identifier{e.Name}.Sanitize(), pgx.Identifier{schema}.Sanitize())
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return nil, nil, nil, fmt.Errorf("restore: create extension %s: %w", e.Name, err)
 		}
@@ -298,8 +306,38 @@ func openPlain(format, path string) (io.Reader, func(), error) {
 	return gz, func() { gz.Close(); f.Close() }, nil
 }
 
+// restrictSince is the first minor release of each major version whose
+// psql has \restrict (August 2025; every release from 18 on).
+var restrictSince = map[int]int{13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
+
+// psqlRestricts reports whether the psql of bin has \restrict, without
+// which drill does not hand it a backup.
+func (b Binaries) psqlRestricts() error {
+	out, err := exec.Command(b.Path("psql"), "--version").Output()
+	if err != nil {
+		return fmt.Errorf("psql --version: %w", err)
+	}
+	m := versionRe.FindSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("psql --version: cannot read %q", strings.TrimSpace(string(out)))
+	}
+	parts := strings.SplitN(string(m[1]), ".", 3)
+	major, _ := strconv.Atoi(parts[0])
+	minor := 0
+	if len(parts) > 1 {
+		minor, _ = strconv.Atoi(parts[1])
+	}
+	if since, ok := restrictSince[major]; major >= 18 || ok && minor >= since {
+		return nil
+	}
+	return fmt.Errorf("psql %s cannot refuse a backup's psql commands (\\restrict came with PostgreSQL 13.22, 14.19, 15.14, 16.10, 17.6 and 18): update PostgreSQL's client programs to restore plain-SQL dumps", m[1])
+}
+
 // plain restores a plain-SQL dump with psql, through plainFilter.
 func (r restoreCmd) plain(ctx context.Context, format, path string, facts plainFacts) error {
+	if err := r.bin.psqlRestricts(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 	premade, skipped, schemas, err := r.prepareExtensions(ctx, facts.Extensions)
 	if err != nil {
 		return err
@@ -366,12 +404,18 @@ func (r restoreCmd) output(ctx context.Context, name string, args ...string) (st
 	return string(out), nil
 }
 
-// writeFile writes a file the programs (as runAs) can read.
+// writeFile writes a new file the programs (as runAs) can read and not
+// change, in a directory that is drill's own.
 func (r restoreCmd) writeFile(path, content string) error {
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
 		return err
 	}
-	return r.runAs.chown(path)
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // exec runs a restore program, turning its verbose output into progress
@@ -421,7 +465,7 @@ func (o *restoreOutput) read(r io.Reader, progress drills.Progress) {
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	var lastSaid time.Time
 	for sc.Scan() {
-		line := sc.Text()
+		line := printable(sc.Text())
 		if o.plain {
 			line = backupLine(line)
 		}
@@ -445,6 +489,17 @@ func (o *restoreOutput) read(r io.Reader, progress drills.Progress) {
 			o.last = o.last[1:]
 		}
 	}
+}
+
+// printable replaces control characters (a backup's error text may hold
+// terminal escapes) with '?'.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r >= 0x7f && r < 0xa0 {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 var psqlLine = regexp.MustCompile(`^psql:<stdin>:(\d+): `)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 )
@@ -30,6 +31,7 @@ type sqlScanner struct {
 	escapes bool   // the single-quoted string being read is an E'' string
 	paren   int
 
+	filled  bool // buf holds more than whitespace
 	copying bool // reading the data of COPY FROM stdin
 	midLine bool // a copy data line is longer than the buffer
 	pending []sqlEvent
@@ -57,6 +59,9 @@ const (
 	evMeta
 	// evData is copy data, up to and including the line "\.".
 	evData
+	// evVar is a psql variable reference (:name, :'name'): psql would
+	// substitute text there.
+	evVar
 )
 
 type sqlEvent struct {
@@ -67,6 +72,13 @@ type sqlEvent struct {
 
 // errTruncated says a script ends inside a statement, a quote or copy data.
 var errTruncated = errors.New("the script ends in the middle of a statement or of COPY data")
+
+// errNUL says a script holds a NUL byte, which no SQL text has and which
+// psql reads as the end of a line.
+var errNUL = errors.New("the script holds a NUL byte")
+
+// maxStatement bounds the text of one statement held in memory.
+const maxStatement = 512 << 20
 
 func newSQLScanner(r io.Reader) *sqlScanner {
 	return &sqlScanner{br: bufio.NewReaderSize(r, 256*1024)}
@@ -90,7 +102,7 @@ func (s *sqlScanner) next() (sqlEvent, error) {
 		line, err := s.readLine()
 		if len(line) == 0 {
 			if err == nil || errors.Is(err, io.EOF) {
-				if s.st != lexNormal || len(bytes.TrimSpace(s.buf)) > 0 {
+				if s.st != lexNormal || s.filled {
 					return sqlEvent{}, errTruncated
 				}
 				return sqlEvent{}, io.EOF
@@ -98,7 +110,16 @@ func (s *sqlScanner) next() (sqlEvent, error) {
 			return sqlEvent{}, err
 		}
 		s.line++
-		if s.st == lexNormal && isBlank(s.buf) {
+		if bytes.IndexByte(line, 0) >= 0 {
+			return sqlEvent{}, errNUL
+		}
+		if len(s.buf)+len(line) > maxStatement {
+			return sqlEvent{}, fmt.Errorf("a statement longer than %d MiB starts at line %d", maxStatement>>20, s.first)
+		}
+		// psql ends a line at a carriage return too: a line with one
+		// inside is read character by character.
+		innerCR := bytes.IndexByte(bytes.TrimRight(line, "\r\n"), '\r') >= 0
+		if s.st == lexNormal && !s.filled && !innerCR {
 			t := bytes.TrimLeft(line, " \t")
 			switch {
 			case bytes.HasPrefix(t, []byte(`\`)):
@@ -141,6 +162,9 @@ func (s *sqlScanner) copyData() (sqlEvent, error) {
 		if !s.midLine {
 			s.line++
 		}
+		if bytes.IndexByte(line, 0) >= 0 {
+			return sqlEvent{}, errNUL
+		}
 		if !s.midLine && isEndOfCopy(line) {
 			out = append(out, line...)
 			s.copying = false
@@ -174,7 +198,7 @@ func isIdentChar(c byte) bool {
 
 // scan reads one line of statement text, queueing each statement it ends.
 func (s *sqlScanner) scan(line []byte) {
-	if isBlank(s.buf) {
+	if !s.filled {
 		s.first = s.line
 	}
 	start := len(s.buf)
@@ -217,50 +241,80 @@ func (s *sqlScanner) scan(line []byte) {
 				s.depth++
 			}
 		case lexNormal:
-			prevIdent := i > 0 && isIdentChar(b[i-1])
-			switch {
-			case c == '\'':
-				s.st = lexSingle
-				s.escapes = i > 0 && (b[i-1] == 'E' || b[i-1] == 'e') && (i < 2 || !isIdentChar(b[i-2]))
-			case c == '"':
-				s.st = lexDouble
-			case c == '$' && !prevIdent:
-				if tag := dollarTag(b[i:]); tag != nil {
-					s.tag = tag
-					s.st = lexDollar
-					i += len(tag) - 1
-				}
-			case c == '-' && i+1 < len(b) && b[i+1] == '-':
-				i = len(b) - 1 // a comment to the end of the line
-			case c == '/' && i+1 < len(b) && b[i+1] == '*':
-				i++
-				s.st, s.depth = lexComment, 1
-			case c == '(':
-				s.paren++
-			case c == ')':
-				if s.paren > 0 {
-					s.paren--
-				}
-			case c == '\\':
-				// psql reads a backslash outside quotes as a meta-command,
-				// wherever it is on the line.
-				s.queue(evStatement, b[:i])
-				s.queue(evMeta, b[i:])
-				s.buf = s.buf[:0]
+			var stop bool
+			if b, i, stop = s.normal(b, i); stop {
 				return
-			case c == ';' && s.paren == 0:
-				s.queue(evStatement, b[:i+1])
-				b = b[i+1:]
-				i = -1
-				s.first = s.line
 			}
 		}
 	}
-	s.buf = append(s.buf[:0], b...)
-	if s.st == lexNormal && isBlank(s.buf) && len(s.buf) > 0 {
+	if len(b) != len(s.buf) { // statements ended on this line: keep the rest
+		s.buf = append(s.buf[:0], b...)
+		s.filled = !isBlank(s.buf)
+	} else {
+		s.filled = s.filled || !isBlank(line)
+	}
+	if s.st == lexNormal && !s.filled && len(s.buf) > 0 {
 		s.queue(evText, s.buf)
 		s.buf = s.buf[:0]
 	}
+}
+
+// normal reads the character at b[i] outside quotes and comments. It
+// returns the (possibly shortened) buffer and index, and stop when the
+// rest of the line is a meta-command.
+func (s *sqlScanner) normal(b []byte, i int) ([]byte, int, bool) {
+	c := b[i]
+	prevIdent := i > 0 && isIdentChar(b[i-1])
+	switch {
+	case c == '\'':
+		s.st = lexSingle
+		s.escapes = i > 0 && (b[i-1] == 'E' || b[i-1] == 'e') && (i < 2 || !isIdentChar(b[i-2]))
+	case c == '"':
+		s.st = lexDouble
+	case c == '$' && !prevIdent:
+		if tag := dollarTag(b[i:]); tag != nil {
+			s.tag = tag
+			s.st = lexDollar
+			i += len(tag) - 1
+		}
+	case c == '-' && i+1 < len(b) && b[i+1] == '-':
+		// a comment to the end of the line, which a carriage return ends too
+		if end := bytes.IndexAny(b[i:], "\r\n"); end >= 0 {
+			i += end
+		} else {
+			i = len(b) - 1
+		}
+	case c == ':' && i+1 < len(b) && b[i+1] == ':':
+		i++ // a cast
+	case c == ':' && i+1 < len(b) && (b[i+1] == '\'' || b[i+1] == '"' || b[i+1] == '{' || b[i+1] == '_' || b[i+1] >= 'a' && b[i+1] <= 'z' || b[i+1] >= 'A' && b[i+1] <= 'Z'):
+		// psql substitutes a variable here: :name, :'name', :"name", :{?name}
+		s.queue(evStatement, b[:i])
+		s.queue(evVar, b[i:])
+		s.buf, s.filled = s.buf[:0], false
+		return b, i, true
+	case c == '/' && i+1 < len(b) && b[i+1] == '*':
+		i++
+		s.st, s.depth = lexComment, 1
+	case c == '(':
+		s.paren++
+	case c == ')':
+		if s.paren > 0 {
+			s.paren--
+		}
+	case c == '\\':
+		// psql reads a backslash outside quotes as a meta-command,
+		// wherever it is on the line.
+		s.queue(evStatement, b[:i])
+		s.queue(evMeta, b[i:])
+		s.buf, s.filled = s.buf[:0], false
+		return b, i, true
+	case c == ';' && s.paren == 0:
+		s.queue(evStatement, b[:i+1])
+		b = b[i+1:]
+		i = -1
+		s.first = s.line
+	}
+	return b, i, false
 }
 
 func (s *sqlScanner) queue(kind eventKind, text []byte) {
@@ -286,18 +340,18 @@ func dollarTag(b []byte) []byte {
 	return nil
 }
 
-// sqlTokens returns up to max tokens of a statement: words folded to lower
-// case, quoted identifiers unquoted, a string literal as "'", any other
-// character by itself. Comments are skipped.
+// sqlTokens returns the tokens of a statement (at most max; all when max
+// is 0): words folded to lower case, quoted identifiers unquoted, a string
+// literal as "'", any other character by itself. Comments are skipped.
 func sqlTokens(stmt []byte, max int) []string {
 	var out []string
-	for i := 0; i < len(stmt) && len(out) < max; {
+	for i := 0; i < len(stmt) && (max <= 0 || len(out) < max); {
 		c := stmt[i]
 		switch {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			i++
 		case c == '-' && i+1 < len(stmt) && stmt[i+1] == '-':
-			for i < len(stmt) && stmt[i] != '\n' {
+			for i < len(stmt) && stmt[i] != '\n' && stmt[i] != '\r' {
 				i++
 			}
 		case c == '/' && i+1 < len(stmt) && stmt[i+1] == '*':

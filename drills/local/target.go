@@ -167,11 +167,10 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 		return fmt.Errorf("backup %s is not a pg_dump archive; the local target restores pg_dump backups only", b.ID)
 	}
 	c := t.cluster(*in)
+	// The spool is drill's own, in drill's own directory: readable by the
+	// cluster's user, not writable.
 	spool := filepath.Join(in.ID, "backup")
-	if err := os.MkdirAll(spool, 0o700); err != nil {
-		return err
-	}
-	if err := t.runAs.chown(spool); err != nil {
+	if err := os.Mkdir(spool, 0o755); err != nil {
 		return err
 	}
 	path, err := b.Fetch(ctx, spool, func(done, total int64) { progress.Say(fetchProgress(done, total)) })
@@ -190,7 +189,10 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 		return err
 	}
 	db := t.cfg.Database
-	if db == "" && facts != nil {
+	if db == "" && facts != nil && facts.Database != "" {
+		if err := dumpDatabaseName(facts.Database); err != nil {
+			return err
+		}
 		db = facts.Database
 	}
 	if db == "" {
@@ -214,6 +216,15 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 	}
 	_ = os.RemoveAll(spool) // the restored data is all that is needed now
 	in.DSN = c.SocketDSNAs(CheckRole, db)
+	return nil
+}
+
+// dumpDatabaseName refuses the name a `pg_dump -C` dump creates when it
+// holds what psql or a shell could read as more than a name.
+func dumpDatabaseName(name string) error {
+	if len(name) > 63 || strings.ContainsAny(name, "\\'\":;`$") || strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return fmt.Errorf("%w: the dump creates a database named %q; drill restores into a database of that name only when it is a plain name (set target.database to restore it elsewhere)", ErrUnsafeBackup, name)
+	}
 	return nil
 }
 
@@ -397,7 +408,7 @@ func (t *Target) stage(ctx context.Context, spool, path string, progress drills.
 		return path, nil
 	}
 	if rel, err := filepath.Rel(spool, path); err == nil && !strings.HasPrefix(rel, "..") {
-		return path, chownTree(t.runAs, spool) // fetched into the spool
+		return path, readableTree(spool) // fetched into the spool
 	}
 	probe := exec.CommandContext(ctx, "find", path, "-maxdepth", "1", "!", "-readable", "-print", "-quit")
 	probe.Env = baseEnv(spool)
@@ -410,7 +421,7 @@ func (t *Target) stage(ctx context.Context, spool, path string, progress drills.
 	if err := copyTree(ctx, path, dst); err != nil {
 		return "", fmt.Errorf("copy %s for OS user %s: %w", path, t.runAs.Name, err)
 	}
-	return dst, chownTree(t.runAs, spool)
+	return dst, readableTree(spool)
 }
 
 // copyTree copies a regular file, or a directory of regular files (a
@@ -446,7 +457,7 @@ func copyFile(ctx context.Context, src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
@@ -457,12 +468,18 @@ func copyFile(ctx context.Context, src, dst string) error {
 	return out.Close()
 }
 
-// chownTree gives dir and everything in it to the user.
-func chownTree(r RunAs, dir string) error {
-	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
+// readableTree makes what drill put in dir (its own files) readable by
+// the cluster's user: directories 0755, files 0644. Links are left alone.
+func readableTree(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
 			return err
+		case d.IsDir():
+			return os.Chmod(p, 0o755)
+		case d.Type().IsRegular():
+			return os.Chmod(p, 0o644)
 		}
-		return r.chown(p)
+		return nil
 	})
 }

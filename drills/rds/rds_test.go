@@ -79,10 +79,18 @@ func setup(t *testing.T, delay time.Duration, throttle float64) bundle {
 
 func i64(n int64) *int64 { return &n }
 
+// setTarget changes the rds target settings of spec.
+func setTarget(spec *drills.Spec, change func(*rds.TargetSettings)) {
+	t := spec.Target.Settings.(rds.TargetSettings)
+	change(&t)
+	spec.Target.Settings = t
+}
+
 func (b bundle) spec(sourceType string) *drills.Spec {
 	return &drills.Spec{Name: "orders", Timeout: 2 * time.Minute,
-		Source:     drills.SourceSpec{Type: sourceType, Instance: "orders-prod"},
-		Target:     drills.TargetSpec{Type: drills.TargetRDS, InstanceClass: "db.t4g.micro", SubnetGroup: "drill-isolated", SecurityGroups: []string{"sg-0123"}, Database: b.dbName, Tags: map[string]string{"team": "platform"}, PollInterval: 100 * time.Millisecond},
+		Source: drills.SourceSpec{Type: sourceType, Settings: rds.SourceSettings{Instance: "orders-prod"}},
+		Target: drills.TargetSpec{Type: rds.TargetType, Settings: rds.TargetSettings{InstanceClass: "db.t4g.micro", SubnetGroup: "drill-isolated",
+			SecurityGroups: []string{"sg-0123"}, Database: b.dbName, Tags: map[string]string{"team": "platform"}, PollInterval: 100 * time.Millisecond}},
 		Objectives: drills.Objectives{RTO: 10 * time.Minute, RPO: 26 * time.Hour},
 		Checks: []verify.Check{
 			{Type: verify.TypeRowCount, Name: "orders", Table: "public.orders", Equals: i64(drilltest.ShopRows)},
@@ -95,13 +103,14 @@ func (b bundle) spec(sourceType string) *drills.Spec {
 func (b bundle) drill(t *testing.T, spec *drills.Spec) (*drills.Run, string) {
 	t.Helper()
 	ctx := context.Background()
-	src, err := rds.NewSource(ctx, rds.SourceConfig{PointInTime: spec.Source.Type == drills.SourceRDSPITR, Instance: spec.Source.Instance})
+	// built as drill builds them: through the backends' registration
+	srcBackend, _ := drills.Lookup(drills.KindSource, spec.Source.Type)
+	src, err := srcBackend.NewSource(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgt, err := rds.NewTarget(ctx, rds.TargetConfig{InstanceClass: spec.Target.InstanceClass, SubnetGroup: spec.Target.SubnetGroup,
-		SecurityGroups: spec.Target.SecurityGroups, Database: spec.Target.Database, Tags: spec.Target.Tags,
-		PollInterval: spec.Target.PollInterval, SourceInstance: spec.Source.Instance, CABundle: spec.Target.CABundle})
+	tgtBackend, _ := drills.Lookup(drills.KindTarget, spec.Target.Type)
+	tgt, err := tgtBackend.NewTarget(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +166,7 @@ func (b bundle) assertSecretNowhere(t *testing.T, secret string) {
 
 func TestSnapshotDrill(t *testing.T) {
 	b := setup(t, 300*time.Millisecond, 0)
-	run, password := b.drill(t, b.spec(drills.SourceRDSSnapshot))
+	run, password := b.drill(t, b.spec(rds.SnapshotSourceType))
 	if run.Status != drills.StatusPassed {
 		t.Fatalf("%s %s: %s", run.Status, run.Reason, run.Error)
 	}
@@ -179,7 +188,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestPointInTimeDrill(t *testing.T) {
 	b := setup(t, 200*time.Millisecond, 0)
-	run, password := b.drill(t, b.spec(drills.SourceRDSPITR))
+	run, password := b.drill(t, b.spec(rds.PITRSourceType))
 	if run.Status != drills.StatusPassed || run.Backup.Format != rds.FormatPITR || run.Backup.Details["restore_time"] == "" {
 		t.Fatalf("%s %s: %s; backup %+v", run.Status, run.Reason, run.Error, run.Backup)
 	}
@@ -189,7 +198,7 @@ func TestPointInTimeDrill(t *testing.T) {
 
 func TestThrottlingStillCompletes(t *testing.T) {
 	b := setup(t, 200*time.Millisecond, 0.3)
-	run, _ := b.drill(t, b.spec(drills.SourceRDSSnapshot))
+	run, _ := b.drill(t, b.spec(rds.SnapshotSourceType))
 	if run.Status != drills.StatusPassed {
 		t.Fatalf("%s %s: %s", run.Status, run.Reason, run.Error)
 	}
@@ -199,7 +208,7 @@ func TestThrottlingStillCompletes(t *testing.T) {
 // An instance stuck in "creating" past the drill's timeout is torn down.
 func TestStuckCreatingIsTornDown(t *testing.T) {
 	b := setup(t, time.Hour, 0)
-	spec := b.spec(drills.SourceRDSSnapshot)
+	spec := b.spec(rds.SnapshotSourceType)
 	spec.Timeout = 4 * time.Second
 	run, _ := b.drill(t, spec)
 	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonTimeout || run.Target.State != drills.TargetDestroyed {
@@ -269,7 +278,7 @@ func TestSweeperRemovesOrphanedTaggedInstance(t *testing.T) {
 	restoreRaw(t, c, "drill-orders-7", map[string]string{"ManagedBy": "drill", "DrillRun": "7", "Drill": "orders", "DrillStore": storeID})
 	restoreRaw(t, c, "drill-orders-8", nil)
 	restoreRaw(t, c, "drill-orders-9", map[string]string{"ManagedBy": "drill", "DrillRun": "9", "Drill": "orders", "DrillStore": "someone-else"})
-	cfg := &drills.Config{Drills: []*drills.Spec{b.spec(drills.SourceRDSSnapshot)}}
+	cfg := &drills.Config{Drills: []*drills.Spec{b.spec(rds.SnapshotSourceType)}}
 	rep, err := jobs.NewSweeper(jobs.Config{Drills: cfg, Store: b.store}, nil).Sweep(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -321,8 +330,8 @@ func TestErrors(t *testing.T) {
 func TestWorkerSnoozesWhileCreating(t *testing.T) {
 	b := setup(t, 2*time.Second, 0)
 	ctx := context.Background()
-	spec := b.spec(drills.SourceRDSSnapshot)
-	spec.Target.PollInterval = 300 * time.Millisecond
+	spec := b.spec(rds.SnapshotSourceType)
+	setTarget(spec, func(t *rds.TargetSettings) { t.PollInterval = 300 * time.Millisecond })
 	cfg := &drills.Config{Drills: []*drills.Spec{spec}}
 	client, err := jobs.NewWorkerClient(jobs.Config{Drills: cfg, Store: b.store, Concurrency: 1, Logger: slog.New(slog.NewJSONHandler(b.logs, nil))})
 	if err != nil {
@@ -376,8 +385,8 @@ func TestVerifyFullWithCABundle(t *testing.T) {
 	if err := os.WriteFile(good, b.emu.CAPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	spec := b.spec(drills.SourceRDSSnapshot)
-	spec.Target.CABundle = good
+	spec := b.spec(rds.SnapshotSourceType)
+	setTarget(spec, func(t *rds.TargetSettings) { t.CABundle = good })
 	if run, _ := b.drill(t, spec); run.Status != drills.StatusPassed {
 		t.Fatalf("verify-full with the right CA: %s %s: %s", run.Status, run.Reason, run.Error)
 	}
@@ -389,7 +398,7 @@ func TestVerifyFullWithCABundle(t *testing.T) {
 	if err := os.WriteFile(bad, other.CAPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	spec.Target.CABundle = bad
+	setTarget(spec, func(t *rds.TargetSettings) { t.CABundle = bad })
 	run, _ := b.drill(t, spec)
 	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonRestoreFailed || !strings.Contains(run.Error, "does not verify against ca_bundle") || run.Target.State != drills.TargetDestroyed {
 		t.Fatalf("verify-full with a wrong CA: %s %s (%s), target %+v", run.Status, run.Reason, run.Error, run.Target)

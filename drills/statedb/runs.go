@@ -102,7 +102,7 @@ func (s *Store) RecordTargetIntent(ctx context.Context, in drills.Instance, hook
 
 // SetTargetState records a target's state and details. created marks the
 // creation time, destroyed the teardown time.
-func (s *Store) SetTargetState(ctx context.Context, targetID int64, in drills.Instance, state string, at time.Time, destroyErr string) error {
+func (s *Store) SetTargetState(ctx context.Context, targetID int64, in drills.Instance, state drills.TargetState, at time.Time, destroyErr string) error {
 	details, _ := json.Marshal(in.Details)
 	return s.exec(ctx, "target state", `update drill_targets set state = $2, details = $3,
 		created_at = case when $2 = 'created' then $4 else created_at end,
@@ -125,7 +125,7 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, o drills.Outcome) er
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `update drill_runs set status = $2, reason = $3, error = $4, finished_at = $5,
 			rto_seconds = $6, rpo_seconds = $7, data_rpo_seconds = $8, rto_met = $9, rpo_met = $10 where id = $1`,
-			runID, o.Status, nullString(o.Reason), nullString(o.Error), o.FinishedAt,
+			runID, o.Status, nullString(string(o.Reason)), nullString(o.Error), o.FinishedAt,
 			drills.OptSeconds(o.RTO), drills.OptSeconds(o.RPO), drills.OptSeconds(o.DataRPO), o.RTOMet, o.RPOMet)
 		if err != nil {
 			return err

@@ -13,7 +13,7 @@ import (
 // FailUnfinished ends a run that is still queued or running as failed with
 // reason and message, and closes its open phases. It reports whether it
 // changed anything: a run that already finished is left alone.
-func (s *Store) FailUnfinished(ctx context.Context, runID int64, reason, msg string, at time.Time) (bool, error) {
+func (s *Store) FailUnfinished(ctx context.Context, runID int64, reason drills.Reason, msg string, at time.Time) (bool, error) {
 	var changed bool
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `update drill_runs set status = 'failed', reason = $2, error = $3, finished_at = $4,

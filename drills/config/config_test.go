@@ -1,4 +1,4 @@
-package drills_test
+package config_test
 
 import (
 	"errors"
@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"drill/drills"
+	_ "drill/drills/backends" // every backend registered, as in drill itself
+	"drill/drills/config"
+	"drill/drills/local"
+	"drill/drills/pgdump"
 )
 
 const goodConfig = `database_url: ${DRILL_TEST_CONFIG_URL}
@@ -41,7 +45,7 @@ drills:
 
 func TestParseConfig(t *testing.T) {
 	t.Setenv("DRILL_TEST_CONFIG_URL", "postgres://drill:s3cret@db/drill")
-	cfg, err := drills.ParseConfig("drill.yaml", []byte(goodConfig))
+	cfg, err := config.Parse("drill.yaml", []byte(goodConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +56,7 @@ func TestParseConfig(t *testing.T) {
 	if d == nil || d.Timeout != 90*time.Minute || d.Objectives.RPO != 26*time.Hour || d.Objectives.RTO != 30*time.Minute {
 		t.Fatalf("drill %+v", d)
 	}
-	if d.Target.RunAs != "postgres" || d.Source.Location != "/backups/orders/" || len(d.Checks) != 4 {
+	if d.Target.Settings.(local.Settings).RunAs != "postgres" || d.Source.Settings.(pgdump.Settings).Location != "/backups/orders/" || len(d.Checks) != 4 {
 		t.Fatalf("drill %+v", d)
 	}
 	names := []string{"row_count public.orders", "checksum public.orders", "recency public.orders.created_at", "no-negative-totals"}
@@ -67,12 +71,12 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestParseConfigDefaults(t *testing.T) {
-	cfg, err := drills.ParseConfig("x.yaml", []byte("drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n"))
+	cfg, err := config.Parse("x.yaml", []byte("drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := cfg.Drills[0]
-	if d.Timeout != drills.DefaultTimeout || d.Target.Type != drills.TargetLocal || d.Objectives.RTO != 0 {
+	if d.Timeout != drills.DefaultTimeout || d.Target.Type != local.TargetType || d.Objectives.RTO != 0 {
 		t.Fatalf("defaults: %+v", d)
 	}
 }
@@ -112,8 +116,8 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := drills.ParseConfig("conf/drill.yaml", []byte(tc.yaml))
-			var ce *drills.ConfigError
+			_, err := config.Parse("conf/drill.yaml", []byte(tc.yaml))
+			var ce *config.ConfigError
 			if !errors.As(err, &ce) {
 				t.Fatalf("got %v, want a ConfigError", err)
 			}
@@ -135,18 +139,18 @@ func TestEnvExpansion(t *testing.T) {
 	t.Setenv("DRILL_TEST_MIN", "7")
 	y := "drills:\n  - name: a\n    source: {type: pgdump, location: \"${DRILL_TEST_DIR}/orders/\"}\n    checks:\n" +
 		"      - type: row_count\n        table: t\n        min: ${DRILL_TEST_MIN}\n      - {type: sql, query: \"select '$${HOME}'\", expect: x}\n"
-	cfg, err := drills.ParseConfig("x.yaml", []byte(y))
+	cfg, err := config.Parse("x.yaml", []byte(y))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := cfg.Drills[0]
-	if d.Source.Location != "/srv/backups/orders/" || *d.Checks[0].Min != 7 || d.Checks[1].Query != "select '${HOME}'" {
-		t.Fatalf("expanded: %q %d %q", d.Source.Location, *d.Checks[0].Min, d.Checks[1].Query)
+	if loc := d.Source.Settings.(pgdump.Settings).Location; loc != "/srv/backups/orders/" || *d.Checks[0].Min != 7 || d.Checks[1].Query != "select '${HOME}'" {
+		t.Fatalf("expanded: %q %d %q", loc, *d.Checks[0].Min, d.Checks[1].Query)
 	}
 }
 
 func TestLoadConfigMissingFile(t *testing.T) {
-	_, err := drills.LoadConfig(filepath.Join(t.TempDir(), "drill.yaml"))
+	_, err := config.Load(filepath.Join(t.TempDir(), "drill.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "no such file") || !strings.Contains(err.Error(), "--config") {
 		t.Fatalf("got %v", err)
 	}
@@ -154,11 +158,11 @@ func TestLoadConfigMissingFile(t *testing.T) {
 
 func TestExampleConfigIsValid(t *testing.T) {
 	t.Setenv("DRILL_DEMO_BACKUPS", "/tmp/backups")
-	for _, p := range []string{"../examples/drill.yaml", "../examples/demo/drill.yaml", "../examples/demo/drill-rds.yaml"} {
+	for _, p := range []string{"../../examples/drill.yaml", "../../examples/demo/drill.yaml", "../../examples/demo/drill-rds.yaml"} {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
-		if _, err := drills.LoadConfig(p); err != nil {
+		if _, err := config.Load(p); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
@@ -166,13 +170,13 @@ func TestExampleConfigIsValid(t *testing.T) {
 
 func TestParseDuration(t *testing.T) {
 	for in, want := range map[string]time.Duration{"30m": 30 * time.Minute, "26h": 26 * time.Hour, "7d": 7 * 24 * time.Hour, "1d12h": 36 * time.Hour, "90s": 90 * time.Second} {
-		got, err := drills.ParseDuration(in)
+		got, err := config.ParseDuration(in)
 		if err != nil || got != want {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{"", "0", "0s", "-1h", "abc", "1w", "d"} {
-		if _, err := drills.ParseDuration(bad); err == nil {
+		if _, err := config.ParseDuration(bad); err == nil {
 			t.Errorf("ParseDuration(%q): want an error", bad)
 		}
 	}

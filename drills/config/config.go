@@ -1,12 +1,18 @@
-package drills
+// Package config reads drill.yaml into drills.Config: every problem with
+// its FILE:LINE, environment variables expanded, unknown keys refused.
+// Each backend's source: or target: section is decoded into the settings
+// the backend registered (see drills.Register) and checked by them.
+package config
 
 import (
 	"bytes"
+	"drill/drills"
 	"errors"
 	"fmt"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,14 +56,14 @@ type lineError struct {
 
 func (e *lineError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
 
-// LoadConfig reads and validates a config file. Every problem is reported
+// Load reads and validates a config file. Every problem is reported
 // as a *ConfigError naming the file and line.
-func LoadConfig(path string) (*Config, error) {
+func Load(path string) (*drills.Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &ConfigError{File: path, Problems: []Problem{{Msg: configReadHint(err)}}}
 	}
-	return ParseConfig(path, data)
+	return Parse(path, data)
 }
 
 func configReadHint(err error) string {
@@ -67,8 +73,8 @@ func configReadHint(err error) string {
 	return err.Error()
 }
 
-// ParseConfig parses and validates config data read from file.
-func ParseConfig(file string, data []byte) (*Config, error) {
+// Parse parses and validates config data read from file.
+func Parse(file string, data []byte) (*drills.Config, error) {
 	fail := func(line int, msg string) error {
 		return &ConfigError{File: file, Problems: []Problem{{Line: line, Msg: msg}}}
 	}
@@ -87,7 +93,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	if err := root.Decode(&raw); err != nil {
 		return nil, yamlError(file, err)
 	}
-	cfg := &Config{Path: file, DatabaseURL: raw.DatabaseURL, OverdueGrace: DefaultOverdueGrace}
+	cfg := &drills.Config{Path: file, DatabaseURL: raw.DatabaseURL, OverdueGrace: drills.DefaultOverdueGrace}
 	if raw.OverdueGrace != nil {
 		cfg.OverdueGrace = time.Duration(*raw.OverdueGrace)
 	}
@@ -99,7 +105,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	seen := map[string]int{}
 	for i, rd := range raw.Drills {
 		spec, ps := rd.spec(i)
-		spec.Notify = append(append([]Notify{}, cfg.Notify...), spec.Notify...)
+		spec.Notify = append(append([]drills.Notify{}, cfg.Notify...), spec.Notify...)
 		problems = append(problems, ps...)
 		if spec.Name != "" {
 			if line, dup := seen[spec.Name]; dup {
@@ -206,12 +212,13 @@ func expandEnv(n *yaml.Node) error {
 	return nil
 }
 
-// strictKeys fails on a mapping key that is not a yaml field of plain.
-func strictKeys(n *yaml.Node, plain any, what string) error {
+// strictKeys fails on a mapping key that is not a yaml field of plain
+// (or one of also).
+func strictKeys(n *yaml.Node, plain any, what string, also ...string) error {
 	if n.Kind != yaml.MappingNode {
 		return &lineError{n.Line, fmt.Sprintf("%s must be a mapping (key: value)", what)}
 	}
-	known := yamlFields(reflect.TypeOf(plain))
+	known := append(also, yamlFields(reflect.TypeOf(plain))...)
 	for i := 0; i < len(n.Content); i += 2 {
 		k := n.Content[i]
 		if !contains(known, k.Value) {
@@ -233,13 +240,36 @@ func yamlFields(t reflect.Type) []string {
 	return names
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
+func contains(list []string, s string) bool { return slices.Contains(list, s) }
+
+// decodeSection decodes a source: or target: mapping into settings (a
+// pointer to the backend's struct), refusing keys it does not have.
+func decodeSection(n *yaml.Node, settings any, what string) error {
+	if err := strictKeys(n, reflect.ValueOf(settings).Elem().Interface(), what, "type"); err != nil {
+		return err
+	}
+	rest := *n
+	rest.Content = nil
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value != "type" {
+			rest.Content = append(rest.Content, n.Content[i], n.Content[i+1])
 		}
 	}
-	return false
+	return rest.Decode(settings)
+}
+
+// sectionProblems turns a decoding error into problems with lines.
+func sectionProblems(err error, fallback int) []Problem {
+	var ce *ConfigError
+	if errors.As(yamlError("", err), &ce) {
+		for i := range ce.Problems {
+			if ce.Problems[i].Line == 0 {
+				ce.Problems[i].Line = fallback
+			}
+		}
+		return ce.Problems
+	}
+	return []Problem{{Line: fallback, Msg: err.Error()}}
 }
 
 // Duration is a duration in the config file: Go syntax (90m, 26h) plus

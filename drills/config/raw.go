@@ -1,0 +1,328 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"drill/drills"
+	"drill/verify"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The raw* types mirror drill.yaml field for field; their yaml tags are the
+// file's contract. Each rejects unknown keys and remembers its line.
+
+type rawConfig struct {
+	DatabaseURL  string      `yaml:"database_url"`
+	Notify       []rawNotify `yaml:"notify"`
+	OverdueGrace *Duration   `yaml:"overdue_grace"`
+	Drills       []rawDrill  `yaml:"drills"`
+	line         int
+}
+
+type rawNotify struct {
+	Webhook string `yaml:"webhook"`
+	line    int
+}
+
+func (r *rawNotify) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawNotify
+	if err := strictKeys(n, plain{}, "a notify entry"); err != nil {
+		return err
+	}
+	r.line = n.Line
+	return n.Decode((*plain)(r))
+}
+
+// notifiers converts and validates notify entries.
+func notifiers(raw []rawNotify, label string) ([]drills.Notify, []Problem) {
+	var out []drills.Notify
+	var ps []Problem
+	for i, rn := range raw {
+		u, err := url.Parse(rn.Webhook)
+		switch {
+		case rn.Webhook == "":
+			ps = append(ps, Problem{rn.line, fmt.Sprintf("%snotify %d: missing required field webhook", label, i+1)})
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			ps = append(ps, Problem{rn.line, fmt.Sprintf("%snotify %d: webhook must be an http(s) URL", label, i+1)})
+		default:
+			out = append(out, drills.Notify{Webhook: rn.Webhook})
+		}
+	}
+	return out, ps
+}
+
+func (r *rawConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawConfig
+	if err := strictKeys(n, plain{}, "the top level"); err != nil {
+		return err
+	}
+	r.line = n.Line
+	return n.Decode((*plain)(r))
+}
+
+type rawDrill struct {
+	Name             string        `yaml:"name"`
+	Schedule         string        `yaml:"schedule"`
+	ScheduleTimezone string        `yaml:"schedule_timezone"`
+	Timeout          *Duration     `yaml:"timeout"`
+	Source           *rawSection   `yaml:"source"`
+	Target           *rawSection   `yaml:"target"`
+	Objectives       rawObjectives `yaml:"objectives"`
+	Checks           []rawCheck    `yaml:"checks"`
+	Notify           []rawNotify   `yaml:"notify"`
+	line             int
+	keys             map[string]int
+}
+
+func (r *rawDrill) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawDrill
+	if err := strictKeys(n, plain{}, "a drill"); err != nil {
+		return err
+	}
+	if err := n.Decode((*plain)(r)); err != nil {
+		return err
+	}
+	r.line, r.keys = n.Line, keyLines(n)
+	return nil
+}
+
+// rawSection is a source: or target: mapping: its type, and the node its
+// backend's settings are decoded from.
+type rawSection struct {
+	Type string
+	node *yaml.Node
+	keys map[string]int
+}
+
+func (r *rawSection) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return &lineError{n.Line, "want a mapping with a type: key"}
+	}
+	var head struct {
+		Type string `yaml:"type"`
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "type" {
+			if err := n.Content[i+1].Decode(&head.Type); err != nil {
+				return err
+			}
+		}
+	}
+	r.Type, r.node, r.keys = head.Type, n, keyLines(n)
+	return nil
+}
+
+type rawObjectives struct {
+	RTO *Duration `yaml:"rto"`
+	RPO *Duration `yaml:"rpo"`
+}
+
+func (r *rawObjectives) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawObjectives
+	if err := strictKeys(n, plain{}, "objectives"); err != nil {
+		return err
+	}
+	return n.Decode((*plain)(r))
+}
+
+type rawCheck struct {
+	Type   string    `yaml:"type"`
+	Name   string    `yaml:"name"`
+	Table  string    `yaml:"table"`
+	Column string    `yaml:"column"`
+	Query  string    `yaml:"query"`
+	Min    *int64    `yaml:"min"`
+	Max    *int64    `yaml:"max"`
+	Equals *int64    `yaml:"equals"`
+	MaxAge *Duration `yaml:"max_age"`
+	Expect *string   `yaml:"expect"`
+	line   int
+}
+
+func (r *rawCheck) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawCheck
+	if err := strictKeys(n, plain{}, "a check"); err != nil {
+		return err
+	}
+	r.line = n.Line
+	return n.Decode((*plain)(r))
+}
+
+// keyLines maps each key of a mapping to its line.
+func keyLines(n *yaml.Node) map[string]int {
+	m := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		m[n.Content[i].Value] = n.Content[i].Line
+	}
+	return m
+}
+
+// at returns the line of key, else of the parent key, else fallback.
+func at(keys map[string]int, key string, fallback int) int {
+	if l, ok := keys[key]; ok {
+		return l
+	}
+	return fallback
+}
+
+// spec converts and validates one drill; i is its index in the file.
+func (r rawDrill) spec(i int) (*drills.Spec, []Problem) {
+	var ps []Problem
+	add := func(line int, format string, args ...any) {
+		label := fmt.Sprintf("drill %d", i+1)
+		if r.Name != "" {
+			label = fmt.Sprintf("drill %q", r.Name)
+		}
+		ps = append(ps, Problem{line, label + ": " + fmt.Sprintf(format, args...)})
+	}
+	s := &drills.Spec{Name: r.Name, Schedule: r.Schedule, ScheduleTimezone: r.ScheduleTimezone, Timeout: drills.DefaultTimeout, Line: r.line}
+	if r.Name == "" {
+		add(r.line, "missing required field name")
+	} else if err := drills.ValidName(r.Name); err != nil {
+		add(at(r.keys, "name", r.line), "%v", err)
+	}
+	if r.Timeout != nil {
+		s.Timeout = time.Duration(*r.Timeout)
+	}
+	if r.Objectives.RTO != nil {
+		s.Objectives.RTO = time.Duration(*r.Objectives.RTO)
+	}
+	if r.Objectives.RPO != nil {
+		s.Objectives.RPO = time.Duration(*r.Objectives.RPO)
+	}
+	if r.Schedule != "" {
+		if _, err := drills.ParseSchedule(r.Schedule, r.ScheduleTimezone); err != nil {
+			key := "schedule"
+			if strings.HasPrefix(err.Error(), "schedule_timezone") {
+				key = "schedule_timezone"
+			}
+			add(at(r.keys, key, r.line), "%v", err)
+		}
+	} else if r.ScheduleTimezone != "" {
+		add(at(r.keys, "schedule_timezone", r.line), "schedule_timezone without schedule")
+	}
+	label := "drill " + strconv.Quote(r.Name) + ": "
+	if r.Name == "" {
+		label = fmt.Sprintf("drill %d: ", i+1)
+	}
+	notify, nps := notifiers(r.Notify, label)
+	s.Notify = notify
+	ps = append(ps, nps...)
+	if r.Source == nil {
+		add(r.line, "missing required field source")
+	} else {
+		s.Source = drills.SourceSpec{Type: r.Source.Type}
+	}
+	s.Target = drills.TargetSpec{Type: drills.DefaultTargetType}
+	if r.Target != nil {
+		s.Target.Type = r.Target.Type
+		if s.Target.Type == "" {
+			s.Target.Type = drills.DefaultTargetType
+		}
+	}
+	r.sections(s, add)
+	s.Checks = r.checks(add)
+	return s, ps
+}
+
+// adder reports a problem at a line of the file.
+type adder func(line int, format string, args ...any)
+
+// sections decodes the source: and target: sections into the settings of
+// their backends, which then check them, once both types are known (some
+// rules span both).
+func (r rawDrill) sections(s *drills.Spec, add adder) {
+	// Each backend decodes and checks its own section, once both types
+	// are known (some rules span both).
+	var validators []func()
+	resolved := true // both types known: rules across sections apply
+	for _, sec := range []struct {
+		kind, key string
+		raw       *rawSection
+		spec      *drills.BackendSpec
+	}{{drills.KindSource, "source", r.Source, &s.Source}, {drills.KindTarget, "target", r.Target, &s.Target}} {
+		if sec.raw == nil && sec.kind == drills.KindSource {
+			continue
+		}
+		line := at(r.keys, sec.key, r.line)
+		be, ok := drills.Lookup(sec.kind, sec.spec.Type)
+		switch {
+		case sec.spec.Type == "":
+			add(line, "%s: missing required field type (one of %s)", sec.key, strings.Join(drills.Types(sec.kind), ", "))
+			resolved = false
+			continue
+		case !ok:
+			l := line
+			if sec.raw != nil {
+				l = at(sec.raw.keys, "type", line)
+			}
+			add(l, "%s: unknown type %q (one of %s)", sec.key, sec.spec.Type, strings.Join(drills.Types(sec.kind), ", "))
+			resolved = false
+			continue
+		}
+		settings := be.Settings()
+		if sec.raw != nil {
+			if err := decodeSection(sec.raw.node, settings, sec.key); err != nil {
+				for _, p := range sectionProblems(err, line) {
+					add(p.Line, "%s", p.Msg)
+				}
+				continue
+			}
+		}
+		sec.spec.Settings = reflect.ValueOf(settings).Elem().Interface()
+		v, ok := settings.(drills.Validator)
+		if !ok {
+			continue
+		}
+		keys := map[string]int{}
+		if sec.raw != nil {
+			keys = sec.raw.keys
+		}
+		key := sec.key
+		validators = append(validators, func() {
+			for _, p := range v.Validate(s) {
+				if p.DrillKey != "" {
+					if resolved && r.Source != nil {
+						add(at(r.keys, p.DrillKey, r.line), "%s: %s", p.DrillKey, p.Msg)
+					}
+					continue
+				}
+				add(at(keys, p.Key, line), "%s: %s", key, p.Msg)
+			}
+		})
+	}
+	for _, validate := range validators {
+		validate()
+	}
+}
+
+// checks converts and validates the checks, naming unnamed ones.
+func (r rawDrill) checks(add adder) []verify.Check {
+	var out []verify.Check
+	names := map[string]int{}
+	for j, rc := range r.Checks {
+		c := verify.Check{Type: rc.Type, Name: rc.Name, Table: rc.Table, Column: rc.Column, Query: rc.Query,
+			Min: rc.Min, Max: rc.Max, Equals: rc.Equals, Expect: rc.Expect}
+		if rc.MaxAge != nil {
+			c.MaxAge = time.Duration(*rc.MaxAge)
+		}
+		if err := c.Validate(); err != nil {
+			add(rc.line, "check %d: %v", j+1, err)
+		}
+		if c.Name == "" {
+			c.Name = c.DefaultName()
+		}
+		if line, dup := names[c.Name]; dup {
+			add(rc.line, "check %d: duplicate check name %q (first at line %d); give one a name:", j+1, c.Name, line)
+		}
+		names[c.Name] = rc.line
+		out = append(out, c)
+	}
+	return out
+}

@@ -1,0 +1,45 @@
+package local
+
+import (
+	"context"
+
+	"drill/drills"
+)
+
+// Settings are the keys of a local target in drill.yaml.
+type Settings struct {
+	// RunAs is the OS user of the cluster when drill runs as root.
+	RunAs string `yaml:"run_as" json:"run_as,omitempty"`
+	// Dir is where cluster directories are made.
+	Dir string `yaml:"dir" json:"dir,omitempty"`
+	// Database is the database restored into.
+	Database string `yaml:"database" json:"database,omitempty"`
+	// Jobs is pg_restore's -j.
+	Jobs int `yaml:"jobs" json:"jobs,omitempty"`
+}
+
+func init() {
+	drills.Register(drills.Backend{Kind: drills.KindTarget, Type: TargetType,
+		Settings: func() any { return &Settings{} }, NewTarget: newFromSpec})
+}
+
+// Spec is the target spec of throwaway clusters made in dir.
+func Spec(dir string) drills.TargetSpec {
+	return drills.TargetSpec{Type: TargetType, Settings: Settings{Dir: dir}}
+}
+
+// Validate checks the settings.
+func (s Settings) Validate(*drills.Spec) []drills.SettingsProblem {
+	if s.Jobs < 0 {
+		return []drills.SettingsProblem{{Key: "jobs", Msg: "jobs must be at least 1"}}
+	}
+	return nil
+}
+
+func newFromSpec(_ context.Context, spec *drills.Spec) (drills.Target, error) {
+	var s Settings
+	if err := spec.Target.Decode(&s); err != nil {
+		return nil, err
+	}
+	return NewTarget(TargetConfig{Dir: s.Dir, RunAs: s.RunAs, Database: s.Database, Jobs: s.Jobs})
+}
