@@ -60,5 +60,5 @@ bench: ## benchmarks: checksum vs count(*) on 1M rows; pages over 10k runs vs /h
 	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 30m ./web/
 
 .PHONY: clean
-clean: ## remove build output and demo files
-	rm -rf bin .demo testoutput
+clean: ## remove build output and the demo's files (its backups and state under $${TMPDIR:-/tmp}/drill-demo)
+	rm -rf bin .demo testoutput "$${DRILL_DEMO_DIR:-$${TMPDIR:-/tmp}/drill-demo}"

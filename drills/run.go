@@ -33,6 +33,9 @@ const (
 	ReasonTeardownFailed  Reason = "teardown_failed"
 	ReasonTimeout         Reason = "timeout"
 	ReasonInterrupted     Reason = "interrupted"
+	// ReasonLost: a queued run no worker will carry out (its job is gone,
+	// or it waited longer than its timeout).
+	ReasonLost Reason = "lost"
 )
 
 // Phase names, in order.

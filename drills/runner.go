@@ -474,7 +474,14 @@ func (e *execution) teardown(ctx context.Context, f *failure) *failure {
 	}
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
 	defer cancel()
-	if e.p.Keep && (f == nil || f.reason != ReasonInterrupted) { // Ctrl-C means: clean up and go
+	keep := e.p.Keep && (f == nil || f.reason != ReasonInterrupted) // Ctrl-C means: clean up and go
+	if k, ok := e.p.Target.(Keeper); keep && ok {
+		if err := k.Keep(tctx, *e.inst); err != nil {
+			e.log.Warn("the instance cannot be kept: tearing it down", "instance", e.inst.ID, "error", err.Error())
+			keep = false
+		}
+	}
+	if keep {
 		now := e.Now()
 		e.run.Target.State = TargetKept
 		e.record(e.Store.SetTargetState(tctx, e.targetID, *e.inst, TargetKept, now, ""))

@@ -46,7 +46,23 @@ func ParseSchedule(spec, tz string) (*Schedule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schedule %q: want quarterly, monthly, weekly, daily or a cron expression such as \"0 3 * * 1\" (%v)", spec, err)
 	}
-	return &Schedule{Spec: spec, Location: loc, cron: parsed}, nil
+	if every, ok := parsed.(cron.ConstantDelaySchedule); ok && every.Delay < time.Minute {
+		return nil, fmt.Errorf("schedule %q: runs more than once a minute; a drill takes longer than that (use @every 1m or more)", spec)
+	}
+	if strings.HasPrefix(strings.TrimSpace(strings.ToLower(expr)), "@every") {
+		if d, err := time.ParseDuration(strings.TrimSpace(expr[len("@every"):])); err == nil && d < time.Minute {
+			return nil, fmt.Errorf("schedule %q: runs more than once a minute; a drill takes longer than that (use @every 1m or more)", spec)
+		}
+	}
+	sch := &Schedule{Spec: spec, Location: loc, cron: parsed}
+	// A cron expression may name a day that never comes (0 0 30 2 *).
+	from := time.Date(2000, 1, 1, 0, 0, 0, 0, loc)
+	for _, y := range []int{0, 1, 2, 3, 4} { // leap years included
+		if next := parsed.Next(from.AddDate(y, 0, 0)); next.IsZero() || next.Sub(from.AddDate(y, 0, 0)) > 366*24*time.Hour {
+			return nil, fmt.Errorf("schedule %q: does not run at least once a year", spec)
+		}
+	}
+	return sch, nil
 }
 
 // Next returns the first tick after t.

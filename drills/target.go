@@ -74,3 +74,10 @@ type Sweepable interface {
 	// Managed lists every instance with the tool's marks (only those).
 	Managed(ctx context.Context) ([]Instance, error)
 }
+
+// Keeper is a Target whose instances die with the process that made them
+// unless told otherwise: Keep makes an instance outlive it (drill run
+// --keep).
+type Keeper interface {
+	Keep(ctx context.Context, in Instance) error
+}

@@ -65,6 +65,19 @@ func (SweepArgs) Kind() string { return "drill_sweep" }
 // must not hold back the next ones.
 func (SweepArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 1} }
 
+// StaleCheckArgs runs the cheap part of the sweeper: ending runs whose
+// process died and queued runs no worker will carry out, and destroying
+// their instances. It runs every --stale-after/3, so a dead run is over
+// within about 1.3 times --stale-after; the full sweep (orphans of every
+// target) stays at --sweep-every.
+type StaleCheckArgs struct{}
+
+// Kind implements river.JobArgs.
+func (StaleCheckArgs) Kind() string { return "drill_stale_check" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (StaleCheckArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 1} }
+
 // NotifyArgs delivers one notification to one webhook. The webhook is
 // named by its position in the drill's notify list, never by its URL: a
 // chat webhook URL is a credential and job arguments are stored.

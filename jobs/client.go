@@ -85,8 +85,9 @@ func NewWorkerClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &runWorker{cfg: cfg, sweeper: sw, enqueue: enqueue})
 	river.AddWorker(workers, &teardownWorker{cfg: cfg, sweeper: sw})
 	river.AddWorker(workers, &sweepWorker{sweeper: sw})
+	river.AddWorker(workers, &staleCheckWorker{sweeper: sw})
 	river.AddWorker(workers, &notifyWorker{cfg: cfg})
-	periodic, err := PeriodicJobs(cfg.Drills, cfg.SweepEvery)
+	periodic, err := PeriodicJobs(cfg.Drills, cfg.SweepEvery, cfg.StaleAfter)
 	if err != nil {
 		return nil, err
 	}

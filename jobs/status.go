@@ -10,11 +10,13 @@ import (
 
 // ScheduleStatus is where a scheduled drill stands.
 type ScheduleStatus struct {
-	Drill         string
-	Schedule      string
-	Timezone      string
-	NextRunAt     *time.Time
-	LastRun       *drills.Run
+	Drill     string
+	Schedule  string
+	Timezone  string
+	NextRunAt *time.Time
+	LastRun   *drills.Run
+	// LastFinished is the newest finished run (LastRun may be queued or running).
+	LastFinished  *drills.Run
 	LastSuccessAt *time.Time
 	// Overdue: the last success (or, never having passed, the first run)
 	// is older than one schedule period plus the grace.
@@ -40,7 +42,7 @@ func ScheduleStatuses(ctx context.Context, store *statedb.Store, cfg *drills.Con
 	for _, d := range cfg.Drills {
 		st := ScheduleStatus{Drill: d.Name, Schedule: d.Schedule, Timezone: d.ScheduleTimezone}
 		if l := latest[d.Name]; l != nil {
-			st.LastRun, st.LastSuccessAt = l.LastRun, l.LastSuccessAt
+			st.LastRun, st.LastFinished, st.LastSuccessAt = l.LastRun, l.LastFinished, l.LastSuccessAt
 		}
 		if d.Schedule != "" {
 			sched, err := drills.ParseSchedule(d.Schedule, d.ScheduleTimezone)

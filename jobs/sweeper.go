@@ -27,6 +27,7 @@ import (
 type Sweeper struct {
 	Config
 	enqueueTx enqueueTxFunc
+	cancelJob func(ctx context.Context, id int64) error
 
 	targetsOnce sync.Once
 	byType      map[string][]drills.Target
@@ -39,6 +40,10 @@ func NewSweeper(cfg Config, client *river.Client[pgx.Tx]) *Sweeper {
 	if client != nil {
 		s.enqueueTx = func(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) error {
 			_, err := client.InsertTx(ctx, tx, args, opts)
+			return err
+		}
+		s.cancelJob = func(ctx context.Context, id int64) error {
+			_, err := client.JobCancel(ctx, id)
 			return err
 		}
 	}
@@ -62,24 +67,8 @@ const deadlineGrace = 2 * time.Minute
 func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 	var rep SweepReport
 	now := s.Now()
-	stale, err := s.Store.StaleRuns(ctx, now, s.StaleAfter, deadlineGrace)
-	if err != nil {
+	if err := s.endDeadRuns(ctx, now, &rep); err != nil {
 		return rep, err
-	}
-	for _, r := range stale {
-		reason, msg := drills.ReasonInterrupted, "interrupted: the process carrying out the run stopped (no heartbeat)"
-		if r.PastDeadline {
-			reason, msg = drills.ReasonTimeout, "timeout: the run did not finish by its deadline"
-		}
-		changed, err := s.Store.FailUnfinished(ctx, r.ID, reason, msg, now)
-		if err != nil {
-			rep.Errors = append(rep.Errors, err.Error())
-			continue
-		}
-		if changed {
-			rep.RunsEnded = append(rep.RunsEnded, r.ID)
-			s.Logger.Warn("run ended by the sweeper", "run_id", r.ID, "drill", r.Drill, "reason", reason)
-		}
 	}
 	targets, err := s.Store.TargetsToSweep(ctx)
 	if err != nil {
@@ -95,6 +84,93 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 	s.removeOrphans(ctx, &rep)
 	s.checkOverdue(ctx, &rep)
 	return rep, nil
+}
+
+// StaleCheck is the cheap part of Sweep: it ends dead and lost runs and
+// destroys the instances of the runs it ended, without scanning targets
+// for orphans.
+func (s *Sweeper) StaleCheck(ctx context.Context) (SweepReport, error) {
+	var rep SweepReport
+	if err := s.endDeadRuns(ctx, s.Now(), &rep); err != nil {
+		return rep, err
+	}
+	for _, id := range rep.RunsEnded {
+		r, err := s.SweepRun(ctx, id)
+		rep.Destroyed = append(rep.Destroyed, r.Destroyed...)
+		rep.Errors = append(rep.Errors, r.Errors...)
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+	}
+	return rep, nil
+}
+
+// endDeadRuns ends running runs whose process stopped (or that are past
+// their deadline), cancelling their jobs, and queued runs that are lost.
+func (s *Sweeper) endDeadRuns(ctx context.Context, now time.Time, rep *SweepReport) error {
+	stale, err := s.Store.StaleRuns(ctx, now, s.StaleAfter, deadlineGrace)
+	if err != nil {
+		return err
+	}
+	for _, r := range stale {
+		reason, msg := drills.ReasonInterrupted, "interrupted: the process carrying out the run stopped (no heartbeat)"
+		if r.PastDeadline {
+			reason, msg = drills.ReasonTimeout, "timeout: the run did not finish by its deadline"
+		}
+		changed, err := s.Store.FailUnfinished(ctx, r.ID, reason, msg, now)
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+			continue
+		}
+		if changed {
+			rep.RunsEnded = append(rep.RunsEnded, r.ID)
+			s.Logger.Warn("run ended by the sweeper", "run_id", r.ID, "drill", r.Drill, "reason", reason)
+			if r.JobID != 0 && s.cancelJob != nil {
+				// nothing need wait for river's rescuer: the run is over
+				if err := s.cancelJob(ctx, r.JobID); err != nil {
+					s.Logger.Warn("could not cancel the dead run's job", "run_id", r.ID, "job_id", r.JobID, "error", err.Error())
+				}
+			}
+		}
+	}
+	s.endLostRuns(ctx, now, rep)
+	return nil
+}
+
+// lostGrace is how long a queued run may lack a live job: enqueueing
+// records the run and inserts its job in one transaction, but a scheduled
+// tick records its run just after its job starts.
+const lostGrace = time.Minute
+
+// endLostRuns ends queued runs no worker will carry out: their job is gone
+// (deleted, discarded, never inserted), or they have waited longer than
+// their own timeout. A drill is never blocked by one for good.
+func (s *Sweeper) endLostRuns(ctx context.Context, now time.Time, rep *SweepReport) {
+	queued, err := s.Store.QueuedRuns(ctx, now, lostGrace, RunDrillArgs{}.Kind())
+	if err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+		return
+	}
+	for _, q := range queued {
+		var msg string
+		switch {
+		case !q.LiveJob:
+			msg = "lost: its job is gone (deleted, discarded or never inserted); a new run can start"
+		case q.Timeout > 0 && now.Sub(q.CreatedAt) > q.Timeout:
+			msg = fmt.Sprintf("lost: queued for longer than its timeout (%s) without a worker taking it", q.Timeout)
+		default:
+			continue
+		}
+		changed, err := s.Store.FailUnfinished(ctx, q.ID, drills.ReasonLost, msg, now)
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+			continue
+		}
+		if changed {
+			rep.RunsEnded = append(rep.RunsEnded, q.ID)
+			s.Logger.Warn("queued run ended by the sweeper", "run_id", q.ID, "drill", q.Drill, "reason", drills.ReasonLost, "why", msg)
+		}
+	}
 }
 
 // SweepRun destroys the targets of one finished run.
@@ -228,14 +304,31 @@ type sweepWorker struct {
 func (w *sweepWorker) Timeout(*river.Job[SweepArgs]) time.Duration { return 30 * time.Minute }
 
 func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
-	rep, err := w.sweeper.Sweep(ctx)
+	return w.sweeper.logged(ctx, "sweep", w.sweeper.Sweep)
+}
+
+// logged runs one kind of sweep and logs the errors it met on the way.
+func (s *Sweeper) logged(ctx context.Context, what string, sweep func(context.Context) (SweepReport, error)) error {
+	rep, err := sweep(ctx)
 	if err != nil {
 		return err
 	}
 	if len(rep.Errors) > 0 {
-		w.sweeper.Logger.Warn("sweep finished with errors", "errors", rep.Errors)
+		s.Logger.Warn(what+" finished with errors", "errors", rep.Errors)
 	}
 	return nil
+}
+
+// staleCheckWorker runs Sweeper.StaleCheck as a periodic job.
+type staleCheckWorker struct {
+	river.WorkerDefaults[StaleCheckArgs]
+	sweeper *Sweeper
+}
+
+func (w *staleCheckWorker) Timeout(*river.Job[StaleCheckArgs]) time.Duration { return 10 * time.Minute }
+
+func (w *staleCheckWorker) Work(ctx context.Context, _ *river.Job[StaleCheckArgs]) error {
+	return w.sweeper.logged(ctx, "stale-run check", w.sweeper.StaleCheck)
 }
 
 // teardownWorker is the dead-man: at a run's deadline (plus slack) it

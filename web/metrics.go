@@ -25,13 +25,13 @@ func newBusinessMetrics(s *Server) *businessMetrics {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &businessMetrics{s: s,
-		lastRun:     d("drill_last_run_timestamp_seconds", "Start time of the drill's newest run, labelled with its status.", "drill", "status"),
+		lastRun:     d("drill_last_run_timestamp_seconds", "Start time of the drill's newest finished run, labelled with its status.", "drill", "status"),
 		lastSuccess: d("drill_last_success_timestamp_seconds", "Finish time of the drill's newest passed run.", "drill"),
 		rto:         d("drill_rto_seconds", "RTO of the drill's newest run: start to end of verification.", "drill"),
 		rpo:         d("drill_rpo_seconds", "RPO of the drill's newest run: start minus backup creation time.", "drill"),
 		met:         d("drill_objective_met", "1 when the newest run met the objective, 0 when it missed it.", "drill", "objective"),
 		overdue:     d("drill_overdue", "1 when the scheduled drill's last success is older than its period plus grace.", "drill"),
-		runs:        d("drill_runs_total", "Runs recorded, by status.", "drill", "status"),
+		runs:        d("drill_runs_total", "Finished runs, by status (passed, failed): never decreases.", "drill", "status"),
 		up:          d("drill_state_database_up", "1 when the state database answered the scrape."),
 		altered:     d("drill_last_run_altered", "1 when the drill's newest finished run no longer says what was sealed (integrity \"altered\").", "drill")}
 }
@@ -71,7 +71,7 @@ func (m *businessMetrics) Collect(ch chan<- prometheus.Metric) {
 		if st.LastSuccessAt != nil {
 			gauge(m.lastSuccess, float64(st.LastSuccessAt.Unix()), st.Drill)
 		}
-		r := st.LastRun
+		r := st.LastFinished // queued and running runs change no series
 		if r == nil {
 			continue
 		}

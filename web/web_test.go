@@ -410,3 +410,28 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// Metrics of a drill stay while a run of it is queued; counters count
+// finished runs only, so they never go down.
+func TestMetricsSteadyWhileQueued(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	resp, err := http.Post(b.server.URL+"/api/drills/orders/runs", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("enqueue: %d", resp.StatusCode)
+	}
+	_, metrics, _ := get(t, http.DefaultClient, b.server.URL+"/metrics")
+	for _, want := range []string{`drill_last_run_timestamp_seconds{drill="orders",status="passed"}`, `drill_rto_seconds{drill="orders"}`,
+		`drill_runs_total{drill="orders",status="passed"} 3`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s while a run is queued:\n%s", want, grepLines(metrics, "orders"))
+		}
+	}
+	if strings.Contains(metrics, `status="queued"`) {
+		t.Errorf("a counter counts queued runs:\n%s", grepLines(metrics, "queued"))
+	}
+}

@@ -168,7 +168,7 @@ func runExport(ctx context.Context, o *exportOpts, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d runs, %s\nverify with: drill evidence verify %s", o.out, m.Runs, signed, o.out)
 	if m.Signed {
-		fmt.Fprint(stdout, " --pubkey KEYFILE.pub")
+		fmt.Fprintf(stdout, " --pubkey %s.pub", keyPath)
 	}
 	fmt.Fprintln(stdout)
 	return nil

@@ -64,6 +64,9 @@ func runHistory(ctx context.Context, o *historyOpts) error {
 		}
 		return writeJSON(o.stdout, out)
 	}
+	if len(runs) == 0 && o.drill != "" && s.cfg != nil && s.cfg.Drill(o.drill) == nil {
+		return withCode(exitUsage, fmt.Errorf("no drill named %q has runs, and the config has none by that name", o.drill))
+	}
 	if len(runs) == 0 {
 		fmt.Fprintln(o.stdout, "no runs yet: start one with drill run NAME")
 		return nil
@@ -79,7 +82,11 @@ func runHistory(ctx context.Context, o *historyOpts) error {
 		if r.Backup != nil {
 			backup = r.Backup.ID
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Drill, r.Status, started,
+		status := string(r.Status)
+		if r.Seal != nil && r.Seal.Integrity == drills.IntegrityAltered {
+			status += " (ALTERED)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Drill, status, started,
 			short(r.RTO, r.RTOMet), short(r.RPO, r.RPOMet), backup, r.Reason)
 	}
 	return tw.Flush()

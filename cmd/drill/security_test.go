@@ -1,10 +1,12 @@
 package main_test
 
 import (
+	"bufio"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -506,4 +508,53 @@ func writeFile(t *testing.T, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// drill run killed with SIGKILL in the middle of a restore: its server and
+// pg_restore die with it, with no other drill command run.
+func TestKilledRunLeavesNoProcess(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	drilltest.BigDump(t, b.backups)
+	cmd := exec.Command(drillBin, "run", "shop", "--json")
+	cmd.Env = append(os.Environ(), b.env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	restoring := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"phase started"`) && strings.Contains(sc.Text(), `"phase":"restore"`) {
+				close(restoring)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case <-restoring:
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatal("the restore never started")
+	}
+	drilltest.WaitFor(t, 30*time.Second, "pg_restore to run", func() bool {
+		for _, p := range drilltest.ProcessesMentioning(b.targetDir) {
+			if strings.Contains(p, "pg_restore") {
+				return true
+			}
+		}
+		return false
+	})
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	drilltest.WaitFor(t, 10*time.Second, "the server and pg_restore to die with drill", func() bool {
+		return len(drilltest.ProcessesMentioning(b.targetDir)) == 0
+	})
+	// the directory stays for the sweeper, which ends the run once its
+	// heartbeat is stale (TestWorkerKilledDuringRestore covers that)
 }

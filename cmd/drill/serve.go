@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"drill/drills"
@@ -58,7 +59,7 @@ func runServe(ctx context.Context, o *serveOpts) error {
 		return err
 	}
 	token := os.Getenv("DRILL_WEB_TOKEN")
-	if _, _, err := net.SplitHostPort(o.addr); err != nil {
+	if _, port, err := net.SplitHostPort(o.addr); err != nil || !validPort(port) {
 		return withCode(exitUsage, fmt.Errorf("--addr %q: want host:port, such as 127.0.0.1:8080", o.addr))
 	}
 	if !web.IsLoopback(o.addr) && token == "" {
@@ -129,4 +130,10 @@ func runServe(ctx context.Context, o *serveOpts) error {
 		return nil
 	}
 	return stopWorkers(client, o.grace, s.log)
+}
+
+// validPort reports whether p is a port number (0 picks a free one).
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
 }

@@ -234,13 +234,14 @@ func TestEnqueueTwiceRefused(t *testing.T) {
 	drilltest.AssertNothingLeft(t, b.targetDir)
 }
 
-// A worker killed with SIGKILL in the middle of a restore: a new worker
-// ends the run as interrupted and removes everything it left.
+// A worker killed with SIGKILL in the middle of a restore: its server and
+// pg_restore die with it; a new worker with default flags ends the run as
+// interrupted and removes everything it left within 90 s of the kill.
 func TestWorkerKilledDuringRestore(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1)
 	drilltest.BigDump(t, b.backups)
-	flags := []string{"worker", "--stale-after", "6s", "--sweep-every", "2s"}
+	flags := []string{"worker"}
 	first := start(t, b.env, flags...)
 	if r := drill(t, b.env, "run", "shop", "--enqueue"); r.code != 0 {
 		t.Fatalf("enqueue: %d %s", r.code, r.stderr)
@@ -248,16 +249,19 @@ func TestWorkerKilledDuringRestore(t *testing.T) {
 	db := stateDB(t, b.env)
 	drilltest.WaitFor(t, time.Minute, "the restore to start", func() bool { return restoreStarted(t, db) })
 	time.Sleep(500 * time.Millisecond)
+	if procs := drilltest.ProcessesMentioning(b.targetDir); len(procs) == 0 {
+		t.Fatal("nothing was running in the target directory before the kill: the test proves nothing")
+	}
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	first.wait(t, 10*time.Second)
-	if procs := drilltest.ProcessesMentioning(b.targetDir); len(procs) == 0 {
-		t.Fatal("nothing was running in the target directory when the worker was killed: the test proves nothing")
-	}
 	killedAt := time.Now()
+	first.wait(t, 10*time.Second)
+	drilltest.WaitFor(t, 10*time.Second, "the server and pg_restore to die with the worker", func() bool {
+		return len(drilltest.ProcessesMentioning(b.targetDir)) == 0
+	})
 	start(t, b.env, flags...)
-	drilltest.WaitFor(t, 90*time.Second, "the run to end", func() bool {
+	drilltest.WaitFor(t, 90*time.Second-time.Since(killedAt), "the run to end within 90 s of the kill", func() bool {
 		rs := runs(t, db)
 		return len(rs) == 1 && rs[0].finished != nil
 	})
@@ -456,5 +460,32 @@ func TestQueuedRunExecutesItsRecordedPolicy(t *testing.T) {
 	}
 	if run["integrity"] != "chained" {
 		t.Errorf("integrity %v: the sealed record differs from the run", run["integrity"])
+	}
+}
+
+// A queued run whose job is gone (deleted in River UI, a lost insert) no
+// longer blocks its drill: the sweep before the next run ends it as lost.
+func TestQueuedRunWithoutJobIsLost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(b.backups, "shop.dump"))
+	if r := drill(t, b.env, "run", "shop", "--enqueue"); r.code != 0 {
+		t.Fatalf("enqueue: %d %s", r.code, r.stderr)
+	}
+	db := stateDB(t, b.env)
+	ctx := context.Background()
+	if _, err := db.Exec(ctx, "delete from river_job where kind = 'drill_run'"); err != nil {
+		t.Fatal(err)
+	}
+	// past the grace a just-enqueued run has
+	if _, err := db.Exec(ctx, "update drill_runs set created_at = created_at - interval '2 minutes'"); err != nil {
+		t.Fatal(err)
+	}
+	if r := drill(t, b.env, "run", "shop"); r.code != 0 {
+		t.Fatalf("run after the lost one: exit %d\n%s", r.code, r.stderr)
+	}
+	rs := runs(t, db)
+	if len(rs) != 2 || rs[0].status != "failed" || rs[0].reason != "lost" || rs[1].status != "passed" {
+		t.Fatalf("runs %+v", rs)
 	}
 }

@@ -111,6 +111,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{"rds source into a local target", "drills:\n  - name: a\n    source: {type: rds-snapshot, instance: prod}\n", []string{"2: drill \"a\": target: an rds-snapshot source restores into an rds target"}},
 		{"bad restore time", "drills:\n  - name: a\n    source:\n      type: rds-pitr\n      instance: prod\n      restore_time: yesterday\n    target: {type: rds, instance_class: x, allow_default_network: true}\n", []string{`6: drill "a": source: restore_time "yesterday"`}},
 		{"own tag in tags", "drills:\n  - name: a\n    source: {type: rds-snapshot, instance: prod}\n    target:\n      type: rds\n      instance_class: x\n      subnet_group: y\n      tags: {ManagedBy: me}\n", []string{`8: drill "a": target: tags: "ManagedBy" is drill's own tag`}},
+		{"timeout too long", "drills:\n  - name: a\n    timeout: 30d\n    source: {type: pgdump, location: /b}\n", []string{`3: drill "a": timeout 720h0m0s: must be between 1s and 7d`}},
+		{"timeout too short", "drills:\n  - name: a\n    timeout: 1ns\n    source: {type: pgdump, location: /b}\n", []string{`3: drill "a": timeout 1ns: must be between 1s and 7d`}},
+		{"schedule too often", "drills:\n  - name: a\n    schedule: \"@every 0s\"\n    source: {type: pgdump, location: /b}\n", []string{`3: drill "a": schedule "@every 0s": runs more than once a minute`}},
+		{"negative schedule", "drills:\n  - name: a\n    schedule: \"@every -5m\"\n    source: {type: pgdump, location: /b}\n", []string{`3: drill "a": schedule "@every -5m": runs more than once a minute`}},
+		{"schedule that never runs", "drills:\n  - name: a\n    schedule: \"0 0 30 2 *\"\n    source: {type: pgdump, location: /b}\n", []string{`3: drill "a": schedule "0 0 30 2 *": does not run at least once a year`}},
+		{"fraction for a count", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    checks:\n      - type: row_count\n        table: t\n        min: 1.5\n", []string{`7: "1.5" is not a whole number (min)`}},
+		{"fraction for jobs", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    target: {type: local, jobs: 2.5}\n", []string{`4: drill "a": "2.5" is not a whole number (jobs)`}},
 		{"several problems at once", "drills:\n  - name: a\n    source: {type: pgdump}\n    checks:\n      - {type: checksum}\n", []string{
 			"3: drill \"a\": source: missing required field location", "5: drill \"a\": check 1: checksum check needs table"}},
 	}

@@ -189,6 +189,9 @@ func (r rawDrill) spec(i int) (*drills.Spec, []Problem) {
 	}
 	if r.Timeout != nil {
 		s.Timeout = time.Duration(*r.Timeout)
+		if s.Timeout < time.Second || s.Timeout > MaxTimeout {
+			add(at(r.keys, "timeout", r.line), "timeout %s: must be between 1s and 7d", s.Timeout)
+		}
 	}
 	if r.Objectives.RTO != nil {
 		s.Objectives.RTO = time.Duration(*r.Objectives.RTO)
@@ -230,6 +233,9 @@ func (r rawDrill) spec(i int) (*drills.Spec, []Problem) {
 	s.Checks = r.checks(add)
 	return s, ps
 }
+
+// MaxTimeout is the longest a drill may run: a week.
+const MaxTimeout = 7 * 24 * time.Hour
 
 // adder reports a problem at a line of the file.
 type adder func(line int, format string, args ...any)

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"drill/drills"
@@ -191,6 +192,52 @@ func (c *Cluster) Start(ctx context.Context) error {
 		return fmt.Errorf("start PostgreSQL in %s: %w%s", c.Dir, err, c.logTail())
 	}
 	return nil
+}
+
+// StartAttached starts the server as a child of this process that dies
+// with it (a parent-death signal): a throwaway cluster never outlives the
+// drill that made it, even when no drill runs on this host again. It waits
+// until the server accepts connections.
+func (c *Cluster) StartAttached(ctx context.Context) error {
+	logf, err := os.OpenFile(c.logFile(), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(c.Bin.Path("postgres"), "-D", c.DataDir())
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = c.Dir, baseEnv(c.Dir), logf, logf
+	c.RunAs.apply(cmd)
+	attach(cmd, false)
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start PostgreSQL in %s: %w", c.Dir, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	deadline := time.After(2 * time.Minute)
+	for !c.ready() {
+		select {
+		case <-exited:
+			return fmt.Errorf("start PostgreSQL in %s: the server exited%s", c.Dir, c.logTail())
+		case <-ctx.Done():
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			return ctx.Err()
+		case <-deadline:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			return fmt.Errorf("start PostgreSQL in %s: not ready after 2 minutes%s", c.Dir, c.logTail())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// ready reports whether postmaster.pid says the server accepts connections.
+func (c *Cluster) ready() bool {
+	b, err := os.ReadFile(filepath.Join(c.DataDir(), "postmaster.pid"))
+	if err != nil {
+		return false
+	}
+	lines := strings.Split(string(b), "\n")
+	return len(lines) > 7 && strings.TrimSpace(lines[7]) == "ready"
 }
 
 // Stop stops the server. mode is "fast" (clean shutdown) or "immediate".

@@ -395,6 +395,7 @@ func (r restoreCmd) output(ctx context.Context, name string, args ...string) (st
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env, cmd.Dir = r.toolEnv(ctx), r.home
 	r.runAs.apply(cmd)
+	attach(cmd, true)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -423,6 +424,7 @@ func (r restoreCmd) writeFile(path, content string) error {
 func (r restoreCmd) exec(ctx context.Context, cmd *exec.Cmd, stdin io.Reader) (*restoreOutput, error) {
 	cmd.Env, cmd.Dir = r.toolEnv(ctx), r.home
 	r.runAs.apply(cmd)
+	attach(cmd, true)
 	cmd.Stdin = stdin
 	cmd.Stdout = io.Discard
 	stderr, err := cmd.StderrPipe()

@@ -79,7 +79,25 @@ func (r RunAs) apply(cmd *exec.Cmd) {
 	if !r.set {
 		return
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: r.UID, Gid: r.GID}}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: r.UID, Gid: r.GID}
+}
+
+// attach makes cmd die with this process (a parent-death signal), in a
+// process group of its own, which the command's context (if it has one)
+// kills whole: a restore program or a throwaway server never outlives the
+// drill that started it.
+func attach(cmd *exec.Cmd, withContext bool) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr.Setpgid = true
+	if withContext {
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	}
 }
 
 // chown gives path to the user, so the cluster can write there.

@@ -321,7 +321,11 @@ func (s *sqlScanner) queue(kind eventKind, text []byte) {
 	if kind == evStatement && isBlank(text) {
 		return
 	}
-	s.pending = append(s.pending, sqlEvent{kind: kind, text: append([]byte(nil), text...), line: s.first})
+	line := s.first // a statement is named by the line it starts on
+	if kind == evMeta || kind == evVar {
+		line = s.line // a command or variable by its own
+	}
+	s.pending = append(s.pending, sqlEvent{kind: kind, text: append([]byte(nil), text...), line: line})
 }
 
 // dollarTag returns the opening dollar-quote tag at the start of b ("$$",

@@ -143,7 +143,7 @@ func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Ba
 	// Another process may take the port between FreePort and the start: try a few.
 	for attempt := 1; ; attempt++ {
 		progress.Say(fmt.Sprintf("starting PostgreSQL on 127.0.0.1:%d", c.Port))
-		err = c.Start(ctx)
+		err = c.StartAttached(ctx)
 		if err == nil {
 			return createRoles(ctx, c)
 		}
@@ -322,6 +322,21 @@ func (t *Target) Destroy(ctx context.Context, in drills.Instance) error {
 		return fmt.Errorf("destroy %s: %w", in.ID, err)
 	}
 	return nil
+}
+
+var _ drills.Keeper = (*Target)(nil)
+
+// Keep restarts a kept cluster detached (through pg_ctl), so that it
+// outlives this process: drill run --keep.
+func (t *Target) Keep(ctx context.Context, in drills.Instance) error {
+	c := t.cluster(in)
+	if err := c.Stop(ctx, "fast"); err != nil {
+		return err
+	}
+	if err := c.waitGone(ctx); err != nil {
+		return err
+	}
+	return c.Start(ctx)
 }
 
 // ConnectHint tells how to reach a kept cluster over its private socket.

@@ -248,9 +248,10 @@ type RunCount struct {
 	Count  int
 }
 
-// RunCounts counts runs by drill and status.
+// RunCounts counts finished runs by drill and status: numbers that only grow.
 func (s *Store) RunCounts(ctx context.Context) ([]RunCount, error) {
-	rows, err := s.Pool.Query(ctx, "select drill, status, count(*) from drill_runs group by drill, status order by drill, status")
+	rows, err := s.Pool.Query(ctx, `select drill, status, count(*) from drill_runs where finished_at is not null
+		group by drill, status order by drill, status`)
 	if err != nil {
 		return nil, err
 	}

@@ -10,8 +10,10 @@ import (
 
 // DrillStatus is the latest activity of one drill.
 type DrillStatus struct {
-	Drill         string
-	LastRun       *drills.Run
+	Drill   string
+	LastRun *drills.Run
+	// LastFinished is the newest finished run (LastRun may still run).
+	LastFinished  *drills.Run
 	LastSuccessAt *time.Time
 	FirstRunAt    *time.Time
 }
@@ -26,6 +28,7 @@ func (s *Store) DrillStatuses(ctx context.Context, names []string) (map[string]*
 	}
 	rows, err := s.Pool.Query(ctx, `select d.name,
 			(select id from drill_runs where drill = d.name order by id desc limit 1),
+			(select id from drill_runs where drill = d.name and finished_at is not null order by id desc limit 1),
 			(select max(finished_at) from drill_runs where drill = d.name and status = 'passed'),
 			(select min(created_at) from drill_runs where drill = d.name)
 		from unnest($1::text[]) as d(name)`, names)
@@ -33,22 +36,29 @@ func (s *Store) DrillStatuses(ctx context.Context, names []string) (map[string]*
 		return nil, err
 	}
 	var name string
-	var lastID *int64
+	var lastID, finishedID *int64
 	var lastSuccess, firstRun *time.Time
 	ids := map[string]int64{}
-	_, err = pgx.ForEachRow(rows, []any{&name, &lastID, &lastSuccess, &firstRun}, func() error {
+	finished := map[int64]string{}
+	_, err = pgx.ForEachRow(rows, []any{&name, &lastID, &finishedID, &lastSuccess, &firstRun}, func() error {
 		out[name].LastSuccessAt, out[name].FirstRunAt = lastSuccess, firstRun
 		if lastID != nil {
 			ids[name] = *lastID
 		}
-		lastSuccess, lastID, firstRun = nil, nil, nil
+		if finishedID != nil {
+			finished[*finishedID] = name
+		}
+		lastSuccess, lastID, finishedID, firstRun = nil, nil, nil, nil
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	list := make([]int64, 0, len(ids))
+	list := make([]int64, 0, len(ids)+len(finished))
 	for _, id := range ids {
+		list = append(list, id)
+	}
+	for id := range finished {
 		list = append(list, id)
 	}
 	runs, err := s.runsWhere(ctx, "id = any($1)", list)
@@ -56,7 +66,12 @@ func (s *Store) DrillStatuses(ctx context.Context, names []string) (map[string]*
 		return nil, err
 	}
 	for _, r := range runs {
-		out[r.Drill].LastRun = r
+		if ids[r.Drill] == r.ID {
+			out[r.Drill].LastRun = r
+		}
+		if _, ok := finished[r.ID]; ok {
+			out[r.Drill].LastFinished = r
+		}
 	}
 	return out, nil
 }

@@ -43,12 +43,13 @@ type StaleRun struct {
 	ID           int64
 	Drill        string
 	PastDeadline bool
+	JobID        int64 // the river job that carried it, or 0
 }
 
 // StaleRuns lists running runs without a heartbeat for staleAfter, and
 // running or queued runs past their deadline plus grace.
 func (s *Store) StaleRuns(ctx context.Context, now time.Time, staleAfter, grace time.Duration) ([]StaleRun, error) {
-	rows, err := s.Pool.Query(ctx, `select id, drill, coalesce(deadline_at + $3::interval < $1::timestamptz, false) from drill_runs
+	rows, err := s.Pool.Query(ctx, `select id, drill, coalesce(deadline_at + $3::interval < $1::timestamptz, false), coalesce(job_id, 0) from drill_runs
 		where finished_at is null and status = 'running'
 		  and (heartbeat_at < $1::timestamptz - $2::interval or deadline_at + $3::interval < $1::timestamptz)
 		order by id`, now, staleAfter, grace)
@@ -57,8 +58,41 @@ func (s *Store) StaleRuns(ctx context.Context, now time.Time, staleAfter, grace 
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (StaleRun, error) {
 		var sr StaleRun
-		err := r.Scan(&sr.ID, &sr.Drill, &sr.PastDeadline)
+		err := r.Scan(&sr.ID, &sr.Drill, &sr.PastDeadline, &sr.JobID)
 		return sr, err
+	})
+}
+
+// QueuedRun is a run still waiting for a worker.
+type QueuedRun struct {
+	ID        int64
+	Drill     string
+	CreatedAt time.Time
+	// Timeout is the run's own timeout (from its policy).
+	Timeout time.Duration
+	// LiveJob says a river job of the run's kind that has not ended
+	// carries it.
+	LiveJob bool
+}
+
+// QueuedRuns lists the runs queued before now-grace, saying whether a live
+// job of kind (river's job kind of a drill run) carries each.
+func (s *Store) QueuedRuns(ctx context.Context, now time.Time, grace time.Duration, kind string) ([]QueuedRun, error) {
+	rows, err := s.Pool.Query(ctx, `select r.id, r.drill, r.created_at, coalesce(r.spec->>'timeout', ''),
+			exists (select 1 from river_job j where j.kind = $3
+				and j.state in ('available', 'scheduled', 'running', 'retryable', 'pending')
+				and (j.id = r.job_id or j.args->>'run_id' = r.id::text))
+		from drill_runs r where r.status = 'queued' and r.finished_at is null and r.created_at < $1::timestamptz - $2::interval
+		order by r.id`, now, grace, kind)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (QueuedRun, error) {
+		var q QueuedRun
+		var timeout string
+		err := row.Scan(&q.ID, &q.Drill, &q.CreatedAt, &timeout, &q.LiveJob)
+		q.Timeout, _ = time.ParseDuration(timeout)
+		return q, err
 	})
 }
 
