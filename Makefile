@@ -59,6 +59,10 @@ bench: ## benchmarks: checksum vs count(*) on 1M rows; pages over 10k runs vs /h
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./verify/
 	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 30m ./web/
 
+.PHONY: chaos
+chaos: ## kill workers and drill run at random moments; count what is left (minutes; not part of test)
+	$(GO) test -tags chaos -count=1 -timeout 60m -run '^TestChaos$$' -v ./cmd/drill/
+
 .PHONY: clean
 clean: ## remove build output and the demo's files (its backups and state under $${TMPDIR:-/tmp}/drill-demo)
 	rm -rf bin .demo testoutput "$${DRILL_DEMO_DIR:-$${TMPDIR:-/tmp}/drill-demo}"

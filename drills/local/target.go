@@ -318,10 +318,28 @@ func (t *Target) Destroy(ctx context.Context, in drills.Instance) error {
 			return fmt.Errorf("destroy %s: %w", in.ID, err)
 		}
 	}
-	if err := os.RemoveAll(in.ID); err != nil {
+	if err := removeMarkedLast(in.ID); err != nil {
 		return fmt.Errorf("destroy %s: %w", in.ID, err)
 	}
 	return nil
+}
+
+// removeMarkedLast removes a cluster directory, its marker last: a drill
+// killed in the middle leaves a directory that still says whose it is, and
+// the sweeper finishes the job.
+func removeMarkedLast(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != markerFile {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return os.RemoveAll(dir)
 }
 
 var _ drills.Keeper = (*Target)(nil)
