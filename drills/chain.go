@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -83,7 +84,7 @@ func CheckIntegrity(r *Run, pub ed25519.PublicKey) {
 	altered := func(why string) { st.Integrity, st.Problem = IntegrityAltered, why }
 	cols, err := CanonicalRecord(r)
 	switch h, herr := ChainHash(st.PrevHash, st.Record); {
-	case err != nil || !bytes.Equal(cols, st.Record):
+	case err != nil || !bytes.Equal(cols, st.Record) && !sameSealedFacts(cols, st.Record):
 		altered("the state database's columns differ from the run's sealed record")
 	case herr != nil || h != st.ChainHash:
 		altered("the sealed record does not match its chain hash")
@@ -94,6 +95,30 @@ func CheckIntegrity(r *Run, pub ed25519.PublicKey) {
 			st.Integrity = IntegritySealed
 		}
 	}
+}
+
+// targetLifecycle are the fields of a run's target that legitimately
+// change after the run is sealed: a kept instance discarded later, a
+// failed teardown finished by the sweeper.
+var targetLifecycle = []string{"state", "torn_down_at", "instance_hours", "details"}
+
+// sameSealedFacts reports whether two canonical records agree on all but
+// the target's lifecycle.
+func sameSealedFacts(a, b []byte) bool {
+	var ma, mb map[string]any
+	if json.Unmarshal(a, &ma) != nil || json.Unmarshal(b, &mb) != nil {
+		return false
+	}
+	for _, m := range []map[string]any{ma, mb} {
+		if run, ok := m["run"].(map[string]any); ok {
+			if t, ok := run["target"].(map[string]any); ok {
+				for _, k := range targetLifecycle {
+					delete(t, k)
+				}
+			}
+		}
+	}
+	return reflect.DeepEqual(ma, mb)
 }
 
 // ChainHash is hex(SHA-256(prev chain hash bytes || record)); the first run

@@ -72,8 +72,10 @@ type RunParams struct {
 	Policy      Policy
 	Trigger     string
 	TriggeredBy string
-	// Keep leaves the instance running after the drill (for inspection).
-	Keep bool
+	// Keep leaves the instance running after the drill (for inspection),
+	// for KeepFor (default DefaultKeep); then the sweeper removes it.
+	Keep    bool
+	KeepFor time.Duration
 }
 
 // ErrStore wraps failures to write the run record: the drill could not be
@@ -483,6 +485,12 @@ func (e *execution) teardown(ctx context.Context, f *failure) *failure {
 	}
 	if keep {
 		now := e.Now()
+		keepFor := e.p.KeepFor
+		if keepFor <= 0 {
+			keepFor = DefaultKeep
+		}
+		e.inst.Details[KeptUntilDetail] = now.Add(keepFor).UTC().Format(time.RFC3339)
+		e.run.Target.Details = e.inst.Details
 		e.run.Target.State = TargetKept
 		e.record(e.Store.SetTargetState(tctx, e.targetID, *e.inst, TargetKept, now, ""))
 		e.log.Warn("instance kept: remove it when done", "instance", e.inst.ID)

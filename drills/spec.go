@@ -59,6 +59,8 @@ type Spec struct {
 	Checks           []verify.Check `json:"checks"`
 	// Notify are the webhooks of this drill, the config's own included.
 	Notify []Notify `json:"-"`
+	// Tags group drills for drill run --tag.
+	Tags []string `json:"tags,omitempty"`
 	// Line is where the drill starts in its config file.
 	Line int `json:"-"`
 }

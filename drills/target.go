@@ -75,6 +75,13 @@ type Sweepable interface {
 	Managed(ctx context.Context) ([]Instance, error)
 }
 
+// DefaultKeep is how long drill run --keep keeps an instance.
+const DefaultKeep = time.Hour
+
+// KeptUntilDetail is the instance detail that says until when a kept
+// instance stays (RFC 3339); the sweeper removes it afterwards.
+const KeptUntilDetail = "kept_until"
+
 // Keeper is a Target whose instances die with the process that made them
 // unless told otherwise: Keep makes an instance outlive it (drill run
 // --keep).

@@ -435,3 +435,22 @@ func TestMetricsSteadyWhileQueued(t *testing.T) {
 		t.Errorf("a counter counts queued runs:\n%s", grepLines(metrics, "queued"))
 	}
 }
+
+// A target torn down after its run was sealed (a kept instance discarded, a
+// failed teardown finished by the sweeper) does not make the run altered.
+func TestLaterTeardownIsNotAlteration(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	id := b.ids["adhoc"]
+	if _, err := b.store.Pool.Exec(context.Background(), `update drill_targets set state = 'destroyed', torn_down_at = now(),
+		details = '{"port": "1"}' where run_id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	run, err := b.store.Run(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Seal == nil || run.Seal.Integrity != drills.IntegrityChained {
+		t.Fatalf("integrity %+v", run.Seal)
+	}
+}

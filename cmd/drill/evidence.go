@@ -166,7 +166,7 @@ func runExport(ctx context.Context, o *exportOpts, stdout io.Writer) error {
 	if m.Signed {
 		signed = "signed"
 	}
-	fmt.Fprintf(stdout, "wrote %s: %d runs, %s\nverify with: drill evidence verify %s", o.out, m.Runs, signed, o.out)
+	fmt.Fprintf(stdout, "wrote %s: %s, %s\nverify with: drill evidence verify %s", o.out, plural(m.Runs, "run"), signed, o.out)
 	if m.Signed {
 		fmt.Fprintf(stdout, " --pubkey %s.pub", keyPath)
 	}
@@ -238,8 +238,8 @@ func runVerify(path, pubPath, previous string, unsignedOK, asJSON bool, stdout i
 			return err
 		}
 	} else if rep.Intact {
-		fmt.Fprintf(stdout, "%s: intact — %d runs of %d drill(s) (%s); every file matches the manifest and every chain is complete\n",
-			path, rep.Runs, len(rep.Drills), strings.Join(rep.Drills, ", "))
+		fmt.Fprintf(stdout, "%s: intact — %s of %s (%s); every file matches the manifest and every chain is complete\n",
+			path, plural(rep.Runs, "run"), plural(len(rep.Drills), "drill"), strings.Join(rep.Drills, ", "))
 		if rep.SignatureChecked {
 			fmt.Fprintln(stdout, "signature: valid for", pubPath)
 		}
@@ -321,4 +321,12 @@ func runSignoff(ctx context.Context, o *signoffOpts, runID int64, stdout io.Writ
 	}
 	fmt.Fprintf(stdout, "%s of run %d by %s recorded at %s\n", kind, runID, so.SignedBy, so.SignedAt.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// plural says n things: "1 run", "2 runs".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -343,7 +343,7 @@ func TestEvidenceCommands(t *testing.T) {
 	}
 	zip := filepath.Join(dir, "bundle.zip")
 	env := append(b.env, "DRILL_EVIDENCE_KEY="+key)
-	if r := drill(t, env, "evidence", "export", "--out", zip, "--since", "2020-01-01"); r.code != 0 || !strings.Contains(r.stdout, "1 runs, signed") {
+	if r := drill(t, env, "evidence", "export", "--out", zip, "--since", "2020-01-01"); r.code != 0 || !strings.Contains(r.stdout, "1 run, signed") {
 		t.Fatalf("export: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	// verify needs no database: run it without one
@@ -417,6 +417,82 @@ func TestServe(t *testing.T) {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t, time.Minute); code != 0 {
 		t.Fatalf("serve exit %d", code)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+// drill run --all runs every drill and exits 1 when any failed; --tag
+// picks drills by tag.
+func TestRunAll(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(b.backups, "shop.dump"))
+	cfg := readFile(t, b.config) + fmt.Sprintf(`  - name: empty
+    tags: [audit]
+    source:
+      type: pgdump
+      location: %s
+    target:
+      type: local
+      dir: %s
+`, filepath.Join(b.backups, "nothing-here"), b.targetDir)
+	if err := os.WriteFile(b.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(b.backups, "nothing-here"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := drill(t, b.env, "run", "--all", "--parallel", "2", "--json")
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 2 {
+		t.Fatalf("--all: exit %d %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	if r.code != 1 || !strings.Contains(r.stderr, "1 drill of 2 drills failed") {
+		t.Fatalf("--all with one failing drill: exit %d\n%s", r.code, r.stderr)
+	}
+	r = drill(t, b.env, "run", "--tag", "audit")
+	if r.code != 1 || !strings.Contains(r.stdout, "empty") || strings.Contains(r.stdout, "shop ") {
+		t.Fatalf("--tag audit: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := drill(t, b.env, "run", "--tag", "nope"); r.code != 2 {
+		t.Fatalf("--tag nope: exit %d %s", r.code, r.stderr)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+// A kept instance outlives drill run, can be discarded with one command,
+// and is removed by the sweeper once its keep time is over.
+func TestKeepAndDiscard(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(b.backups, "shop.dump"))
+	r := drill(t, b.env, "run", "shop", "--keep=10m", "--json")
+	var run map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &run); err != nil || r.code != 0 {
+		t.Fatalf("run --keep: exit %d %v\n%s", r.code, err, r.stderr)
+	}
+	target := run["target"].(map[string]any)
+	if target["state"] != "kept" || target["details"].(map[string]any)["kept_until"] == nil || !strings.Contains(r.stderr, "drill discard") {
+		t.Fatalf("target %v\n%s", target, r.stderr)
+	}
+	if len(drilltest.ProcessesMentioning(b.targetDir)) == 0 {
+		t.Fatal("the kept server did not outlive drill run")
+	}
+	id := fmt.Sprint(run["id"])
+	if r := drill(t, b.env, "discard", id); r.code != 0 || !strings.Contains(r.stdout, "discarded") {
+		t.Fatalf("discard: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+	if r := drill(t, b.env, "discard", id); r.code != 2 || !strings.Contains(r.stderr, "kept no instance") {
+		t.Fatalf("second discard: exit %d %s", r.code, r.stderr)
+	}
+	// kept for a second: the next sweep removes it
+	if r := drill(t, b.env, "run", "shop", "--keep=1s"); r.code != 0 {
+		t.Fatalf("run --keep=1s: exit %d %s", r.code, r.stderr)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if r := drill(t, b.env, "sweep"); r.code != 0 {
+		t.Fatalf("sweep: exit %d %s", r.code, r.stderr)
 	}
 	drilltest.AssertNothingLeft(t, b.targetDir)
 }

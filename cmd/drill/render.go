@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,6 +15,22 @@ import (
 
 // printRun writes a run for people: outcome, RTO/RPO against objectives,
 // backup, target, phases and checks.
+// printTarget says where the run restored to and what became of it.
+func printTarget(w io.Writer, r *drills.Run) {
+	t := r.Target
+	if t == nil {
+		return
+	}
+	state := string(t.State)
+	if t.TornDownAt != nil {
+		state += " at " + t.TornDownAt.UTC().Format(time.RFC3339)
+	}
+	if u := t.Details[drills.KeptUntilDetail]; t.State == drills.TargetKept && u != "" {
+		state += " until " + u + "; drill discard " + strconv.FormatInt(r.ID, 10) + " removes it sooner"
+	}
+	fmt.Fprintf(w, "  target:  %s %s (%s)\n", t.Type, t.InstanceID, state)
+}
+
 // printAltered says, first, when a run's row no longer says what was sealed.
 func printAltered(w io.Writer, st *drills.SealState) {
 	if st == nil || st.Integrity != drills.IntegrityAltered {
@@ -60,13 +77,7 @@ func printRun(w io.Writer, r *drills.Run) {
 			fmt.Fprintf(w, "           %s\n", strings.Join(parts, " "))
 		}
 	}
-	if t := r.Target; t != nil {
-		state := string(t.State)
-		if t.TornDownAt != nil {
-			state += " at " + t.TornDownAt.UTC().Format(time.RFC3339)
-		}
-		fmt.Fprintf(w, "  target:  %s %s (%s)\n", t.Type, t.InstanceID, state)
-	}
+	printTarget(w, r)
 	fmt.Fprintf(w, "  trigger: %s by %s", r.Trigger, r.TriggeredBy)
 	if r.StartedAt != nil {
 		fmt.Fprintf(w, ", started %s", r.StartedAt.UTC().Format(time.RFC3339))

@@ -44,6 +44,8 @@ without one, an embedded PostgreSQL under $DRILL_HOME.
 		newScheduleCommand(g),
 		newEvidenceCommand(g),
 		newServeCommand(g),
+		newVersionCommand(),
+		newDiscardCommand(g),
 	)
 	return root
 }

@@ -8,11 +8,15 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"drill/drills"
 	"drill/drills/backends"
+	"drill/drills/statedb"
 	"drill/jobs"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 	"github.com/spf13/cobra"
 )
 
@@ -20,8 +24,11 @@ type runOpts struct {
 	*globalOpts
 	name    string
 	json    bool
-	keep    bool
+	keep    time.Duration
 	enqueue bool
+	all     bool
+	tag     string
+	jobs    int
 	stdout  io.Writer
 	stderr  *os.File
 }
@@ -39,15 +46,33 @@ Progress is shown on a terminal; the result goes to stdout.
 		Example: `  drill run orders
   drill run orders --json > result.json
   drill run orders --keep     # leave the restored instance running to inspect it
-  drill run orders --enqueue  # let a drill worker run it; prints the run id`,
-		Args: exactArgs(1, "NAME: the drill to run (see drill validate for the names)"),
+  drill run orders --enqueue  # let a drill worker run it; prints the run id
+  drill run --all --parallel 2 # every drill, two at a time, with a summary (before an audit)
+  drill run --tag pci         # every drill with tags: [pci]`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if o.all || o.tag != "" {
+				if len(args) > 0 {
+					return withCode(exitUsage, errors.New("drill run: give a NAME, or --all or --tag, not both"))
+				}
+				return nil
+			}
+			return exactArgs(1, "NAME: the drill to run (see drill validate for the names), or --all")(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.name, o.stdout, o.stderr = args[0], cmd.OutOrStdout(), os.Stderr
+			o.stdout, o.stderr = cmd.OutOrStdout(), os.Stderr
+			if o.all || o.tag != "" {
+				return runMany(cmd.Context(), o)
+			}
+			o.name = args[0]
 			return runRun(cmd.Context(), o)
 		},
 	}
+	cmd.Flags().BoolVar(&o.all, "all", false, "run every drill of the config, with a summary; exit 1 if any failed")
+	cmd.Flags().StringVar(&o.tag, "tag", "", "run every drill whose tags include TAG")
+	cmd.Flags().IntVar(&o.jobs, "parallel", 1, "with --all or --tag: how many drills run at a time")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the run as one JSON object")
-	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the restored instance running and print how to connect")
+	cmd.Flags().DurationVar(&o.keep, "keep", 0, "keep the restored instance running for a while (--keep: 1h; --keep=30m), print how to connect; the sweeper removes it afterwards (drill discard RUN_ID sooner)")
+	cmd.Flags().Lookup("keep").NoOptDefVal = drills.DefaultKeep.String()
 	cmd.Flags().BoolVar(&o.enqueue, "enqueue", false, "queue the run for a drill worker and return at once")
 	return cmd
 }
@@ -67,7 +92,7 @@ func runRun(ctx context.Context, o *runOpts) error {
 		return err
 	}
 	if o.enqueue {
-		if o.keep {
+		if o.keep != 0 {
 			return withCode(exitUsage, errors.New("--keep works only for runs in this process, not with --enqueue"))
 		}
 		return runEnqueue(ctx, o, cfg, spec, log)
@@ -76,32 +101,18 @@ func runRun(ctx context.Context, o *runOpts) error {
 	if err != nil {
 		return withCode(exitUnavailable, err)
 	}
-	store, closeStore, err := openStore(ctx, cfg, log)
+	store, client, closeStore, err := openForRuns(ctx, cfg, log, true)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-
-	// Clean up after crashed drills first, and queue a dead-man teardown
-	// with this run's target, for a worker to act on should this process die.
-	jobs.Version = version
-	client, err := jobs.NewInsertClient(store.Pool)
-	if err != nil {
-		return withCode(exitUnavailable, err)
-	}
-	jcfg := jobs.Config{Drills: cfg, Store: store, Logger: log.With("component", "sweeper")}
-	if rep, err := jobs.NewSweeper(jcfg, nil).Sweep(ctx); err != nil {
-		log.Warn("sweep before the run", "error", err.Error())
-	} else if len(rep.RunsEnded)+len(rep.Destroyed)+len(rep.OrphansRemoved) > 0 {
-		log.Warn("cleaned up after earlier drills", "runs_ended", rep.RunsEnded, "destroyed", rep.Destroyed, "orphans", rep.OrphansRemoved)
-	}
 	runner := &drills.Runner{Store: store, Logger: log.With("component", "runner"), Worker: whoAmI(),
 		OnIntent: jobs.DeadMan(client)}
 	if terminal {
 		runner.Events = newProgress(o.stderr).event
 	}
 	run, err := runner.Run(ctx, drills.RunParams{Spec: spec, Source: src, Target: tgt,
-		Policy: drills.PolicyOf(spec, cfg.Path, version), Trigger: drills.TriggerManual, TriggeredBy: whoAmI(), Keep: o.keep})
+		Policy: drills.PolicyOf(spec, cfg.Path, version), Trigger: drills.TriggerManual, TriggeredBy: whoAmI(), Keep: o.keep > 0, KeepFor: o.keep})
 	if run != nil {
 		if o.json {
 			if err := writeJSON(o.stdout, run); err != nil {
@@ -110,7 +121,7 @@ func runRun(ctx context.Context, o *runOpts) error {
 		} else {
 			printRun(o.stdout, run)
 		}
-		if o.keep && run.Target != nil && run.Target.State == drills.TargetKept {
+		if o.keep > 0 && run.Target != nil && run.Target.State == drills.TargetKept {
 			fmt.Fprintf(o.stderr, "\nThe restored instance is still running. Connect with:\n  %s\n",
 				tgt.ConnectHint(run.Target.Instance(run)))
 		}
@@ -129,6 +140,32 @@ func runRun(ctx context.Context, o *runOpts) error {
 	default:
 		return withCode(exitFailed, fmt.Errorf("drill %s failed (%s): %s", run.Drill, run.Reason, run.Error))
 	}
+}
+
+// openForRuns opens the state database and a river client for runs in
+// this process: their dead-man teardown jobs are queued for a worker to
+// act on should this process die. With sweep, it first cleans up after
+// crashed drills.
+func openForRuns(ctx context.Context, cfg *drills.Config, log *slog.Logger, sweep bool) (*statedb.Store, *river.Client[pgx.Tx], func(), error) {
+	store, closeStore, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	jobs.Version = version
+	client, err := jobs.NewInsertClient(store.Pool)
+	if err != nil {
+		closeStore()
+		return nil, nil, nil, withCode(exitUnavailable, err)
+	}
+	if sweep {
+		jcfg := jobs.Config{Drills: cfg, Store: store, Logger: log.With("component", "sweeper")}
+		if rep, err := jobs.NewSweeper(jcfg, nil).Sweep(ctx); err != nil {
+			log.Warn("sweep before the run", "error", err.Error())
+		} else if len(rep.RunsEnded)+len(rep.Destroyed)+len(rep.OrphansRemoved) > 0 {
+			log.Warn("cleaned up after earlier drills", "runs_ended", rep.RunsEnded, "destroyed", rep.Destroyed, "orphans", rep.OrphansRemoved)
+		}
+	}
+	return store, client, closeStore, nil
 }
 
 func drillNames(cfg *drills.Config) string {

@@ -89,16 +89,25 @@ func Parse(file string, data []byte) (*drills.Config, error) {
 	if err := expandEnv(&root); err != nil {
 		return nil, yamlError(file, err)
 	}
+	var linted []Problem
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		lint(root.Content[0], reflect.TypeOf(rawConfig{}), "the top level", &linted)
+	}
 	var raw rawConfig
 	if err := root.Decode(&raw); err != nil {
+		if len(linted) > 0 {
+			return nil, &ConfigError{File: file, Problems: linted}
+		}
 		return nil, yamlError(file, err)
 	}
 	cfg := &drills.Config{Path: file, DatabaseURL: raw.DatabaseURL, OverdueGrace: drills.DefaultOverdueGrace}
 	if raw.OverdueGrace != nil {
 		cfg.OverdueGrace = time.Duration(*raw.OverdueGrace)
 	}
-	var problems []Problem
-	cfg.Notify, problems = notifiers(raw.Notify, "")
+	problems := linted
+	var nps []Problem
+	cfg.Notify, nps = notifiers(raw.Notify, "")
+	problems = append(problems, nps...)
 	if len(raw.Drills) == 0 {
 		problems = append(problems, Problem{Line: raw.line, Msg: "no drills: want a top-level drills: list with at least one drill"})
 	}

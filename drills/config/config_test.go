@@ -87,9 +87,9 @@ func TestParseConfigErrors(t *testing.T) {
 		name, yaml string
 		want       []string // each "LINE: text"
 	}{
-		{"unknown field", "drills:\n  - name: a\n    sorce: {}\n", []string{`3: unknown field "sorce" in a drill`}},
-		{"unknown check field", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    checks:\n      - type: sql\n        querry: x\n", []string{`6: unknown field "querry" in a check`}},
-		{"unknown top-level field", "drill:\n  - name: a\n", []string{`1: unknown field "drill" in the top level`}},
+		{"unknown field", "drills:\n  - name: a\n    sorce: {}\n", []string{`3: unknown field "sorce" in a drill`, `2: drill "a": missing required field source`}},
+		{"unknown check field", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    checks:\n      - type: sql\n        querry: x\n", []string{`6: unknown field "querry" in a check`, `5: drill "a": check 1: sql check needs query`}},
+		{"unknown top-level field", "drill:\n  - name: a\n", []string{`1: unknown field "drill" in the top level`, `1: no drills`}},
 		{"unknown source type", "drills:\n  - name: a\n    source:\n      type: ftp\n", []string{`4: drill "a": source: unknown type "ftp"`}},
 		{"unknown target type", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    target: {type: gcp}\n", []string{`4: drill "a": target: unknown type "gcp"`}},
 		{"unknown check type", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    checks:\n      - type: vibes\n", []string{`5: drill "a": check 1: unknown check type "vibes"`}},
@@ -117,7 +117,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"negative schedule", "drills:\n  - name: a\n    schedule: \"@every -5m\"\n    source: {type: pgdump, location: /b}\n", []string{`3: drill "a": schedule "@every -5m": runs more than once a minute`}},
 		{"schedule that never runs", "drills:\n  - name: a\n    schedule: \"0 0 30 2 *\"\n    source: {type: pgdump, location: /b}\n", []string{`3: drill "a": schedule "0 0 30 2 *": does not run at least once a year`}},
 		{"fraction for a count", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    checks:\n      - type: row_count\n        table: t\n        min: 1.5\n", []string{`7: "1.5" is not a whole number (min)`}},
-		{"fraction for jobs", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    target: {type: local, jobs: 2.5}\n", []string{`4: drill "a": "2.5" is not a whole number (jobs)`}},
+		{"fraction for jobs", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    target: {type: local, jobs: 2.5}\n", []string{`4: "2.5" is not a whole number (jobs)`}},
+		{"four mistakes at once", "drills:\n  - name: a\n    colour: blue\n    timeout: banana\n    source:\n      type: pgdump\n    checks:\n      - type: row_count\n        table: t\n        min: 1.5\n", []string{
+			`3: unknown field "colour" in a drill`, `4: bad duration "banana"`, `5: drill "a": source: missing required field location`, `10: "1.5" is not a whole number (min)`}},
 		{"several problems at once", "drills:\n  - name: a\n    source: {type: pgdump}\n    checks:\n      - {type: checksum}\n", []string{
 			"3: drill \"a\": source: missing required field location", "5: drill \"a\": check 1: checksum check needs table"}},
 	}

@@ -76,6 +76,7 @@ type rawDrill struct {
 	Objectives       rawObjectives `yaml:"objectives"`
 	Checks           []rawCheck    `yaml:"checks"`
 	Notify           []rawNotify   `yaml:"notify"`
+	Tags             []string      `yaml:"tags"`
 	line             int
 	keys             map[string]int
 }
@@ -181,7 +182,7 @@ func (r rawDrill) spec(i int) (*drills.Spec, []Problem) {
 		}
 		ps = append(ps, Problem{line, label + ": " + fmt.Sprintf(format, args...)})
 	}
-	s := &drills.Spec{Name: r.Name, Schedule: r.Schedule, ScheduleTimezone: r.ScheduleTimezone, Timeout: drills.DefaultTimeout, Line: r.line}
+	s := &drills.Spec{Name: r.Name, Schedule: r.Schedule, ScheduleTimezone: r.ScheduleTimezone, Timeout: drills.DefaultTimeout, Line: r.line, Tags: r.Tags}
 	if r.Name == "" {
 		add(r.line, "missing required field name")
 	} else if err := drills.ValidName(r.Name); err != nil {

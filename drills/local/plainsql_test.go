@@ -209,3 +209,16 @@ func TestPlainFilterAcceptsRealDumpShapes(t *testing.T) {
 		}
 	}
 }
+
+func TestParseVersion(t *testing.T) {
+	for line, want := range map[string]string{
+		"pg_restore (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)\n": "15.20",
+		"psql (PostgreSQL) 17.6\n":                                 "17.6",
+		"pg_restore (PostgreSQL) 18beta1\n":                        "18",
+		"something else\n":                                         "",
+	} {
+		if got := parseVersion([]byte(line)); got != want {
+			t.Errorf("%q: %q, want %q", line, got, want)
+		}
+	}
+}

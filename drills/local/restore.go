@@ -33,6 +33,12 @@ func (b Binaries) version() string {
 	if err != nil {
 		return ""
 	}
+	return parseVersion(out)
+}
+
+// parseVersion reads the version from a --version line of PostgreSQL's
+// programs.
+func parseVersion(out []byte) string {
 	if m := versionRe.FindSubmatch(out); m != nil {
 		return string(m[1])
 	}

@@ -357,7 +357,8 @@ func (t *Target) Keep(ctx context.Context, in drills.Instance) error {
 	return c.Start(ctx)
 }
 
-// ConnectHint tells how to reach a kept cluster over its private socket.
+// ConnectHint tells how to reach a kept cluster over its private socket,
+// and how to discard it.
 func (t *Target) ConnectHint(in drills.Instance) string {
 	c := t.cluster(in)
 	db := in.Details["database"]
@@ -368,8 +369,11 @@ func (t *Target) ConnectHint(in drills.Instance) string {
 	if t.runAs.set {
 		who = fmt.Sprintf(" (as root or %s)", t.runAs.Name)
 	}
-	return fmt.Sprintf("psql %q%s\nstop and remove it afterwards: %s stop -D %s -m immediate && rm -rf %s",
-		c.SocketDSN(db), who, t.bin.Path("pg_ctl"), c.DataDir(), in.ID)
+	until := ""
+	if u := in.Details[drills.KeptUntilDetail]; u != "" {
+		until = " (the sweeper removes it after " + u + ")"
+	}
+	return fmt.Sprintf("psql %q%s\ndiscard it when done: drill discard %d%s", c.SocketDSNAs(CheckRole, db), who, in.RunID, until)
 }
 
 func readMarker(dir string) (marker, error) {

@@ -104,9 +104,12 @@ type TargetToSweep struct {
 }
 
 // TargetsToSweep lists targets not yet destroyed (intended, created or
-// destroy_failed) whose run has finished. Kept targets are left to people.
+// destroy_failed) whose run has finished, and kept targets past their
+// kept_until. Kept targets are left to people until then.
 func (s *Store) TargetsToSweep(ctx context.Context) ([]TargetToSweep, error) {
-	return s.targetsWhere(ctx, `t.state in ('intended', 'created', 'destroy_failed') and r.finished_at is not null`)
+	return s.targetsWhere(ctx, `r.finished_at is not null and (t.state in ('intended', 'created', 'destroy_failed')
+		or t.state = 'kept' and case when t.details->>'`+drills.KeptUntilDetail+`' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]+Z$'
+			then (t.details->>'`+drills.KeptUntilDetail+`')::timestamptz < now() else false end)`)
 }
 
 // TargetByID returns one target with its run.

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+func newVersionCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print drill's version and the VCS revision it was built from",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rev := ""
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				for _, s := range bi.Settings {
+					if s.Key == "vcs.revision" {
+						rev = s.Value
+					}
+				}
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), map[string]string{"version": version, "revision": rev})
+			}
+			if rev != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "drill %s (revision %s)\n", version, rev)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "drill %s\n", version)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the version as JSON")
+	return cmd
+}
