@@ -23,7 +23,7 @@ type SealedRecord struct {
 // CanonicalRecord returns the canonical JSON of a run.
 func CanonicalRecord(r *Run) ([]byte, error) {
 	v := r.JSON()
-	v.Integrity, v.IntegrityProblem, v.ChainHash = "", "", ""
+	v.Integrity, v.IntegrityProblem, v.ChainHash, v.Signoffs = "", "", "", nil
 	return json.Marshal(SealedRecord{Run: v, Policy: r.Policy})
 }
 

@@ -86,6 +86,9 @@ type Run struct {
 	// Seal is the run's place in its drill's hash chain and whether its
 	// columns still say what was sealed (nil while it runs).
 	Seal *SealState
+	// Signoffs are the reviews and corrective notes given since (loaded
+	// with a single run).
+	Signoffs []Signoff
 }
 
 // Policy is what a run was asked to do, kept with the run for the record.

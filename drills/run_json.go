@@ -32,6 +32,8 @@ type RunJSON struct {
 	Integrity        Integrity `json:"integrity,omitempty"`
 	IntegrityProblem string    `json:"integrity_problem,omitempty"`
 	ChainHash        string    `json:"chain_hash,omitempty"`
+	// Signoffs came after the seal, and are not part of it.
+	Signoffs []Signoff `json:"signoffs,omitempty"`
 }
 
 // ObjectivesJSON holds the objectives and whether they were met (null: not measured or no objective).
@@ -138,6 +140,7 @@ func (r *Run) JSON() RunJSON {
 	if r.Seal != nil {
 		v.Integrity, v.IntegrityProblem, v.ChainHash = r.Seal.Integrity, r.Seal.Problem, r.Seal.ChainHash
 	}
+	v.Signoffs = r.Signoffs
 	if b := r.Backup; b != nil {
 		v.Backup = &BackupJSON{ID: b.ID, CreatedAt: rfc3339(b.CreatedAt), CreatedAtSource: b.CreatedAtSource, Format: b.Format, SizeBytes: b.SizeBytes, Details: b.Details}
 	}

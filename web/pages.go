@@ -85,7 +85,9 @@ type view struct {
 	CSRF    string
 	RiverUI bool
 	Version string
-	Data    any
+	// Signed says evidence downloads are signed (DRILL_EVIDENCE_KEY).
+	Signed bool
+	Data   any
 }
 
 // page wraps a handler that returns a template name and its data.
@@ -102,7 +104,7 @@ func (s *Server) page(fn func(w http.ResponseWriter, r *http.Request) (string, s
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
 	var buf bytes.Buffer
-	v := view{Title: title, CSRF: s.csrfToken(w, r), RiverUI: s.RiverUI != nil, Version: s.Version, Data: data}
+	v := view{Title: title, CSRF: s.csrfToken(w, r), RiverUI: s.RiverUI != nil, Version: s.Version, Signed: s.EvidenceKey != nil, Data: data}
 	if err := pages[name].Execute(&buf, v); err != nil {
 		s.Logger.Error("render", "page", name, "error", err.Error())
 		http.Error(w, "internal error", http.StatusInternalServerError)

@@ -454,3 +454,30 @@ func TestLaterTeardownIsNotAlteration(t *testing.T) {
 		t.Fatalf("integrity %+v", run.Seal)
 	}
 }
+
+// Without an evidence key the download says it is unsigned.
+func TestEvidenceButtonSaysUnsigned(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	_, page, _ := get(t, http.DefaultClient, b.server.URL+"/drills/orders")
+	if !strings.Contains(page, "Evidence bundle (unsigned)") {
+		t.Error("the evidence button does not say the bundle is unsigned")
+	}
+}
+
+// A sign-off shows on the run page with the signer's name.
+func TestRunPageShowsSignoffs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	id := b.ids["orders"]
+	if _, err := b.store.AddSignoff(context.Background(), id, drills.Signoff{Kind: drills.SignoffReview, SignedBy: "Dana Lee", Note: "Q4 drill reviewed"}); err != nil {
+		t.Fatal(err)
+	}
+	_, page, _ := get(t, http.DefaultClient, fmt.Sprintf("%s/runs/%d", b.server.URL, id))
+	if !strings.Contains(page, "Q4 drill reviewed") || !strings.Contains(page, "Dana Lee") {
+		t.Error("the run page does not show the sign-off")
+	}
+	if run, err := b.store.Run(context.Background(), id); err != nil || run.Seal.Integrity != drills.IntegrityChained {
+		t.Errorf("a sign-off changed the run's integrity: %v %+v", err, run.Seal)
+	}
+}

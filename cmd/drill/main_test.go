@@ -341,6 +341,13 @@ func TestEvidenceCommands(t *testing.T) {
 	if r := drill(t, b.env, "evidence", "signoff", "99", "--by", "x"); r.code != 2 || !strings.Contains(r.stderr, "no run 99") {
 		t.Fatalf("signoff of an unknown run: %d %s", r.code, r.stderr)
 	}
+	// the sign-off shows where people look
+	if r := drill(t, b.env, "show", "1"); !strings.Contains(r.stdout, "review:  reviewed by Dana Lee <dana@example.com>") {
+		t.Errorf("show lacks the sign-off:\n%s", r.stdout)
+	}
+	if r := drill(t, b.env, "show", "1", "--json"); !strings.Contains(r.stdout, `"signed_by": "Dana Lee`) {
+		t.Errorf("show --json lacks the sign-off:\n%s", r.stdout)
+	}
 	zip := filepath.Join(dir, "bundle.zip")
 	env := append(b.env, "DRILL_EVIDENCE_KEY="+key)
 	if r := drill(t, env, "evidence", "export", "--out", zip, "--since", "2020-01-01"); r.code != 0 || !strings.Contains(r.stdout, "1 run, signed") {

@@ -78,6 +78,9 @@ func printRun(w io.Writer, r *drills.Run) {
 		}
 	}
 	printTarget(w, r)
+	for _, so := range r.Signoffs {
+		fmt.Fprintf(w, "  %-8s %s by %s on %s\n", so.Kind+":", so.Note, so.SignedBy, so.SignedAt.UTC().Format("2006-01-02"))
+	}
 	fmt.Fprintf(w, "  trigger: %s by %s", r.Trigger, r.TriggeredBy)
 	if r.StartedAt != nil {
 		fmt.Fprintf(w, ", started %s", r.StartedAt.UTC().Format(time.RFC3339))

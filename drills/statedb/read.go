@@ -91,7 +91,16 @@ func (s *Store) runQ(ctx context.Context, q Querier, id int64) (*drills.Run, err
 	if err := s.checkIntegrity(ctx, q, r); err != nil {
 		return nil, err
 	}
-	return r, nil
+	rows, err := q.Query(ctx, `select kind, signed_by, note, signed_at from drill_signoffs where run_id = $1 order by id`, id)
+	if err != nil {
+		return nil, err
+	}
+	r.Signoffs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (drills.Signoff, error) {
+		var so drills.Signoff
+		err := row.Scan(&so.Kind, &so.SignedBy, &so.Note, &so.SignedAt)
+		return so, err
+	})
+	return r, err
 }
 
 // RunFilter selects runs, newest first.
