@@ -123,7 +123,7 @@ func (s *Server) apiEnqueue(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusServiceUnavailable, "this server cannot queue runs")
 		return
 	}
-	run, err := s.Enqueue(r.Context(), spec, drills.TriggerAPI, "api@"+r.RemoteAddr)
+	run, err := s.Enqueue(r.Context(), spec, drills.TriggerAPI, s.who(r, "api"))
 	if errors.Is(err, drills.ErrDrillBusy) {
 		apiError(w, http.StatusConflict, err.Error())
 		return

@@ -290,7 +290,7 @@ func (s *Server) runNow(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, &httpError{http.StatusServiceUnavailable, "this server cannot queue runs"})
 		return
 	}
-	run, err := s.Enqueue(r.Context(), spec, drills.TriggerManual, "web@"+r.RemoteAddr)
+	run, err := s.Enqueue(r.Context(), spec, drills.TriggerManual, s.who(r, "web"))
 	if errors.Is(err, drills.ErrDrillBusy) {
 		s.errorPage(w, r, &httpError{http.StatusConflict, fmt.Sprintf("%s already has a queued or running run; it was not queued again", spec.Name)})
 		return

@@ -34,6 +34,11 @@ type Server struct {
 	Token string
 	// EvidenceKey signs evidence bundles downloaded from the page (optional).
 	EvidenceKey ed25519.PrivateKey
+	// TrustedUserHeader, when set, names the header an authenticating
+	// proxy in front of drill sets to the signed-in user (such as
+	// X-Forwarded-User): runs started from the page record that person.
+	// Set it only behind such a proxy: anyone else could send the header.
+	TrustedUserHeader string
 	// RiverUI, when set, is mounted at /riverui/ behind the same auth.
 	RiverUI http.Handler
 	Version string
@@ -128,6 +133,21 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// who names the person behind a request that starts a run: the user of a
+// trusted proxy's header, else the basic-auth user name, else how (web,
+// api) and from where.
+func (s *Server) who(r *http.Request, how string) string {
+	if h := s.TrustedUserHeader; h != "" {
+		if u := strings.TrimSpace(r.Header.Get(h)); u != "" && len(u) <= 200 {
+			return u
+		}
+	}
+	if u, _, ok := r.BasicAuth(); ok && s.Token != "" && strings.TrimSpace(u) != "" && len(u) <= 200 {
+		return u + " (" + how + ")"
+	}
+	return how + "@" + r.RemoteAddr
 }
 
 // LoopbackHost reports whether a Host header (with or without a port)

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -479,5 +480,49 @@ func TestRunPageShowsSignoffs(t *testing.T) {
 	}
 	if run, err := b.store.Run(context.Background(), id); err != nil || run.Seal.Integrity != drills.IntegrityChained {
 		t.Errorf("a sign-off changed the run's integrity: %v %+v", err, run.Seal)
+	}
+}
+
+// A run started from the page or the API records the person: the user of
+// a trusted proxy's header when drill serve is told to trust one, else the
+// basic-auth user name.
+func TestRunsRecordThePerson(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	client, err := jobs.NewInsertClient(b.store.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var who []string
+	var mu sync.Mutex
+	for _, tc := range []struct {
+		header, token string
+	}{{"X-Forwarded-User", ""}, {"", "s3cret-token-for-tests"}} {
+		srv := &web.Server{Store: b.store, Config: b.cfg, Token: tc.token, TrustedUserHeader: tc.header, Version: "test",
+			Enqueue: func(ctx context.Context, spec *drills.Spec, trigger, by string) (*drills.Run, error) {
+				mu.Lock()
+				who = append(who, by)
+				mu.Unlock()
+				return jobs.Enqueue(ctx, b.store, client, spec, drills.PolicyOf(spec, "", "test"), trigger, by)
+			}}
+		ts := httptest.NewServer(srv.Handler())
+		req, _ := http.NewRequest("POST", ts.URL+"/api/drills/adhoc/runs", nil)
+		if tc.header != "" {
+			req.Header.Set(tc.header, "dana@example.com")
+		} else {
+			req.SetBasicAuth("dana", tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		ts.Close()
+		if _, err := b.store.Pool.Exec(context.Background(), "update drill_runs set status = 'failed', finished_at = now() where finished_at is null"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(who) != 2 || who[0] != "dana@example.com" || who[1] != "dana (api)" {
+		t.Fatalf("recorded %q", who)
 	}
 }

@@ -24,8 +24,9 @@ import (
 
 type serveOpts struct {
 	workerOpts
-	addr     string
-	noWorker bool
+	addr       string
+	noWorker   bool
+	userHeader string
 }
 
 func newServeCommand(g *globalOpts) *cobra.Command {
@@ -50,6 +51,7 @@ when it is set.`,
 	}
 	cmd.Flags().StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	cmd.Flags().BoolVar(&o.noWorker, "no-worker", false, "serve only; run the workers elsewhere (drill worker)")
+	cmd.Flags().StringVar(&o.userHeader, "trusted-user-header", "", "behind an authenticating proxy: the header naming the signed-in user (e.g. X-Forwarded-User), recorded with runs started from the page; off by default")
 	o.addFlags(cmd)
 	return cmd
 }
@@ -94,7 +96,7 @@ func runServe(ctx context.Context, o *serveOpts) error {
 	if err := ui.Start(ctx); err != nil {
 		return withCode(exitUnavailable, fmt.Errorf("river UI: %w", err))
 	}
-	srv := &web.Server{Store: s.store, Config: s.cfg, Logger: s.log.With("component", "web"), Token: token, EvidenceKey: key,
+	srv := &web.Server{Store: s.store, Config: s.cfg, Logger: s.log.With("component", "web"), Token: token, EvidenceKey: key, TrustedUserHeader: o.userHeader,
 		RiverUI: ui, Version: version,
 		Enqueue: func(ctx context.Context, spec *drills.Spec, trigger, who string) (*drills.Run, error) {
 			return jobs.Enqueue(ctx, s.store, client, spec, drills.PolicyOf(spec, s.cfg.Path, version), trigger, who)
