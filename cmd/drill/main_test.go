@@ -282,18 +282,11 @@ func TestInterruptDuringRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), `"phase started"`) && strings.Contains(sc.Text(), `"phase":"restore"`) {
-				time.Sleep(500 * time.Millisecond)
-				_ = cmd.Process.Signal(syscall.SIGINT)
-				close(sent)
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
+	watchPhase(stderr, "restore", func() {
+		time.Sleep(500 * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		close(sent)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	done := make(chan error, 1)
@@ -502,4 +495,19 @@ func TestKeepAndDiscard(t *testing.T) {
 		t.Fatalf("sweep: exit %d %s", r.code, r.stderr)
 	}
 	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+// watchPhase reads drill's JSON log lines from r and calls fn once the
+// phase starts; it drains r to its end either way.
+func watchPhase(r io.Reader, phase string, fn func()) {
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"phase started"`) && strings.Contains(sc.Text(), `"phase":"`+phase+`"`) {
+				fn()
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, r)
+	}()
 }

@@ -1,12 +1,10 @@
 package main_test
 
 import (
-	"bufio"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -526,16 +524,7 @@ func TestKilledRunLeavesNoProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	restoring := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), `"phase started"`) && strings.Contains(sc.Text(), `"phase":"restore"`) {
-				close(restoring)
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
+	watchPhase(stderr, "restore", func() { close(restoring) })
 	select {
 	case <-restoring:
 	case <-time.After(2 * time.Minute):

@@ -230,34 +230,8 @@ func strictKeys(n *yaml.Node, plain any, what string, also ...string) error {
 	known := append(also, yamlFields(reflect.TypeOf(plain))...)
 	for i := 0; i < len(n.Content); i += 2 {
 		k := n.Content[i]
-		if !contains(known, k.Value) {
-			return &lineError{k.Line, fmt.Sprintf("unknown field %q in %s (known: %s)", k.Value, what, strings.Join(known, ", "))}
-		}
-	}
-	return wholeNumbers(n, reflect.TypeOf(plain))
-}
-
-// wholeNumbers fails on a value that is not a whole number for an integer
-// field (the YAML decoder would cut 1.5 to 1 without a word).
-func wholeNumbers(n *yaml.Node, t reflect.Type) error {
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		for j := 0; j < t.NumField(); j++ {
-			f := t.Field(j)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			ft := f.Type
-			if ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if name != k.Value || v.Kind != yaml.ScalarNode || ft.PkgPath() != "" && ft.Name() == "Duration" {
-				continue
-			}
-			switch ft.Kind() {
-			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-				if v.ShortTag() != "!!int" {
-					return &lineError{v.Line, fmt.Sprintf("%q is not a whole number (%s)", v.Value, k.Value)}
-				}
-			}
+		if !slices.Contains(known, k.Value) {
+			return &lineError{k.Line, unknownField(k.Value, what, known)}
 		}
 	}
 	return nil
@@ -275,7 +249,10 @@ func yamlFields(t reflect.Type) []string {
 	return names
 }
 
-func contains(list []string, s string) bool { return slices.Contains(list, s) }
+// unknownField says a key is not one of known in what.
+func unknownField(key, what string, known []string) string {
+	return fmt.Sprintf("unknown field %q in %s (known: %s)", key, what, strings.Join(known, ", "))
+}
 
 // decodeSection decodes a source: or target: mapping into settings (a
 // pointer to the backend's struct), refusing keys it does not have.

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,8 +82,8 @@ func lintMapping(n *yaml.Node, t reflect.Type, what string, ps *[]Problem, also 
 	var kept []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !contains(known, k.Value) {
-			*ps = append(*ps, Problem{k.Line, fmt.Sprintf("unknown field %q in %s (known: %s)", k.Value, what, strings.Join(known, ", "))})
+		if !slices.Contains(known, k.Value) {
+			*ps = append(*ps, Problem{k.Line, unknownField(k.Value, what, known)})
 			continue
 		}
 		kept = append(kept, k, v)
