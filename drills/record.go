@@ -2,6 +2,7 @@ package drills
 
 import (
 	"context"
+	"drill/verify"
 	"errors"
 	"time"
 )
@@ -46,6 +47,11 @@ type Recorder interface {
 	RecordTargetIntent(ctx context.Context, in Instance, hook IntentHook) (int64, error)
 	SetTargetState(ctx context.Context, targetID int64, in Instance, state TargetState, at time.Time, destroyErr string) error
 	AddCheck(ctx context.Context, runID int64, seq int, c Check, r CheckResult) error
+	// SetTables records the inventory of the restored database.
+	SetTables(ctx context.Context, runID int64, tables []verify.TableInfo) error
+	// LastInventory returns the inventory of the drill's newest passed run
+	// before runID, or nil when there is none.
+	LastInventory(ctx context.Context, drill string, runID int64) (*verify.Inventory, error)
 	SetWaiting(ctx context.Context, runID int64, until time.Time) error
 	ClearWaiting(ctx context.Context, runID int64, at time.Time) error
 	// FinishRun records the outcome and seals the run.

@@ -79,6 +79,8 @@ type Run struct {
 	Target     *TargetRecord
 	Phases     []PhaseRecord
 	Checks     []verify.Result
+	// Tables is the inventory of the restored database (see verify.TableInfo).
+	Tables []verify.TableInfo
 	// HeartbeatAt is when the process carrying out the run last said it
 	// was alive; WaitingUntil is set while the run sleeps on its target.
 	HeartbeatAt  *time.Time

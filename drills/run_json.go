@@ -1,6 +1,7 @@
 package drills
 
 import (
+	"drill/verify"
 	"encoding/json"
 	"math"
 	"time"
@@ -25,7 +26,9 @@ type RunJSON struct {
 	Target         *TargetJSON    `json:"target"`
 	Phases         []PhaseJSON    `json:"phases"`
 	Checks         []CheckJSON    `json:"checks"`
-	Error          *string        `json:"error"`
+	// Tables is the inventory of the restored database.
+	Tables []verify.TableInfo `json:"tables,omitempty"`
+	Error  *string            `json:"error"`
 	// Integrity, ChainHash and IntegrityProblem tell whether the record
 	// still says what was sealed (see SealState); not part of the sealed
 	// record itself.
@@ -52,6 +55,7 @@ type BackupJSON struct {
 	Format          string            `json:"format,omitempty"`
 	SizeBytes       int64             `json:"size_bytes,omitempty"`
 	Details         map[string]string `json:"details,omitempty"`
+	SHA256          string            `json:"sha256,omitempty"`
 }
 
 // TargetJSON describes the isolated instance.
@@ -84,6 +88,8 @@ type CheckJSON struct {
 	Passed          bool    `json:"passed"`
 	DurationSeconds float64 `json:"duration_seconds"`
 	Error           *string `json:"error"`
+	// Details are per-table findings (fingerprint, amcheck, drift).
+	Details []verify.TableResult `json:"details,omitempty"`
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -142,7 +148,7 @@ func (r *Run) JSON() RunJSON {
 	}
 	v.Signoffs = r.Signoffs
 	if b := r.Backup; b != nil {
-		v.Backup = &BackupJSON{ID: b.ID, CreatedAt: rfc3339(b.CreatedAt), CreatedAtSource: b.CreatedAtSource, Format: b.Format, SizeBytes: b.SizeBytes, Details: b.Details}
+		v.Backup = &BackupJSON{ID: b.ID, CreatedAt: rfc3339(b.CreatedAt), CreatedAtSource: b.CreatedAtSource, Format: b.Format, SizeBytes: b.SizeBytes, Details: b.Details, SHA256: b.SHA256}
 	}
 	if t := r.Target; t != nil {
 		v.Target = &TargetJSON{Type: t.Type, ID: t.InstanceID, State: t.State, Details: t.Details, CreatedAt: optTime(t.CreatedAt), TornDownAt: optTime(t.TornDownAt)}
@@ -161,8 +167,9 @@ func (r *Run) JSON() RunJSON {
 	}
 	for _, c := range r.Checks {
 		v.Checks = append(v.Checks, CheckJSON{Name: c.Name, Type: c.Type, Expected: c.Expected, Actual: c.Actual,
-			Passed: c.Passed, DurationSeconds: seconds(c.Duration), Error: optString(c.Error)})
+			Passed: c.Passed, DurationSeconds: seconds(c.Duration), Error: optString(c.Error), Details: c.Details})
 	}
+	v.Tables = r.Tables
 	return v
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"time"
 
@@ -422,7 +423,11 @@ func (e *execution) planTarget(ctx context.Context, progress Progress) *failure 
 }
 
 func (e *execution) restore(ctx context.Context, progress Progress) *failure {
-	if err := e.p.Target.Restore(ctx, e.inst, e.backup, progress); err != nil {
+	b := e.backup
+	if b.Fetch != nil {
+		b.Fetch = e.digestingFetch(b.Fetch, progress)
+	}
+	if err := e.p.Target.Restore(ctx, e.inst, b, progress); err != nil {
 		return &failure{reason: ReasonRestoreFailed, err: err}
 	}
 	e.record(e.Store.SetTargetState(ctx, e.targetID, *e.inst, TargetCreated, *e.run.Target.CreatedAt, ""))
@@ -430,18 +435,34 @@ func (e *execution) restore(ctx context.Context, progress Progress) *failure {
 }
 
 func (e *execution) verify(ctx context.Context, progress Progress) *failure {
-	opts := verify.Opts{BackupCreatedAt: e.backup.CreatedAt, StatementTimeout: checkTimeout(ctx)}
+	if err := e.prepareChecks(ctx); err != nil {
+		return &failure{reason: ReasonVerifyFailed, err: err}
+	}
+	opts := verify.Opts{BackupCreatedAt: e.backup.CreatedAt, StatementTimeout: checkTimeout(ctx), DSN: e.inst.DSN,
+		Jobs: VerifyJobs, Fingerprint: e.backup.Fingerprint, BackupSHA256: e.backup.SHA256}
 	conn, err := verify.Connect(ctx, e.inst.DSN, opts)
 	if err != nil {
 		return &failure{reason: ReasonVerifyFailed, err: err}
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	tables, err := verify.TakeInventory(ctx, conn)
+	if err != nil {
+		return &failure{reason: ReasonVerifyFailed, err: fmt.Errorf("inventory of the restored database: %w", err)}
+	}
+	opts.Inventory = &verify.Inventory{RunID: e.run.ID, Tables: tables}
+	if opts.Previous, err = e.Store.LastInventory(ctx, e.run.Drill, e.run.ID); err != nil {
+		e.record(err)
+		return storeFailure(err)
+	}
 	failed := 0
-	for i, c := range e.p.Spec.Checks {
+	// Drift checks go last, to compare the exact row counts other checks made.
+	for _, i := range driftLast(e.p.Spec.Checks) {
+		c := e.p.Spec.Checks[i]
 		res := verify.RunOne(ctx, conn, c, opts)
 		if ctx.Err() != nil {
 			return &failure{reason: ReasonVerifyFailed, err: ctx.Err()}
 		}
+		exactCounts(opts.Inventory.Tables, res.Counted)
 		e.run.Checks = append(e.run.Checks, res)
 		e.record(e.Store.AddCheck(ctx, e.run.ID, i+1, c, res))
 		e.emit(Event{Kind: EventCheck, Phase: PhaseVerify, Check: &res})
@@ -450,6 +471,8 @@ func (e *execution) verify(ctx context.Context, progress Progress) *failure {
 			failed++
 		}
 	}
+	e.run.Tables = opts.Inventory.Tables
+	e.record(e.Store.SetTables(ctx, e.run.ID, e.run.Tables))
 	if failed > 0 {
 		return &failure{reason: ReasonCheckFailed, err: fmt.Errorf("%d of %d checks failed", failed, len(e.p.Spec.Checks))}
 	}
@@ -583,4 +606,71 @@ func secondsOrNil(d *time.Duration) any {
 		return nil
 	}
 	return d.Seconds()
+}
+
+// VerifyJobs is how many connections a check that works side by side
+// (fingerprint) may use.
+var VerifyJobs = max(runtime.NumCPU(), 1)
+
+// driftLast is the order checks run in: as configured, drift checks last.
+func driftLast(checks []Check) []int {
+	var order, drift []int
+	for i, c := range checks {
+		if c.Type == verify.TypeDrift {
+			drift = append(drift, i)
+		} else {
+			order = append(order, i)
+		}
+	}
+	return append(order, drift...)
+}
+
+// exactCounts puts the row counts a check made into the inventory.
+func exactCounts(tables []verify.TableInfo, counted map[string]int64) {
+	for i := range tables {
+		if n, ok := counted[tables[i].Name]; ok {
+			tables[i].Rows, tables[i].RowsExact = n, true
+		}
+	}
+}
+
+// prepareChecks lets the target install what checks need (amcheck).
+func (e *execution) prepareChecks(ctx context.Context) error {
+	p, ok := e.p.Target.(CheckPreparer)
+	if !ok {
+		return nil
+	}
+	var types []string
+	for _, c := range e.p.Spec.Checks {
+		types = append(types, c.Type)
+	}
+	return p.PrepareChecks(ctx, *e.inst, types)
+}
+
+// digestingFetch wraps a backup's Fetch: the fetched backup is hashed
+// (DigestPath), its digest recorded, and, when the backup has a
+// fingerprint, compared with the dump's digest in it, before anything is
+// restored from it.
+func (e *execution) digestingFetch(fetch func(context.Context, string, func(int64, int64)) (string, error), progress Progress) func(context.Context, string, func(int64, int64)) (string, error) {
+	return func(ctx context.Context, dir string, report func(int64, int64)) (string, error) {
+		path, err := fetch(ctx, dir, report)
+		if err != nil {
+			return path, err
+		}
+		progress.Say("computing the backup's sha256")
+		sum, size, err := DigestPath(ctx, path)
+		if err != nil {
+			return path, fmt.Errorf("read the backup: %w", err)
+		}
+		e.backup.SHA256 = sum
+		if e.backup.SizeBytes == 0 {
+			e.backup.SizeBytes = size
+		}
+		e.run.Backup.SHA256, e.run.Backup.SizeBytes = sum, e.backup.SizeBytes
+		e.record(e.Store.SetBackup(ctx, e.run.ID, e.backup))
+		if fp := e.backup.Fingerprint; fp != nil && fp.Dump.SHA256 != sum {
+			return path, fmt.Errorf("the backup's sha256 is %s but its fingerprint says %s: the backup is not the dump the fingerprint was taken with (nothing was restored)", sum, fp.Dump.SHA256)
+		}
+		return path, nil
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"drill/drills"
 	"drill/drills/drilltest"
+	"drill/verify"
 )
 
 // memRecorder is a drills.Recorder in memory. failOn makes one method fail.
@@ -84,6 +85,10 @@ func (m *memRecorder) RecordTargetIntent(ctx context.Context, _ drills.Instance,
 }
 func (m *memRecorder) SetTargetState(_ context.Context, _ int64, _ drills.Instance, state drills.TargetState, _ time.Time, _ string) error {
 	return m.call("SetTargetState " + string(state))
+}
+func (m *memRecorder) SetTables(context.Context, int64, []verify.TableInfo) error { return nil }
+func (m *memRecorder) LastInventory(context.Context, string, int64) (*verify.Inventory, error) {
+	return nil, nil
 }
 func (m *memRecorder) AddCheck(context.Context, int64, int, drills.Check, drills.CheckResult) error {
 	return m.call("AddCheck")

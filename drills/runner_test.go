@@ -67,6 +67,12 @@ func shopSpec(location string) *drills.Spec {
 // drill runs spec to the end and returns the stored record of the run.
 func (b bundle) drill(t *testing.T, ctx context.Context, spec *drills.Spec, events func(drills.Event)) *drills.Run {
 	t.Helper()
+	return b.drillWith(t, ctx, spec, b.target, events)
+}
+
+// drillWith runs spec to the end on target.
+func (b bundle) drillWith(t *testing.T, ctx context.Context, spec *drills.Spec, target drills.Target, events func(drills.Event)) *drills.Run {
+	t.Helper()
 	var settings pgdump.Settings
 	if err := spec.Source.Decode(&settings); err != nil {
 		t.Fatal(err)
@@ -76,7 +82,7 @@ func (b bundle) drill(t *testing.T, ctx context.Context, spec *drills.Spec, even
 		t.Fatal(err)
 	}
 	r := &drills.Runner{Store: b.store, Events: events}
-	run, err := r.Run(ctx, drills.RunParams{Spec: spec, Source: src, Target: b.target, Policy: drills.PolicyOf(spec, "test", "test"), Trigger: drills.TriggerManual})
+	run, err := r.Run(ctx, drills.RunParams{Spec: spec, Source: src, Target: target, Policy: drills.PolicyOf(spec, "test", "test"), Trigger: drills.TriggerManual})
 	if err != nil {
 		t.Fatal(err)
 	}

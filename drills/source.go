@@ -6,6 +6,7 @@ package drills
 
 import (
 	"context"
+	"drill/verify"
 	"errors"
 	"time"
 )
@@ -43,6 +44,14 @@ type Backup struct {
 	// Details are further facts for the record (snapshot ARN, engine,
 	// version, encrypted, restore time). Never secrets.
 	Details map[string]string `json:"details,omitempty"`
+	// SHA256 is the digest of the backup as it was read for the restore
+	// (see DigestPath); empty until then, and for snapshots.
+	SHA256 string `json:"sha256,omitempty"`
+
+	// Fingerprint is what `drill dump` recorded of the database in the
+	// snapshot it dumped, when the backup has one; the record keeps its
+	// location and digest in Details.
+	Fingerprint *verify.Fingerprint `json:"-"`
 
 	// Fetch makes the backup available as a local path under dir (a download
 	// for remote backups; the path itself for local ones). Nil for backups

@@ -88,3 +88,10 @@ const KeptUntilDetail = "kept_until"
 type Keeper interface {
 	Keep(ctx context.Context, in Instance) error
 }
+
+// CheckPreparer is a Target that installs what some checks need in the
+// restored database before they run (the amcheck extension, which the
+// checks' read-only role cannot create).
+type CheckPreparer interface {
+	PrepareChecks(ctx context.Context, in Instance, checkTypes []string) error
+}

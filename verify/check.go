@@ -17,10 +17,17 @@ const (
 	TypeChecksum = "checksum"
 	TypeRecency  = "recency"
 	TypeSQL      = "sql"
+	// TypeFingerprint compares every table, its rows and the schema with
+	// the fingerprint `drill dump` wrote beside the backup.
+	TypeFingerprint = "fingerprint"
+	// TypeAmcheck verifies B-tree indexes and heap pages with amcheck.
+	TypeAmcheck = "amcheck"
+	// TypeDrift compares the table inventory with the last passing run.
+	TypeDrift = "drift"
 )
 
 // Types lists every check type, in documentation order.
-var Types = []string{TypeRowCount, TypeChecksum, TypeRecency, TypeSQL}
+var Types = []string{TypeRowCount, TypeChecksum, TypeRecency, TypeSQL, TypeFingerprint, TypeAmcheck, TypeDrift}
 
 // Check is one verification to run against a restored database.
 // Which fields apply depends on Type; Validate says which are missing.
@@ -43,7 +50,20 @@ type Check struct {
 	MaxAge time.Duration `json:"max_age,omitempty"`
 	// Expect is the expected text of an sql check, or the expected checksum (optional).
 	Expect *string `json:"expect,omitempty"`
+	// Exclude names tables a fingerprint check leaves out.
+	Exclude []string `json:"exclude,omitempty"`
+	// Tables limits an amcheck check to these tables (default: all).
+	Tables []string `json:"tables,omitempty"`
+	// HeapAllIndexed makes amcheck also check that every heap row is in
+	// each index (default true).
+	HeapAllIndexed *bool `json:"heapallindexed,omitempty"`
+	// MaxShrinkPercent is how much a table's rows may shrink since the last
+	// passing run before a drift check fails (default 10).
+	MaxShrinkPercent *float64 `json:"max_shrink_percent,omitempty"`
 }
+
+// DefaultMaxShrinkPercent is a drift check's max_shrink when none is given.
+const DefaultMaxShrinkPercent = 10.0
 
 // Validate reports the first thing that would stop the check from running or
 // make it unable to fail. The error names the missing or wrong field.
@@ -77,6 +97,22 @@ func (c Check) Validate() error {
 		if c.Expect == nil {
 			return fmt.Errorf("sql check needs expect (the text the query must return)")
 		}
+	case TypeFingerprint:
+		for _, name := range c.Exclude {
+			if _, err := ParseTable(qualify(name)); err != nil {
+				return fmt.Errorf("fingerprint check: exclude: %v", err)
+			}
+		}
+	case TypeAmcheck:
+		for _, name := range c.Tables {
+			if _, err := QuoteTable(name); err != nil {
+				return fmt.Errorf("amcheck check: tables: %v", err)
+			}
+		}
+	case TypeDrift:
+		if p := c.MaxShrinkPercent; p != nil && (*p < 0 || *p > 100) {
+			return fmt.Errorf("drift check: max_shrink %g%% is not between 0%% and 100%%", *p)
+		}
 	case "":
 		return fmt.Errorf("check needs type (one of %s)", strings.Join(Types, ", "))
 	default:
@@ -91,6 +127,8 @@ func (c Check) DefaultName() string {
 	switch c.Type {
 	case TypeRecency:
 		return c.Type + " " + c.Table + "." + c.Column
+	case TypeFingerprint, TypeAmcheck, TypeDrift:
+		return c.Type
 	case TypeSQL:
 		q := strings.Join(strings.Fields(c.Query), " ")
 		if len(q) > 40 {
@@ -127,8 +165,33 @@ func (c Check) Expected() string {
 		if c.Expect != nil {
 			return *c.Expect
 		}
+	case TypeFingerprint:
+		e := "every table, its rows and the schema as in the backup's fingerprint"
+		if len(c.Exclude) > 0 {
+			e += " (except " + strings.Join(c.Exclude, ", ") + ")"
+		}
+		return e
+	case TypeAmcheck:
+		return "no corrupt index or table page"
+	case TypeDrift:
+		return fmt.Sprintf("no table gone, none shrunk more than %g%% since the last passing run", c.maxShrink())
 	}
 	return ""
+}
+
+func (c Check) maxShrink() float64 {
+	if c.MaxShrinkPercent != nil {
+		return *c.MaxShrinkPercent
+	}
+	return DefaultMaxShrinkPercent
+}
+
+// qualify puts an unqualified table name in schema public.
+func qualify(name string) string {
+	if parts, err := splitQualified(name); err == nil && len(parts) == 1 {
+		return "public." + name
+	}
+	return name
 }
 
 // Result is the outcome of one check. Passed is true only when the check ran
@@ -143,4 +206,22 @@ type Result struct {
 	Error    string        `json:"error,omitempty"`
 	// Newest is the newest value of a recency check's column.
 	Newest *time.Time `json:"-"`
+	// Details are per-table findings (fingerprint, amcheck, drift).
+	Details []TableResult `json:"details,omitempty"`
+	// Counted holds exact row counts the check made, by table name.
+	Counted map[string]int64 `json:"-"`
+}
+
+// TableResult is one table's finding of a check.
+type TableResult struct {
+	Name string `json:"name"`
+	// Status is match, differs, missing, unexpected, excluded, corrupt,
+	// shrunk, gone or ok.
+	Status           string `json:"status"`
+	Rows             *int64 `json:"rows,omitempty"`
+	ExpectedRows     *int64 `json:"expected_rows,omitempty"`
+	Checksum         string `json:"checksum,omitempty"`
+	ExpectedChecksum string `json:"expected_checksum,omitempty"`
+	// Problem says what differs or what is wrong.
+	Problem string `json:"problem,omitempty"`
 }

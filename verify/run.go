@@ -20,6 +20,18 @@ type Opts struct {
 	// BackupCreatedAt is the creation time of the restored backup; recency
 	// checks measure the newest row against it.
 	BackupCreatedAt time.Time
+	// DSN is the restored database's connection string: checks that work
+	// side by side open up to Jobs connections with it.
+	DSN  string
+	Jobs int
+	// Fingerprint is the restored backup's fingerprint, if it has one, and
+	// BackupSHA256 the digest of the backup as it was read.
+	Fingerprint  *Fingerprint
+	BackupSHA256 string
+	// Previous is the inventory of the drill's last passing run (nil: none)
+	// and Inventory this run's: drift checks compare them.
+	Previous  *Inventory
+	Inventory *Inventory
 }
 
 // sessionParams pin every setting that changes how values are rendered as
@@ -65,7 +77,16 @@ func RunOne(ctx context.Context, conn *pgx.Conn, c Check, opts Opts) Result {
 	}
 	start := time.Now()
 	err := c.Validate()
-	if err == nil {
+	switch {
+	case err != nil:
+	case c.Type == TypeFingerprint:
+		err = fingerprintCheck(ctx, conn, c, opts, &r)
+	case c.Type == TypeDrift:
+		err = driftCheck(c, opts, &r)
+	default:
+		if c.Type == TypeAmcheck {
+			ensureAmcheck(ctx, conn)
+		}
 		err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 			return runCheck(ctx, tx, c, opts, &r)
 		})
@@ -88,6 +109,8 @@ func runCheck(ctx context.Context, tx pgx.Tx, c Check, opts Opts, r *Result) err
 		return recency(ctx, tx, c, opts, r)
 	case TypeSQL:
 		return sqlValue(ctx, tx, c, r)
+	case TypeAmcheck:
+		return amcheck(ctx, tx, c, r)
 	}
 	return fmt.Errorf("unknown check type %q", c.Type)
 }
@@ -102,54 +125,40 @@ func rowCount(ctx context.Context, tx pgx.Tx, c Check, r *Result) error {
 		return err
 	}
 	r.Actual = strconv.FormatInt(n, 10)
+	if t, err := resolveTable(ctx, tx, c.Table); err == nil {
+		r.Counted = map[string]int64{t.String(): n}
+	}
 	r.Passed = (c.Min == nil || n >= *c.Min) && (c.Max == nil || n <= *c.Max) && (c.Equals == nil || n == *c.Equals)
 	return nil
 }
 
-// ChecksumSQL returns the query behind a checksum check: the sum, as an
-// exact numeric, of the 64-bit hash of every row. A sum does not depend on
-// the order rows are stored or read in; hash_record_extended hashes the
-// binary value of each column, so the result does not depend on session
-// settings such as TimeZone or DateStyle either.
+// ChecksumSQL returns the query behind a checksum check of a table whose
+// columns all hash from their binary values (see SumTable): the sum, as an
+// exact numeric, of the 64-bit hash of every row.
 func ChecksumSQL(quotedTable string) string {
 	return "select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hash_record_extended(t, 0)), 0)::text from " + quotedTable + " t"
 }
 
-// checksumTextSQL is the fallback for tables with a column type that has
-// no extended hash function (json, point, …): the hash of each row's text
-// form, rendered under the pinned session settings of Connect.
+// checksumTextSQL is the fallback for tables with a column type whose
+// binary hash would not survive a restore or that has no extended hash
+// function (enums, json, point, …): the hash of each row's text form,
+// rendered under digestSettings.
 func checksumTextSQL(quotedTable string) string {
 	return "select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended(t::text, 0)), 0)::text from " + quotedTable + " t"
 }
 
 func checksum(ctx context.Context, tx pgx.Tx, c Check, r *Result) error {
-	tbl, err := QuoteTable(c.Table)
+	t, err := resolveTable(ctx, tx, c.Table)
 	if err != nil {
 		return err
 	}
-	var rows int64
-	var sum string
-	_, err = tx.Exec(ctx, "savepoint drill_checksum")
+	sum, err := SumTable(ctx, tx, t)
 	if err != nil {
 		return err
 	}
-	err = tx.QueryRow(ctx, ChecksumSQL(tbl)).Scan(&rows, &sum)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42883" { // undefined_function: a column type without extended hash
-		if _, err = tx.Exec(ctx, "rollback to savepoint drill_checksum"); err != nil {
-			return err
-		}
-		err = tx.QueryRow(ctx, checksumTextSQL(tbl)).Scan(&rows, &sum)
-	}
-	if err != nil {
-		return err
-	}
-	digest, err := FoldChecksum(sum)
-	if err != nil {
-		return err
-	}
-	r.Actual = digest
-	r.Passed = c.Expect == nil || strings.EqualFold(strings.TrimSpace(*c.Expect), digest)
+	r.Actual = sum.Checksum
+	r.Counted = map[string]int64{t.String(): sum.Rows}
+	r.Passed = c.Expect == nil || strings.EqualFold(strings.TrimSpace(*c.Expect), sum.Checksum)
 	return nil
 }
 

@@ -46,6 +46,7 @@ without one, an embedded PostgreSQL under $DRILL_HOME.
 		newServeCommand(g),
 		newVersionCommand(),
 		newDiscardCommand(g),
+		newDumpCommand(),
 	)
 	return root
 }

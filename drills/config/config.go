@@ -322,3 +322,16 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return days + d, nil
 }
+
+// Percent is a share written as 10% (or 10): a drift check's max_shrink.
+type Percent float64
+
+// UnmarshalYAML parses a percentage between 0% and 100%.
+func (p *Percent) UnmarshalYAML(n *yaml.Node) error {
+	v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(n.Value), "%")), 64)
+	if err != nil || v < 0 || v > 100 {
+		return &lineError{n.Line, fmt.Sprintf("%q is not a percentage between 0%% and 100%% (such as 10%%)", n.Value)}
+	}
+	*p = Percent(v)
+	return nil
+}

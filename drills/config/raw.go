@@ -143,7 +143,12 @@ type rawCheck struct {
 	Equals *int64    `yaml:"equals"`
 	MaxAge *Duration `yaml:"max_age"`
 	Expect *string   `yaml:"expect"`
-	line   int
+	// fingerprint, amcheck and drift checks
+	Exclude        []string `yaml:"exclude"`
+	Tables         []string `yaml:"tables"`
+	HeapAllIndexed *bool    `yaml:"heapallindexed"`
+	MaxShrink      *Percent `yaml:"max_shrink"`
+	line           int
 }
 
 func (r *rawCheck) UnmarshalYAML(n *yaml.Node) error {
@@ -315,9 +320,14 @@ func (r rawDrill) checks(add adder) []verify.Check {
 	names := map[string]int{}
 	for j, rc := range r.Checks {
 		c := verify.Check{Type: rc.Type, Name: rc.Name, Table: rc.Table, Column: rc.Column, Query: rc.Query,
-			Min: rc.Min, Max: rc.Max, Equals: rc.Equals, Expect: rc.Expect}
+			Min: rc.Min, Max: rc.Max, Equals: rc.Equals, Expect: rc.Expect,
+			Exclude: rc.Exclude, Tables: rc.Tables, HeapAllIndexed: rc.HeapAllIndexed}
 		if rc.MaxAge != nil {
 			c.MaxAge = time.Duration(*rc.MaxAge)
+		}
+		if rc.MaxShrink != nil {
+			p := float64(*rc.MaxShrink)
+			c.MaxShrinkPercent = &p
 		}
 		if err := c.Validate(); err != nil {
 			add(rc.line, "check %d: %v", j+1, err)

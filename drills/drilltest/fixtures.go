@@ -131,3 +131,44 @@ func BigDump(t testing.TB, dir string) string {
 	}
 	return link
 }
+
+// exoticSchema is a set of tables with every kind of column whose text or
+// binary form could differ between a database and its restored copy, or
+// between two sessions.
+var exoticSchema = []string{
+	`create type mood as enum ('sad', 'ok', 'happy')`,
+	`create domain posint as int check (value > 0)`,
+	`create type pair as (a int, b mood)`,
+	`create table "Mixed Case"."Order Lines" (id int, "Qty" posint, note text)`,
+	`create table kinds (j json, jb jsonb, x xml, m money, p point, ia int[], ta text[], ea mood[], e mood, d posint,
+		f8 float8, f4 float4, n numeric, at timestamptz, ts timestamp, tt timetz, iv interval, b bytea, c pair,
+		rc regclass, big text, u uuid, r int4range, dropped_later int)`,
+	`alter table kinds drop column dropped_later`,
+	`insert into kinds select '{"b": 1, "a": [1, 2.50]}', '{"b": 1, "a": [1, 2.50]}', '<a x="1">t</a>', 1234.56, point(1.5, g),
+		array[g, null], array['a b', '"q"', null], array['sad', 'happy']::mood[], (array['sad', 'ok', 'happy'])[1 + g % 3]::mood, g,
+		case when g = 1 then 'NaN'::float8 when g = 2 then '-Infinity' else g / 7.0 end, g / 3.0, case when g = 3 then 'NaN'::numeric else g / 7.0 end,
+		'2026-03-01 12:00:00+00'::timestamptz + g * interval '37 minutes', '2026-03-01 12:00'::timestamp, '12:00+05:30', g * interval '1 day 3 hours',
+		decode(lpad(to_hex(g), 4, '0'), 'hex'), row(g, 'ok')::pair, 'kinds'::regclass,
+		case when g = 5 then repeat(md5(g::text), 4000) else 'short' end, md5(g::text)::uuid, int4range(g, g + 10)
+		from generate_series(1, 50) g`,
+	`create table nopk (a int, b text)`,
+	`insert into nopk select g % 5, 'dup' from generate_series(1, 20) g`,
+	`create table parts (k int, v text) partition by range (k)`,
+	`create table parts_low partition of parts for values from (0) to (100)`,
+	`create table parts_high partition of parts for values from (100) to (1000)`,
+	`insert into parts select g, 'v' || g from generate_series(1, 300) g`,
+	`create table orders (id bigserial primary key, customer int not null references nopk_ref, at timestamptz default now())`,
+}
+
+// Exotic creates a database of tables with every kind of column whose
+// text or binary form could differ between a database and its restored
+// copy, or between two sessions, and returns its URL.
+func Exotic(t testing.TB) string {
+	t.Helper()
+	url := NewDatabase(t)
+	sql := append([]string{`create schema "Mixed Case"`, `create table nopk_ref (id int primary key)`}, exoticSchema...)
+	sql = append(sql, `create index on kinds (at)`, `insert into nopk_ref values (1)`, `insert into orders (customer) values (1)`,
+		`insert into "Mixed Case"."Order Lines" values (1, 2, 'x')`)
+	Exec(t, url, sql...)
+	return url
+}

@@ -14,11 +14,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"drill/drills"
+	"drill/verify"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -108,7 +110,8 @@ func (t *Target) Plan(run drills.RunRef) (drills.Instance, error) {
 	return drills.Instance{Type: TargetType, ID: dir, RunID: run.ID, Drill: run.Drill, StoreID: run.StoreID, Details: map[string]string{}}, nil
 }
 
-func (t *Target) cluster(in drills.Instance) *Cluster {
+// Cluster is the cluster of an instance this target made.
+func (t *Target) Cluster(in drills.Instance) *Cluster {
 	port, _ := strconv.Atoi(in.Details["port"])
 	return &Cluster{Dir: in.ID, Bin: t.bin, RunAs: t.runAs, Port: port, ListenTCP: true,
 		Settings: ThrowawaySettings()}
@@ -132,7 +135,7 @@ func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Ba
 		return err
 	}
 	in.Details["port"] = strconv.Itoa(port)
-	c := t.cluster(*in)
+	c := t.Cluster(*in)
 	// TCP needs a password nobody knows: restores and checks use the private socket.
 	c.Password = RandomPassword()
 	progress.Say("initdb " + c.DataDir())
@@ -166,7 +169,7 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 	if b.Fetch == nil {
 		return fmt.Errorf("backup %s is not a pg_dump archive; the local target restores pg_dump backups only", b.ID)
 	}
-	c := t.cluster(*in)
+	c := t.Cluster(*in)
 	// The spool is drill's own, in drill's own directory: readable by the
 	// cluster's user, not writable.
 	spool := filepath.Join(in.ID, "backup")
@@ -311,7 +314,7 @@ func (t *Target) Destroy(ctx context.Context, in drills.Instance) error {
 	if m.ManagedBy != "drill" || m.RunID != in.RunID || m.Drill != in.Drill {
 		return fmt.Errorf("%w: %s belongs to drill %q run %d", drills.ErrNotManaged, in.ID, m.Drill, m.RunID)
 	}
-	c := t.cluster(in)
+	c := t.Cluster(in)
 	if err := c.Stop(ctx, "immediate"); err != nil {
 		c.killStray()
 		if err := c.waitGone(ctx); err != nil {
@@ -347,7 +350,7 @@ var _ drills.Keeper = (*Target)(nil)
 // Keep restarts a kept cluster detached (through pg_ctl), so that it
 // outlives this process: drill run --keep.
 func (t *Target) Keep(ctx context.Context, in drills.Instance) error {
-	c := t.cluster(in)
+	c := t.Cluster(in)
 	if err := c.Stop(ctx, "fast"); err != nil {
 		return err
 	}
@@ -360,7 +363,7 @@ func (t *Target) Keep(ctx context.Context, in drills.Instance) error {
 // ConnectHint tells how to reach a kept cluster over its private socket,
 // and how to discard it.
 func (t *Target) ConnectHint(in drills.Instance) string {
-	c := t.cluster(in)
+	c := t.Cluster(in)
 	db := in.Details["database"]
 	if db == "" {
 		db = "postgres"
@@ -392,22 +395,9 @@ func empty(dir string) bool {
 
 func fetchProgress(done, total int64) string {
 	if total > 0 {
-		return fmt.Sprintf("downloaded %s of %s (%d%%)", humanBytes(done), humanBytes(total), done*100/total)
+		return fmt.Sprintf("downloaded %s of %s (%d%%)", drills.HumanBytes(done), drills.HumanBytes(total), done*100/total)
 	}
-	return "downloaded " + humanBytes(done)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return "downloaded " + drills.HumanBytes(done)
 }
 
 var _ drills.Sweepable = (*Target)(nil)
@@ -519,4 +509,44 @@ func readableTree(dir string) error {
 		}
 		return nil
 	})
+}
+
+var _ drills.CheckPreparer = (*Target)(nil)
+
+// PrepareChecks installs amcheck, in a schema of its own, in the restored
+// database when a check needs it, and lets CheckRole run its functions:
+// the checks' role cannot create an untrusted extension itself.
+func (t *Target) PrepareChecks(ctx context.Context, in drills.Instance, types []string) error {
+	if !slices.Contains(types, verify.TypeAmcheck) {
+		return nil
+	}
+	conn, err := connect(ctx, t.Cluster(in).SocketDSN(in.Details["database"]), time.Minute)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// The restored database is the backup's: its functions must not
+	// shadow the built-ins this superuser session calls.
+	_, err = conn.Exec(ctx, `set search_path = pg_catalog, pg_temp; do $$
+declare
+	f regprocedure;
+	s name;
+begin
+	if not exists (select 1 from pg_extension where extname = 'amcheck') then
+		create schema drill_amcheck;
+		create extension amcheck schema drill_amcheck;
+	end if;
+	select n.nspname into s from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'amcheck';
+	execute format('grant usage on schema %I to `+CheckRole+`', s);
+	for f in select p.oid::regprocedure from pg_proc p
+		join pg_depend d on d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e'
+		join pg_extension e on e.oid = d.refobjid where e.extname = 'amcheck'
+	loop
+		execute format('grant execute on function %s to `+CheckRole+`', f);
+	end loop;
+end $$`)
+	if err != nil {
+		return fmt.Errorf("install amcheck in the restored database: %w", err)
+	}
+	return nil
 }

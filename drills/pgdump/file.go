@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"drill/drills"
+	"drill/verify"
 )
 
 // fileSource finds backups on a local (or mounted) file system.
@@ -122,6 +123,10 @@ func (s *fileSource) describe(ctx context.Context, path string, fi fs.FileInfo) 
 			return drills.Backup{}, fmt.Errorf("newest backup %s is unreadable: %w", abs, err)
 		}
 		b.CreatedAt, b.CreatedAtSource, b.Database = h.CreatedAt.UTC(), "archive header", h.Database
+	}
+	err = addFingerprint(&b, abs+verify.FingerprintSuffix, func() ([]byte, error) { return readLocalFingerprint(abs) })
+	if err != nil {
+		return drills.Backup{}, err
 	}
 	b.Fetch = func(context.Context, string, func(int64, int64)) (string, error) { return abs, nil }
 	return b, nil

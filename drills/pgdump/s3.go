@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"drill/drills"
+	"drill/verify"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -35,10 +36,19 @@ func newS3Source(ctx context.Context, cfg SourceConfig) (*s3Source, error) {
 		return nil, fmt.Errorf("location %q: want s3://bucket/prefix/", cfg.Location)
 	}
 	s := &s3Source{cfg: cfg, bucket: u.Host, prefix: strings.TrimPrefix(u.Path, "/")}
+	if s.client, err = newS3Client(ctx, cfg.Region, cfg.Endpoint, cfg.Location); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newS3Client is an S3 client for the AWS environment, with region and
+// endpoint (when set) overriding it; what names the location in errors.
+func newS3Client(ctx context.Context, region, endpoint, what string) (*s3.Client, error) {
 	var opts []func(*config.LoadOptions) error
-	custom := cfg.Endpoint != "" || os.Getenv("AWS_ENDPOINT_URL_S3") != "" || os.Getenv("AWS_ENDPOINT_URL") != ""
-	if cfg.Region != "" {
-		opts = append(opts, config.WithRegion(cfg.Region))
+	custom := endpoint != "" || os.Getenv("AWS_ENDPOINT_URL_S3") != "" || os.Getenv("AWS_ENDPOINT_URL") != ""
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -46,19 +56,18 @@ func newS3Source(ctx context.Context, cfg SourceConfig) (*s3Source, error) {
 	}
 	if awsCfg.Region == "" {
 		if !custom {
-			return nil, fmt.Errorf("%s: no AWS region: set AWS_REGION or source.region", cfg.Location)
+			return nil, fmt.Errorf("%s: no AWS region: set AWS_REGION or source.region", what)
 		}
 		awsCfg.Region = "us-east-1" // S3-compatible servers mostly ignore it
 	}
-	s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.Endpoint)
+	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
 		}
 		// Custom endpoints (MinIO, Ceph, test servers) seldom serve
 		// virtual-hosted buckets.
 		o.UsePathStyle = custom
-	})
-	return s, nil
+	}), nil
 }
 
 // Latest lists every object under the prefix and returns the newest (by
@@ -86,6 +95,10 @@ func (s *s3Source) Latest(ctx context.Context) (drills.Backup, error) {
 		if h, err := s.headerOf(ctx, head); err == nil {
 			b.CreatedAt, b.CreatedAtSource, b.Database = h.CreatedAt.UTC(), "archive header", h.Database
 		}
+	}
+	err = addFingerprint(&b, id+verify.FingerprintSuffix, func() ([]byte, error) { return s.readFingerprint(ctx, key) })
+	if err != nil {
+		return drills.Backup{}, err
 	}
 	b.Fetch = func(ctx context.Context, dir string, progress func(int64, int64)) (string, error) {
 		return s.download(ctx, key, b.SizeBytes, dir, progress)

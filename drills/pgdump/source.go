@@ -70,15 +70,21 @@ var (
 // Reopen gives a recorded backup its Fetch again.
 func (s *fileSource) Reopen(_ context.Context, b drills.Backup) (drills.Backup, error) {
 	path := b.ID
+	if err := reopenFingerprint(&b, func() ([]byte, error) { return readLocalFingerprint(path) }); err != nil {
+		return b, err
+	}
 	b.Fetch = func(context.Context, string, func(int64, int64)) (string, error) { return path, nil }
 	return b, nil
 }
 
 // Reopen gives a recorded backup its Fetch again.
-func (s *s3Source) Reopen(_ context.Context, b drills.Backup) (drills.Backup, error) {
+func (s *s3Source) Reopen(ctx context.Context, b drills.Backup) (drills.Backup, error) {
 	key, ok := strings.CutPrefix(b.ID, "s3://"+s.bucket+"/")
 	if !ok {
 		return b, fmt.Errorf("backup %s is not in s3://%s", b.ID, s.bucket)
+	}
+	if err := reopenFingerprint(&b, func() ([]byte, error) { return s.readFingerprint(ctx, key) }); err != nil {
+		return b, err
 	}
 	size := b.SizeBytes
 	b.Fetch = func(ctx context.Context, dir string, progress func(int64, int64)) (string, error) {

@@ -16,7 +16,7 @@ const runColumns = `id, drill, status, coalesce(reason, ''), coalesce(error, '')
 	backup_id, backup_created_at, coalesce(backup_created_at_source, ''), coalesce(backup_format, ''),
 	coalesce(backup_size_bytes, 0), coalesce(backup_database, ''),
 	rto_seconds, rpo_seconds, data_rpo_seconds, objective_rto_seconds, objective_rpo_seconds, rto_met, rpo_met,
-	heartbeat_at, waiting_until, backup_details,
+	heartbeat_at, waiting_until, backup_details, coalesce(backup_sha256, ''), tables,
 	record, coalesce(prev_hash, ''), chain_hash, coalesce(seal, ''), coalesce(seal_key_id, '')`
 
 func scanRun(row pgx.Row) (*drills.Run, error) {
@@ -26,13 +26,13 @@ func scanRun(row pgx.Row) (*drills.Run, error) {
 	var backupAt *time.Time
 	var b drills.Backup
 	var rto, rpo, dataRPO, objRTO, objRPO *float64
-	var backupDetails []byte
+	var backupDetails, tables []byte
 	var record, chainHash *string
 	var st drills.SealState
 	err := row.Scan(&r.ID, &r.Drill, &r.Status, &r.Reason, &r.Error, &r.Trigger, &r.TriggeredBy, &policy,
 		&r.CreatedAt, &r.StartedAt, &r.FinishedAt, &r.Deadline,
 		&backupID, &backupAt, &b.CreatedAtSource, &b.Format, &b.SizeBytes, &b.Database,
-		&rto, &rpo, &dataRPO, &objRTO, &objRPO, &r.RTOMet, &r.RPOMet, &r.HeartbeatAt, &r.WaitingUntil, &backupDetails,
+		&rto, &rpo, &dataRPO, &objRTO, &objRPO, &r.RTOMet, &r.RPOMet, &r.HeartbeatAt, &r.WaitingUntil, &backupDetails, &b.SHA256, &tables,
 		&record, &st.PrevHash, &chainHash, &st.Seal, &st.KeyID)
 	if err != nil {
 		return nil, err
@@ -49,6 +49,11 @@ func scanRun(row pgx.Row) (*drills.Run, error) {
 			_ = json.Unmarshal(backupDetails, &b.Details)
 		}
 		r.Backup = &b
+	}
+	if len(tables) > 0 {
+		if err := json.Unmarshal(tables, &r.Tables); err != nil {
+			return nil, fmt.Errorf("run %d: tables: %w", r.ID, err)
+		}
 	}
 	if record != nil && chainHash != nil {
 		st.Record, st.ChainHash = []byte(*record), *chainHash
@@ -167,15 +172,22 @@ func loadDetails(ctx context.Context, q Querier, runs []*drills.Run) error {
 	if err != nil {
 		return err
 	}
-	rows, err = q.Query(ctx, `select run_id, name, type, expected, actual, passed, duration_seconds, coalesce(error, '')
+	rows, err = q.Query(ctx, `select run_id, name, type, expected, actual, passed, duration_seconds, coalesce(error, ''), details
 		from drill_checks where run_id = any($1) order by run_id, seq`, ids)
 	if err != nil {
 		return err
 	}
 	var c drills.CheckResult
 	var secs float64
-	_, err = pgx.ForEachRow(rows, []any{&runID, &c.Name, &c.Type, &c.Expected, &c.Actual, &c.Passed, &secs, &c.Error}, func() error {
+	var details []byte
+	_, err = pgx.ForEachRow(rows, []any{&runID, &c.Name, &c.Type, &c.Expected, &c.Actual, &c.Passed, &secs, &c.Error, &details}, func() error {
 		c.Duration = time.Duration(secs * float64(time.Second))
+		c.Details = nil
+		if len(details) > 0 {
+			if err := json.Unmarshal(details, &c.Details); err != nil {
+				return fmt.Errorf("run %d: check %s: details: %w", runID, c.Name, err)
+			}
+		}
 		byID[runID].Checks = append(byID[runID].Checks, c)
 		return nil
 	})
@@ -188,7 +200,6 @@ func loadDetails(ctx context.Context, q Querier, runs []*drills.Run) error {
 		return err
 	}
 	var t drills.TargetRecord
-	var details []byte
 	_, err = pgx.ForEachRow(rows, []any{&runID, &t.ID, &t.Type, &t.InstanceID, &details, &t.State, &t.RecordedAt,
 		&t.CreatedAt, &t.TornDownAt, &t.DestroyError}, func() error {
 		rec := t

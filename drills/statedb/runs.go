@@ -3,6 +3,7 @@ package statedb
 import (
 	"context"
 	"drill/drills"
+	"drill/verify"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,8 +77,8 @@ func (s *Store) SetBackup(ctx context.Context, runID int64, b drills.Backup) err
 		details, _ = json.Marshal(b.Details)
 	}
 	return s.exec(ctx, "backup", `update drill_runs set backup_id = $2, backup_created_at = $3, backup_created_at_source = $4,
-		backup_format = $5, backup_size_bytes = $6, backup_database = $7, backup_details = $8 where id = $1`,
-		runID, b.ID, b.CreatedAt, b.CreatedAtSource, b.Format, b.SizeBytes, nullString(b.Database), details)
+		backup_format = $5, backup_size_bytes = $6, backup_database = $7, backup_details = $8, backup_sha256 = $9 where id = $1`,
+		runID, b.ID, b.CreatedAt, b.CreatedAtSource, b.Format, b.SizeBytes, nullString(b.Database), details, nullString(b.SHA256))
 }
 
 // RecordTargetIntent records, before anything is created, the instance a
@@ -114,9 +115,41 @@ func (s *Store) SetTargetState(ctx context.Context, targetID int64, in drills.In
 // AddCheck records one check result.
 func (s *Store) AddCheck(ctx context.Context, runID int64, seq int, c drills.Check, r drills.CheckResult) error {
 	params, _ := json.Marshal(c)
-	return s.exec(ctx, "check", `insert into drill_checks (run_id, seq, name, type, params, expected, actual, passed, duration_seconds, error)
-		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		runID, seq, r.Name, r.Type, params, r.Expected, r.Actual, r.Passed, r.Duration.Seconds(), nullString(r.Error))
+	var details []byte
+	if len(r.Details) > 0 {
+		details, _ = json.Marshal(r.Details)
+	}
+	return s.exec(ctx, "check", `insert into drill_checks (run_id, seq, name, type, params, expected, actual, passed, duration_seconds, error, details)
+		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		runID, seq, r.Name, r.Type, params, r.Expected, r.Actual, r.Passed, r.Duration.Seconds(), nullString(r.Error), details)
+}
+
+// SetTables records the inventory of a run's restored database.
+func (s *Store) SetTables(ctx context.Context, runID int64, tables []verify.TableInfo) error {
+	var data []byte
+	if len(tables) > 0 {
+		data, _ = json.Marshal(tables)
+	}
+	return s.exec(ctx, "tables", `update drill_runs set tables = $2 where id = $1`, runID, data)
+}
+
+// LastInventory returns the inventory of the drill's newest passed run
+// before runID, or nil.
+func (s *Store) LastInventory(ctx context.Context, drill string, runID int64) (*verify.Inventory, error) {
+	inv := &verify.Inventory{}
+	var data []byte
+	err := s.Pool.QueryRow(ctx, `select id, tables from drill_runs where drill = $1 and id < $2 and status = 'passed'
+		and tables is not null order by id desc limit 1`, drill, runID).Scan(&inv.RunID, &data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("last inventory of %s: %w", drill, err)
+	}
+	if err := json.Unmarshal(data, &inv.Tables); err != nil {
+		return nil, fmt.Errorf("last inventory of %s (run %d): %w", drill, inv.RunID, err)
+	}
+	return inv, nil
 }
 
 // FinishRun records a run's outcome and seals the run into its drill's

@@ -1,0 +1,232 @@
+package pgdump
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"drill/verify"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// sink is where a dump goes. Nothing appears under the backup's name
+// until commit; abort removes whatever was written.
+type sink interface {
+	io.Writer
+	// commit publishes the fingerprint, then the dump, under their names.
+	commit(ctx context.Context, fingerprint []byte) error
+	abort(ctx context.Context)
+}
+
+func tempSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return ".drill-tmp-" + hex.EncodeToString(b)
+}
+
+// fileSink writes a file under a hidden temporary name in the directory
+// of the backup, renamed into place by commit: a source never takes a
+// hidden name for a backup.
+type fileSink struct {
+	path string
+	tmp  string
+	f    *os.File
+}
+
+func newFileSink(path string) (*fileSink, error) {
+	if strings.HasSuffix(path, string(os.PathSeparator)) {
+		return nil, fmt.Errorf("%w: --out %s names a directory; give a file name", ErrDumpUsage, path)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("%w: --out %s is a directory; give a file name (or --format directory)", ErrDumpUsage, path)
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+tempSuffix())
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &fileSink{path: path, tmp: tmp, f: f}, nil
+}
+
+func (s *fileSink) Write(p []byte) (int, error) { return s.f.Write(p) }
+
+func (s *fileSink) commit(_ context.Context, fingerprint []byte) error {
+	if err := s.f.Sync(); err != nil {
+		return err
+	}
+	if err := s.f.Close(); err != nil {
+		return err
+	}
+	if err := publishFingerprint(s.path, fingerprint); err != nil {
+		return err
+	}
+	if err := os.Rename(s.tmp, s.path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(s.path))
+}
+
+func (s *fileSink) abort(context.Context) {
+	_ = s.f.Close()
+	_ = os.Remove(s.tmp)
+}
+
+// publishFingerprint writes PATH.fingerprint.json by a rename, so that a
+// reader never sees half of it.
+func publishFingerprint(path string, fingerprint []byte) error {
+	fp := path + verify.FingerprintSuffix
+	tmp := filepath.Join(filepath.Dir(fp), "."+filepath.Base(fp)+tempSuffix())
+	if err := os.WriteFile(tmp, fingerprint, 0o644); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, fp); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// dirSink is a directory-format dump: pg_dump writes it into a hidden
+// temporary directory, renamed into place by commit.
+type dirSink struct {
+	path string
+	tmp  string
+}
+
+func newDirSink(path string) (*dirSink, error) {
+	path = filepath.Clean(path)
+	if entries, err := os.ReadDir(path); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("%w: --out %s exists and is not empty (pg_dump's directory format writes a new directory)", ErrDumpUsage, path)
+	} else if err == nil {
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+tempSuffix())
+	return &dirSink{path: path, tmp: tmp}, nil
+}
+
+func (s *dirSink) Write(p []byte) (int, error) { return len(p), nil } // pg_dump writes the files itself
+
+func (s *dirSink) commit(_ context.Context, fingerprint []byte) error {
+	if err := publishFingerprint(s.path, fingerprint); err != nil {
+		return err
+	}
+	if err := os.Rename(s.tmp, s.path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(s.path))
+}
+
+func (s *dirSink) abort(context.Context) { _ = os.RemoveAll(s.tmp) }
+
+// s3PartSize is the size of each part of a multipart upload: S3 wants at
+// least 5 MiB (but the last) and at most 10,000 parts, so 16 MiB parts
+// carry dumps up to 156 GiB; parts grow for larger dumps.
+const s3PartSize = 16 << 20
+
+// s3Sink streams a dump into a multipart upload, completed by commit and
+// aborted on any failure: no object appears under the key until the dump
+// is whole.
+type s3Sink struct {
+	client      *s3.Client
+	bucket, key string
+	uploadID    string
+	ctx         context.Context
+	buf         []byte
+	parts       []types.CompletedPart
+	partSize    int
+	fpPut       bool
+}
+
+func newS3Sink(ctx context.Context, client *s3.Client, bucket, key string) (*s3Sink, error) {
+	out, err := client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, fmt.Errorf("start the upload to s3://%s/%s: %w", bucket, key, err)
+	}
+	return &s3Sink{client: client, bucket: bucket, key: key, uploadID: aws.ToString(out.UploadId), ctx: ctx, partSize: s3PartSize}, nil
+}
+
+func (s *s3Sink) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		room := s.partSize - len(s.buf)
+		take := min(room, len(p))
+		s.buf = append(s.buf, p[:take]...)
+		p = p[take:]
+		if len(s.buf) == s.partSize {
+			if err := s.flush(s.ctx); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (s *s3Sink) flush(ctx context.Context) error {
+	num := int32(len(s.parts) + 1)
+	out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key),
+		UploadId: aws.String(s.uploadID), PartNumber: aws.Int32(num), Body: bytes.NewReader(s.buf)})
+	if err != nil {
+		return fmt.Errorf("upload part %d to s3://%s/%s: %w", num, s.bucket, s.key, err)
+	}
+	s.parts = append(s.parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
+	s.buf = s.buf[:0]
+	if len(s.parts)%1000 == 0 { // keep within 10,000 parts
+		s.partSize *= 2
+	}
+	return nil
+}
+
+func (s *s3Sink) commit(ctx context.Context, fingerprint []byte) error {
+	if len(s.buf) > 0 || len(s.parts) == 0 {
+		if err := s.flush(ctx); err != nil {
+			return err
+		}
+	}
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key + verify.FingerprintSuffix),
+		Body: bytes.NewReader(fingerprint), ContentType: aws.String("application/json")})
+	if err != nil {
+		return fmt.Errorf("upload s3://%s/%s%s: %w", s.bucket, s.key, verify.FingerprintSuffix, err)
+	}
+	s.fpPut = true
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key),
+		UploadId: aws.String(s.uploadID), MultipartUpload: &types.CompletedMultipartUpload{Parts: s.parts}})
+	if err != nil {
+		return fmt.Errorf("complete the upload to s3://%s/%s: %w", s.bucket, s.key, err)
+	}
+	s.uploadID = ""
+	return nil
+}
+
+// abort cancels the upload and removes the fingerprint this dump put, if
+// the dump itself never completed.
+func (s *s3Sink) abort(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	if s.uploadID == "" {
+		return
+	}
+	_, _ = s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key), UploadId: aws.String(s.uploadID)})
+	if s.fpPut {
+		_, _ = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key + verify.FingerprintSuffix)})
+	}
+}
