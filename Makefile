@@ -55,8 +55,8 @@ lint: ## go vet + staticcheck + go mod tidy check
 	$(GO) mod tidy -diff
 
 .PHONY: bench
-bench: ## benchmarks: checksum vs count(*) on 1M rows; pages over 10k runs vs /healthz (ratios)
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./verify/
+bench: ## benchmarks (ratios): checksum and fingerprint vs count(*), drill dump vs pg_dump, pages vs /healthz
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./verify/ ./drills/pgdump/
 	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 30m ./web/
 
 .PHONY: chaos

@@ -150,7 +150,7 @@ func TestFingerprintMismatchAndDrift(t *testing.T) {
 	}
 	dropped := b.drill(t, ctx, spec, nil)
 	if dropped.Status != drills.StatusFailed || !dropped.Checks[0].Passed || dropped.Checks[1].Passed ||
-		!strings.Contains(dropped.Checks[1].Actual, "public.customers gone") {
+		!strings.Contains(dropped.Checks[1].Actual, "public.customers gone: had") {
 		t.Fatalf("dropped table: %s %+v", dropped.Status, dropped.Checks)
 	}
 }

@@ -50,7 +50,7 @@ type Recorder interface {
 	// SetTables records the inventory of the restored database.
 	SetTables(ctx context.Context, runID int64, tables []verify.TableInfo) error
 	// LastInventory returns the inventory of the drill's newest passed run
-	// before runID, or nil when there is none.
+	// before runID with the same source, or nil when there is none.
 	LastInventory(ctx context.Context, drill string, runID int64) (*verify.Inventory, error)
 	SetWaiting(ctx context.Context, runID int64, until time.Time) error
 	ClearWaiting(ctx context.Context, runID int64, at time.Time) error

@@ -166,15 +166,15 @@ func (c Check) Expected() string {
 			return *c.Expect
 		}
 	case TypeFingerprint:
-		e := "every table, its rows and the schema as in the backup's fingerprint"
+		e := "tables as fingerprinted"
 		if len(c.Exclude) > 0 {
-			e += " (except " + strings.Join(c.Exclude, ", ") + ")"
+			e += " (but " + strings.Join(c.Exclude, ", ") + ")"
 		}
 		return e
 	case TypeAmcheck:
-		return "no corrupt index or table page"
+		return "no corruption"
 	case TypeDrift:
-		return fmt.Sprintf("no table gone, none shrunk more than %g%% since the last passing run", c.maxShrink())
+		return fmt.Sprintf("none gone or shrunk > %g%%", c.maxShrink())
 	}
 	return ""
 }

@@ -265,7 +265,7 @@ func driftCheck(c Check, opts Opts, r *Result) error {
 		d := TableResult{Name: was.Name, Status: "ok", ExpectedRows: &before}
 		switch {
 		case !ok:
-			d.Status, d.Problem = "gone", fmt.Sprintf("gone (had %s rows in run %d)", GroupDigits(was.Rows), opts.Previous.RunID)
+			d.Status, d.Problem = "gone", fmt.Sprintf("had %s rows in run %d", GroupDigits(was.Rows), opts.Previous.RunID)
 		default:
 			rows := is.Rows
 			d.Rows = &rows
@@ -277,7 +277,7 @@ func driftCheck(c Check, opts Opts, r *Result) error {
 			}
 		}
 		if d.Status != "ok" {
-			bad = append(bad, d.Name+" "+d.Problem)
+			bad = append(bad, d.Name+" "+d.Status+": "+d.Problem)
 		}
 		r.Details = append(r.Details, d)
 	}

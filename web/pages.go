@@ -61,6 +61,7 @@ var funcs = template.FuncMap{
 	},
 	"at":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"secs":    func(d time.Duration) string { return drills.HumanDuration(d) },
+	"bytes":   drills.HumanBytes,
 	"percent": func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
 	"short": func(s string) string {
 		if len(s) > 160 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"drill/drills"
+	"drill/verify"
 )
 
 // printRun writes a run for people: outcome, RTO/RPO against objectives,
@@ -76,6 +77,17 @@ func printRun(w io.Writer, r *drills.Run) {
 			}
 			fmt.Fprintf(w, "           %s\n", strings.Join(parts, " "))
 		}
+		if b.SHA256 != "" {
+			fmt.Fprintf(w, "  sha256:  %s (%s)\n", b.SHA256, drills.HumanBytes(b.SizeBytes))
+		}
+	}
+	if len(r.Tables) > 0 {
+		var rows, size int64
+		for _, t := range r.Tables {
+			rows += t.Rows
+			size += t.Bytes
+		}
+		fmt.Fprintf(w, "  tables:  %s restored (%s rows, %s)\n", plural(len(r.Tables), "table"), verify.GroupDigits(rows), drills.HumanBytes(size))
 	}
 	printTarget(w, r)
 	for _, so := range r.Signoffs {
@@ -119,6 +131,33 @@ func printRun(w io.Writer, r *drills.Run) {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.Expected, c.Actual, result)
 		}
 		tw.Flush()
+		printFindings(w, r.ID, r.Checks)
+	}
+}
+
+// printFindings lists, under the checks, each failed check's tables.
+func printFindings(w io.Writer, runID int64, checks []verify.Result) {
+	const most = 20
+	for _, c := range checks {
+		var bad []verify.TableResult
+		for _, d := range c.Details {
+			switch d.Status {
+			case "match", "ok", "excluded":
+			default:
+				bad = append(bad, d)
+			}
+		}
+		if len(bad) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n  %s: %s\n", c.Name, plural(len(bad), "table"))
+		for i, d := range bad {
+			if i == most {
+				fmt.Fprintf(w, "    … and %d more (drill show %d --json)\n", len(bad)-most, runID)
+				break
+			}
+			fmt.Fprintf(w, "    %-10s %s: %s\n", d.Status, d.Name, d.Problem)
+		}
 	}
 }
 

@@ -138,8 +138,11 @@ func (s *Store) SetTables(ctx context.Context, runID int64, tables []verify.Tabl
 func (s *Store) LastInventory(ctx context.Context, drill string, runID int64) (*verify.Inventory, error) {
 	inv := &verify.Inventory{}
 	var data []byte
+	// Only a run of the same source compares: a drill pointed at another
+	// database starts a new baseline.
 	err := s.Pool.QueryRow(ctx, `select id, tables from drill_runs where drill = $1 and id < $2 and status = 'passed'
-		and tables is not null order by id desc limit 1`, drill, runID).Scan(&inv.RunID, &data)
+		and tables is not null and spec->'source' = (select spec->'source' from drill_runs where id = $2)
+		order by id desc limit 1`, drill, runID).Scan(&inv.RunID, &data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

@@ -1,6 +1,6 @@
 // Command seed makes the demo's "production" database and its backup: a
 // private PostgreSQL cluster with a shop (pgbench's tables plus customers
-// and a month of orders), dumped with pg_dump -Fc into a backup folder.
+// and a month of orders), dumped with drill dump (pg_dump -Fc and a fingerprint) into a backup folder.
 // The cluster is removed afterwards; only the backup stays.
 package main
 
@@ -11,10 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
 	"drill/drills/local"
+	"drill/drills/pgdump"
+	"drill/verify"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -87,11 +90,15 @@ func seed(ctx context.Context, dir string) error {
 		return err
 	}
 	backup := filepath.Join(dir, "backups", "shop-"+time.Now().UTC().Format("20060102T150405Z")+".dump")
-	fmt.Println("  pg_dump -Fc →", backup)
-	dump := exec.CommandContext(ctx, bin.Path("pg_dump"), "-Fc", "-f", backup, "--dbname", shop)
-	if out, err := dump.CombinedOutput(); err != nil {
-		return fmt.Errorf("pg_dump: %v: %s", err, out)
+	// What `drill dump SHOP --out BACKUP` does: pg_dump -Fc on a snapshot,
+	// and the fingerprint of every table in that snapshot beside it.
+	fmt.Println("  drill dump →", backup, "(and its .fingerprint.json)")
+	res, err := pgdump.Dump(ctx, pgdump.DumpOptions{URL: shop, Out: backup, Jobs: runtime.NumCPU(),
+		PGDump: bin.Path("pg_dump"), PGRestore: bin.Path("pg_restore")})
+	if err != nil {
+		return fmt.Errorf("drill dump: %w", err)
 	}
+	fmt.Printf("  fingerprint: %d tables, %s rows\n", res.Tables, verify.GroupDigits(res.Rows))
 	return nil
 }
 
