@@ -62,7 +62,7 @@ func DigestPath(ctx context.Context, path string) (string, int64, error) {
 }
 
 func digestFile(ctx context.Context, w io.Writer, path string) (int64, error) {
-	f, err := os.Open(path)
+	f, err := OpenRegular(path) // never blocks on a FIFO put in a backup's place
 	if err != nil {
 		return 0, err
 	}

@@ -55,7 +55,8 @@ func TestFingerprintSurvivesDumpAndRestore(t *testing.T) {
 	t.Parallel()
 	src := drilltest.Exotic(t)
 	before := measureAll(t, src, `set timezone = 'Asia/Kolkata'; set datestyle = 'SQL, DMY'; set extra_float_digits = 0;
-		set intervalstyle = 'iso_8601'; set search_path = "Mixed Case", public; set bytea_output = 'escape'`)
+		set intervalstyle = 'iso_8601'; set search_path = "Mixed Case", public; set bytea_output = 'escape';
+		set lc_monetary = 'C.utf8'`)
 
 	dump := filepath.Join(t.TempDir(), "exotic.dump")
 	cmd := exec.Command(drilltest.Binaries(t).Path("pg_dump"), "-Fc", "-f", dump, "--dbname", src)

@@ -194,6 +194,7 @@ func TestDumpInterruptedAndBadInput(t *testing.T) {
 		{[]string{"dump", big, "--out", "s3://b/k", "--format", "directory"}, 2, "cannot go to S3"},
 		{[]string{"dump", big, "--out", filepath.Join(dir, "x.dump"), "--", "--file=/etc/x"}, 2, "set by drill dump"},
 		{[]string{"dump", big, "--out", filepath.Join(dir, "x.fingerprint.json")}, 2, "reserved"},
+		{[]string{"dump", big, "--out", filepath.Join(dir, "no", "x.dump")}, 2, "does not exist"},
 		{[]string{"dump", "postgres://nobody@127.0.0.1:1/x", "--out", filepath.Join(dir, "x.dump")}, 3, "connection refused"},
 	} {
 		r := drill(t, nil, tc.args...)

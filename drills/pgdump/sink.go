@@ -42,7 +42,20 @@ type fileSink struct {
 	f    *os.File
 }
 
+// parentExists refuses an --out whose directory does not exist, as
+// pg_dump -f does.
+func parentExists(path string) error {
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("%w: --out %s: directory %s does not exist", ErrDumpUsage, path, dir)
+	}
+	return nil
+}
+
 func newFileSink(path string) (*fileSink, error) {
+	if err := parentExists(path); err != nil {
+		return nil, err
+	}
 	if strings.HasSuffix(path, string(os.PathSeparator)) {
 		return nil, fmt.Errorf("%w: --out %s names a directory; give a file name", ErrDumpUsage, path)
 	}
@@ -114,6 +127,9 @@ type dirSink struct {
 
 func newDirSink(path string) (*dirSink, error) {
 	path = filepath.Clean(path)
+	if err := parentExists(path); err != nil {
+		return nil, err
+	}
 	if entries, err := os.ReadDir(path); err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("%w: --out %s exists and is not empty (pg_dump's directory format writes a new directory)", ErrDumpUsage, path)
 	} else if err == nil {
