@@ -178,16 +178,20 @@ func newVerifyCommand() *cobra.Command {
 	var pubPath, previous string
 	var asJSON, unsignedOK bool
 	cmd := &cobra.Command{
-		Use:   "verify FILE.zip",
+		Use:   "verify FILE.zip|DIR",
 		Short: "Verify an evidence bundle offline (no database, no network)",
 		Long: `Check every file of a bundle against its manifest, the manifest against the
 signature (with --pubkey), every run against its chain hash, and each drill's
 chain for missing runs. Exit 0 and a summary when intact; exit 1 naming every
 file or run that fails. A bundle whose signature is not checked (no --pubkey)
 or that has none fails too, unless --unsigned-ok says that is accepted.
-Duplicate file names and bundles over 1 GiB uncompressed are refused.`,
+Duplicate file names and bundles over 1 GiB uncompressed are refused.
+
+What is checked is content, not zip bytes: a bundle unzipped and zipped
+again by hand (folder entries, a top folder, __MACOSX/) still verifies, and
+so does the unzipped directory itself.`,
 		Example: "  drill evidence verify evidence-2026.zip --pubkey evidence.key.pub",
-		Args:    exactArgs(1, "FILE.zip: the bundle to verify"),
+		Args:    exactArgs(1, "FILE.zip or DIR: the bundle to verify, zipped or unzipped"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(args[0], pubPath, previous, unsignedOK, asJSON, cmd.OutOrStdout())
 		},
@@ -207,15 +211,6 @@ func runVerify(path, pubPath, previous string, unsignedOK, asJSON bool, stdout i
 			return withCode(exitUsage, err)
 		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return withCode(exitUsage, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return withCode(exitUsage, err)
-	}
 	opts := evidence.VerifyOpts{PubKey: pub, UnsignedOK: unsignedOK}
 	if previous != "" {
 		pf, err := os.Open(previous)
@@ -229,8 +224,12 @@ func runVerify(path, pubPath, previous string, unsignedOK, asJSON bool, stdout i
 		}
 		opts.Previous, opts.PreviousSize = pf, pfi.Size()
 	}
-	rep, err := evidence.Verify(f, fi.Size(), opts)
+	rep, err := verifyPath(path, opts)
 	if err != nil {
+		var usage *usageError
+		if errors.As(err, &usage) {
+			return withCode(exitUsage, usage.err)
+		}
 		return withCode(exitFailed, fmt.Errorf("%s: %w", path, err))
 	}
 	if asJSON {
@@ -264,6 +263,27 @@ func runVerify(path, pubPath, previous string, unsignedOK, asJSON bool, stdout i
 		return withCode(exitFailed, errors.New(""))
 	}
 	return nil
+}
+
+type usageError struct{ err error }
+
+func (u *usageError) Error() string { return u.err.Error() }
+
+// verifyPath verifies a zipped bundle, or one unzipped into a directory.
+func verifyPath(path string, opts evidence.VerifyOpts) (*evidence.Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &usageError{err}
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, &usageError{err}
+	}
+	if fi.IsDir() {
+		return evidence.VerifyDir(path, opts)
+	}
+	return evidence.Verify(f, fi.Size(), opts)
 }
 
 type signoffOpts struct {

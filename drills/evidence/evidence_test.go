@@ -348,3 +348,38 @@ func TestVerifyUncheckedSignatureFails(t *testing.T) {
 		}
 	}
 }
+
+// A bundle unzipped and zipped again by hand — folder entries, a top
+// folder, what macOS adds — still verifies, and so does the unzipped
+// directory; a changed file in either still fails.
+func TestVerifyRezippedByHand(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.addRun(t, "orders", time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC), true)
+	files := unzip(t, b.export(t, statedb.SealedFilter{}))
+	byHand := map[string][]byte{"evidence/": nil, "evidence/runs/": nil, "__MACOSX/evidence/._report.html": []byte("x")}
+	for name, content := range files {
+		byHand["evidence/"+name] = content
+	}
+	byHand["evidence/.DS_Store"] = []byte("junk")
+	if rep := verifyBytes(t, rezip(t, byHand), b.pub); !rep.Intact {
+		t.Fatalf("re-zipped bundle: %s", problems(rep))
+	}
+	dir := t.TempDir()
+	for name, content := range files {
+		must(t, os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755))
+		must(t, os.WriteFile(filepath.Join(dir, name), content, 0o644))
+	}
+	rep, err := evidence.VerifyDir(dir, evidence.VerifyOpts{PubKey: b.pub})
+	if err != nil || !rep.Intact {
+		t.Fatalf("unzipped directory: %v %s", err, problems(rep))
+	}
+	byHand["evidence/runs.csv"] = append(byHand["evidence/runs.csv"], '\n')
+	if rep := verifyBytes(t, rezip(t, byHand), b.pub); rep.Intact || !strings.Contains(problems(rep), "runs.csv: changed") {
+		t.Fatalf("a changed file in a re-zipped bundle: %+v", rep)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "report.html"), []byte("<p>all good</p>"), 0o644))
+	if rep, _ := evidence.VerifyDir(dir, evidence.VerifyOpts{PubKey: b.pub}); rep.Intact {
+		t.Fatal("a changed file in the unzipped directory verified")
+	}
+}

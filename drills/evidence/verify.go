@@ -9,6 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -92,6 +96,16 @@ func verify(bundle io.ReaderAt, size int64, opts VerifyOpts) (*Report, *parsed, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("not a zip file: %w", err)
 	}
+	files := readZip(rep, zr)
+	if files == nil {
+		return rep, nil, nil
+	}
+	return verifyFiles(rep, files, opts)
+}
+
+// readZip reads every file of a bundle, within maxFileSize and
+// maxTotalSize; nil when the bundle is too big to read.
+func readZip(rep *Report, zr *zip.Reader) map[string][]byte {
 	files := map[string][]byte{}
 	seen := map[string]bool{}
 	var declared uint64
@@ -105,10 +119,13 @@ func verify(bundle io.ReaderAt, size int64, opts VerifyOpts) (*Report, *parsed, 
 	}
 	if declared > maxTotalSize {
 		rep.fail("the files hold %d bytes uncompressed, more than the %d bytes (1 GiB) verify reads", declared, maxTotalSize)
-		return rep, nil, nil
+		return nil
 	}
 	var total int64
 	for _, f := range zr.File {
+		if f.FileInfo().IsDir() {
+			continue // folders a zip tool adds hold no content
+		}
 		if f.UncompressedSize64 > maxFileSize {
 			rep.fail("%s: larger than %d bytes", f.Name, maxFileSize)
 			continue
@@ -127,7 +144,7 @@ func verify(bundle io.ReaderAt, size int64, opts VerifyOpts) (*Report, *parsed, 
 		if err != nil {
 			rep.fail("%s: unreadable: %v", f.Name, err)
 			if total > maxTotalSize {
-				return rep, nil, nil
+				return nil
 			}
 			continue
 		}
@@ -135,6 +152,48 @@ func verify(bundle io.ReaderAt, size int64, opts VerifyOpts) (*Report, *parsed, 
 			files[f.Name] = b
 		}
 	}
+	return files
+}
+
+// VerifyDir checks a bundle unzipped into dir, as Verify checks the zip.
+func VerifyDir(dir string, opts VerifyOpts) (*Report, error) {
+	rep := &Report{}
+	files := map[string][]byte{}
+	var total int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		name := filepath.ToSlash(rel)
+		if !d.Type().IsRegular() {
+			rep.fail("%s: not a regular file", name)
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if total += info.Size(); info.Size() > maxFileSize || total > maxTotalSize {
+			return fmt.Errorf("%s: the bundle is larger than verify reads (%d MiB a file, 1 GiB in all)", name, maxFileSize>>20)
+		}
+		b, err := os.ReadFile(p)
+		files[name] = b
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep2, _, err := verifyFiles(rep, files, opts)
+	return rep2, err
+}
+
+// verifyFiles checks the files of a bundle, whatever held them. Files a
+// zip tool adds or a folder the bundle was zipped in are set aside first,
+// so that a bundle unzipped and zipped again by hand still verifies: what
+// is checked is content, not zip bytes.
+func verifyFiles(rep *Report, files map[string][]byte, opts VerifyOpts) (*Report, *parsed, error) {
+	files = normalize(rep, files)
 	manifestBytes, ok := files[ManifestFile]
 	if !ok {
 		rep.fail("%s: missing: nothing in this bundle can be checked", ManifestFile)
@@ -155,6 +214,45 @@ func verify(bundle io.ReaderAt, size int64, opts VerifyOpts) (*Report, *parsed, 
 	}
 	rep.Intact = len(rep.Problems) == 0
 	return rep, &parsed{m: m, byDrill: byDrill}, nil
+}
+
+// normalize drops what zip tools add (__MACOSX/, .DS_Store) and, when the
+// manifest sits in a single top folder, the folder from every name.
+func normalize(rep *Report, files map[string][]byte) map[string][]byte {
+	out := map[string][]byte{}
+	var junk []string
+	for name, b := range files {
+		base := path.Base(name)
+		if strings.HasPrefix(name, "__MACOSX/") || base == ".DS_Store" || base == "Thumbs.db" {
+			junk = append(junk, name)
+			continue
+		}
+		out[name] = b
+	}
+	if len(junk) > 0 {
+		sort.Strings(junk)
+		rep.Notes = append(rep.Notes, "set aside what a zip tool added: "+strings.Join(junk, ", "))
+	}
+	if _, ok := out[ManifestFile]; ok {
+		return out
+	}
+	var top string
+	for name := range out {
+		dir, _, ok := strings.Cut(name, "/")
+		if !ok || (top != "" && dir != top) {
+			return out
+		}
+		top = dir
+	}
+	if _, ok := out[top+"/"+ManifestFile]; !ok {
+		return out
+	}
+	stripped := map[string][]byte{}
+	for name, b := range out {
+		stripped[strings.TrimPrefix(name, top+"/")] = b
+	}
+	rep.Notes = append(rep.Notes, "the bundle's files are in folder "+top+"/")
+	return stripped
 }
 
 func checkSignature(rep *Report, files map[string][]byte, manifest []byte, opts VerifyOpts) {
