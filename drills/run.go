@@ -105,12 +105,15 @@ type Policy struct {
 	ConfigFile       string         `json:"config_file,omitempty"`
 	ToolVersion      string         `json:"tool_version,omitempty"`
 	ScheduleTimezone string         `json:"schedule_timezone,omitempty"`
+	// Controls are the compliance controls the run evidences, when the
+	// drill names them (else DefaultControls).
+	Controls []string `json:"controls,omitempty"`
 }
 
 // PolicyOf snapshots a spec for the run record.
 func PolicyOf(s *Spec, configFile, version string) Policy {
 	p := Policy{Schedule: s.Schedule, Timeout: s.Timeout.String(), Source: s.Source, Target: s.Target,
-		Checks: s.Checks, ConfigFile: configFile, ToolVersion: version, ScheduleTimezone: s.ScheduleTimezone}
+		Checks: s.Checks, ConfigFile: configFile, ToolVersion: version, ScheduleTimezone: s.ScheduleTimezone, Controls: s.Controls}
 	if s.Objectives.RTO > 0 {
 		p.ObjectiveRTO = s.Objectives.RTO.String()
 	}

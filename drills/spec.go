@@ -61,6 +61,9 @@ type Spec struct {
 	Notify []Notify `json:"-"`
 	// Tags group drills for drill run --tag.
 	Tags []string `json:"tags,omitempty"`
+	// Controls are the compliance controls the drill evidences (default:
+	// DefaultControls).
+	Controls []string `json:"controls,omitempty"`
 	// Line is where the drill starts in its config file.
 	Line int `json:"-"`
 }
@@ -76,6 +79,9 @@ type Check = verify.Check
 
 // CheckResult is the outcome of one Check.
 type CheckResult = verify.Result
+
+// TableResult is one table's finding of a check.
+type TableResult = verify.TableResult
 
 // nameRE is the drill name rule. Names become parts of instance ids, so they
 // also follow RDS's identifier rules: no double or trailing hyphen, and at

@@ -3,30 +3,17 @@ package web_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"drill/drills/drilltest"
+
 	"github.com/chromedp/chromedp"
 )
 
-// browser finds Chromium. Without it the test is skipped, unless
-// DRILL_REQUIRE_BROWSER is set (CI sets it after installing Chromium).
-func browser(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("DRILL_REQUIRE_BROWSER") != "" {
-		t.Fatal("Chromium not found (apt-get install chromium) and DRILL_REQUIRE_BROWSER is set")
-	}
-	t.Skip("Chromium not found: apt-get install chromium to run the browser test")
-	return ""
-}
+func browser(t *testing.T) string { return drilltest.Browser(t) }
 
 // outputDir is where screenshots go: $DRILL_TEST_OUTPUT or testoutput/ at
 // the top of the repository.

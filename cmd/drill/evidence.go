@@ -148,7 +148,13 @@ func runExport(ctx context.Context, o *exportOpts, stdout io.Writer) error {
 		return withCode(exitUsage, err)
 	}
 	defer os.Remove(tmp.Name())
-	m, err := evidence.Export(ctx, s.store, tmp, evidence.ExportOpts{Filter: f, Key: key, Version: version})
+	var scheduled []evidence.ScheduledDrill
+	if s.cfg != nil {
+		for _, d := range s.cfg.Drills {
+			scheduled = append(scheduled, evidence.ScheduledDrill{Name: d.Name, Schedule: d.Schedule, Timezone: d.ScheduleTimezone})
+		}
+	}
+	m, err := evidence.Export(ctx, s.store, tmp, evidence.ExportOpts{Filter: f, Key: key, Version: version, Scheduled: scheduled})
 	if err != nil {
 		tmp.Close()
 		return withCode(exitUnavailable, err)

@@ -115,6 +115,9 @@ func Parse(file string, data []byte) (*drills.Config, error) {
 	for i, rd := range raw.Drills {
 		spec, ps := rd.spec(i)
 		spec.Notify = append(append([]drills.Notify{}, cfg.Notify...), spec.Notify...)
+		if len(spec.Controls) == 0 {
+			spec.Controls = raw.Evidence.Controls
+		}
 		problems = append(problems, ps...)
 		if spec.Name != "" {
 			if line, dup := seen[spec.Name]; dup {

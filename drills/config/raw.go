@@ -21,8 +21,15 @@ type rawConfig struct {
 	DatabaseURL  string      `yaml:"database_url"`
 	Notify       []rawNotify `yaml:"notify"`
 	OverdueGrace *Duration   `yaml:"overdue_grace"`
+	Evidence     rawEvidence `yaml:"evidence"`
 	Drills       []rawDrill  `yaml:"drills"`
 	line         int
+}
+
+// rawEvidence configures what evidence bundles say.
+type rawEvidence struct {
+	// Controls every drill evidences unless it names its own.
+	Controls []string `yaml:"controls"`
 }
 
 type rawNotify struct {
@@ -77,6 +84,7 @@ type rawDrill struct {
 	Checks           []rawCheck    `yaml:"checks"`
 	Notify           []rawNotify   `yaml:"notify"`
 	Tags             []string      `yaml:"tags"`
+	Controls         []string      `yaml:"controls"`
 	line             int
 	keys             map[string]int
 }
@@ -187,7 +195,7 @@ func (r rawDrill) spec(i int) (*drills.Spec, []Problem) {
 		}
 		ps = append(ps, Problem{line, label + ": " + fmt.Sprintf(format, args...)})
 	}
-	s := &drills.Spec{Name: r.Name, Schedule: r.Schedule, ScheduleTimezone: r.ScheduleTimezone, Timeout: drills.DefaultTimeout, Line: r.line, Tags: r.Tags}
+	s := &drills.Spec{Name: r.Name, Schedule: r.Schedule, ScheduleTimezone: r.ScheduleTimezone, Timeout: drills.DefaultTimeout, Line: r.line, Tags: r.Tags, Controls: r.Controls}
 	if r.Name == "" {
 		add(r.line, "missing required field name")
 	} else if err := drills.ValidName(r.Name); err != nil {

@@ -245,3 +245,19 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Browser finds Chromium. Without it the test is skipped, unless
+// DRILL_REQUIRE_BROWSER is set (CI sets it after installing Chromium).
+func Browser(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("DRILL_REQUIRE_BROWSER") != "" {
+		t.Fatal("Chromium not found (apt-get install chromium) and DRILL_REQUIRE_BROWSER is set")
+	}
+	t.Skip("Chromium not found: apt-get install chromium to run the browser test")
+	return ""
+}

@@ -50,6 +50,20 @@ type Manifest struct {
 	// Altered lists the runs whose rows in the state database no longer
 	// say what was sealed (the bundle holds the sealed records).
 	Altered []AlteredRun `json:"altered_runs,omitempty"`
+	// SigningKeyID names the key that signed the manifest (drills.KeyID).
+	SigningKeyID string `json:"signing_key_id,omitempty"`
+	// Coverage says, per scheduled drill and schedule period in the
+	// export's window, whether it was drilled (passed, failed, missing,
+	// open); Controls which runs evidence each control.
+	Coverage []Coverage        `json:"coverage"`
+	Controls []ControlEvidence `json:"controls"`
+}
+
+// ControlEvidence is a control and the runs in the bundle that evidence it.
+type ControlEvidence struct {
+	drills.Control
+	Runs   []int64 `json:"runs"`
+	Passed []int64 `json:"passed"`
 }
 
 // AlteredRun is a run whose state-database row was changed after sealing.

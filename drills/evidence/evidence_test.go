@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -381,5 +383,99 @@ func TestVerifyRezippedByHand(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "report.html"), []byte("<p>all good</p>"), 0o644))
 	if rep, _ := evidence.VerifyDir(dir, evidence.VerifyOpts{PubKey: b.pub}); rep.Intact {
 		t.Fatal("a changed file in the unzipped directory verified")
+	}
+}
+
+// The done-when of the evidence: an export for the calendar year shows
+// every quarter of a quarterly drill as passed, failed or missing, maps
+// the runs to SOC 2 A1.3 and ISO 27001 A.8.13, and names each run's
+// backup digest; printed (headless Chromium, --print-to-pdf), its summary
+// is the first page and each drill starts a page of its own.
+func TestReportCoverageControlsAndPrint(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	q := func(month int) time.Time { return time.Date(2026, time.Month(month), 10, 3, 0, 0, 0, time.UTC) }
+	b.addRun(t, "orders", q(1), true)    // Q1 passed
+	b.addRun(t, "orders", q(5), false)   // Q2 failed
+	b.addRun(t, "orders", q(11), true)   // Q4 passed; Q3 has no run
+	b.addRun(t, "billing", q(2), true)   // billing: Q1 passed, then nothing
+	b.addRun(t, "billing", q(11), false) // Q4 failed: an open failure
+	var buf bytes.Buffer
+	now := time.Date(2026, 12, 31, 12, 0, 0, 0, time.UTC)
+	m, err := evidence.Export(context.Background(), b.store, &buf, evidence.ExportOpts{Key: b.key, Version: "test", Now: now,
+		Filter: statedb.SealedFilter{Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}})
+	must(t, err)
+	got := map[string]string{}
+	for _, c := range m.Coverage {
+		got[c.Drill+" "+c.Period] = c.Status
+	}
+	want := map[string]string{"orders 2026-Q1": "passed", "orders 2026-Q2": "failed", "orders 2026-Q3": "missing", "orders 2026-Q4": "passed",
+		"billing 2026-Q1": "passed", "billing 2026-Q2": "missing", "billing 2026-Q3": "missing", "billing 2026-Q4": "failed"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("coverage %v, want %v", got, want)
+	}
+	var soc2 *evidence.ControlEvidence
+	for i, c := range m.Controls {
+		if c.ID == "SOC 2 A1.3" {
+			soc2 = &m.Controls[i]
+		}
+	}
+	if soc2 == nil || len(soc2.Runs) != 5 || len(soc2.Passed) != 3 || !strings.Contains(soc2.Asks, "tested") {
+		t.Fatalf("controls: %+v", m.Controls)
+	}
+	files := unzip(t, buf.Bytes())
+	if !strings.Contains(string(files["manifest.json"]), `"coverage"`) {
+		t.Error("manifest.json has no coverage")
+	}
+	report := string(files["report.html"])
+	for _, s := range []string{"2026-Q3", "ISO 27001 A.8.13", "How to verify this bundle", drills.KeyID(b.pub), "Open failures"} {
+		if !strings.Contains(report, s) {
+			t.Errorf("report.html lacks %q", s)
+		}
+	}
+	if strings.Index(report, "2026-Q3") > strings.Index(report, "Objectives") {
+		t.Error("the missing periods are not the first thing in the report")
+	}
+
+	exe := drilltest.Browser(t)
+	pdftotext, err := exec.LookPath("pdftotext")
+	if err != nil {
+		if os.Getenv("DRILL_REQUIRE_BROWSER") != "" {
+			t.Fatal("pdftotext not found (apt-get install poppler-utils) and DRILL_REQUIRE_BROWSER is set")
+		}
+		t.Skip("pdftotext not found: apt-get install poppler-utils to read the printed report")
+	}
+	dir := t.TempDir()
+	html := filepath.Join(dir, "report.html")
+	must(t, os.WriteFile(html, files["report.html"], 0o644))
+	pdf := filepath.Join(dir, "report.pdf")
+	cmd := exec.Command(exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+		"--user-data-dir="+filepath.Join(dir, "profile"), "--print-to-pdf="+pdf, "file://"+html)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("chromium --print-to-pdf: %v: %s", err, out)
+	}
+	page := func(n int) string {
+		out, err := exec.Command(pdftotext, "-f", strconv.Itoa(n), "-l", strconv.Itoa(n), "-layout", pdf, "-").Output()
+		must(t, err)
+		return string(out)
+	}
+	info, err := exec.Command(pdftotext, pdf, "-").Output()
+	must(t, err)
+	pages := strings.Count(string(info), "\f")
+	// Summary, controls in detail, then a page (or more) per drill.
+	if pages < 4 || pages > 8 {
+		t.Fatalf("the printed report has %d pages, want 4 to 8", pages)
+	}
+	first := page(1)
+	for _, s := range []string{"Coverage", "2026-Q3", "missing", "Objectives", "Controls", "How to verify this bundle"} {
+		if !strings.Contains(first, s) {
+			t.Errorf("page 1 of the printed report lacks %q:\n%s", s, first)
+		}
+	}
+	if strings.Contains(first, "Run 1 —") || !strings.Contains(page(2), "Controls in detail") {
+		t.Error("the summary is not a page of its own")
+	}
+	if !strings.Contains(page(3), "Drill billing") {
+		t.Errorf("page 3 does not start drill billing:\n%s", page(3))
 	}
 }

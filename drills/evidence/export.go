@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -27,6 +28,10 @@ type ExportOpts struct {
 	Key     ed25519.PrivateKey
 	Version string
 	Now     time.Time
+	// Scheduled are the drills of the config with a schedule: each is
+	// covered period by period, runs or not. Drills in the bundle with a
+	// schedule in their newest record are covered too.
+	Scheduled []ScheduledDrill
 }
 
 // Export writes a bundle of the sealed runs matching opts.Filter to w as a
@@ -77,11 +82,22 @@ func Export(ctx context.Context, store *statedb.Store, w io.Writer, opts ExportO
 	if !opts.Filter.Until.IsZero() {
 		f.Until = opts.Filter.Until.UTC().Format(time.RFC3339)
 	}
-	if files[ReportFile], err = renderReport(records, f, opts.Now, opts.Version); err != nil {
-		return nil, err
-	}
 	m := &Manifest{Tool: "drill", ToolVersion: opts.Version, GeneratedAt: opts.Now.UTC().Truncate(time.Second), Filters: f,
 		Runs: len(sealed), ChainAnchors: anchors, Files: map[string]string{}, Signed: opts.Key != nil, Altered: altered}
+	if opts.Key != nil {
+		m.SigningKeyID = drills.KeyID(opts.Key.Public().(ed25519.PublicKey))
+	}
+	firsts, err := store.FirstRuns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if m.Coverage, err = CoverageOf(scheduledDrills(opts, records, firsts), runsOf(records), opts.Filter.Since, opts.Filter.Until, opts.Now); err != nil {
+		return nil, err
+	}
+	m.Controls = controlsOf(records)
+	if files[ReportFile], err = renderReport(records, m, opts.Now); err != nil {
+		return nil, err
+	}
 	if pub := store.SealingPublicKey(); pub != nil {
 		m.SealingPublicKey, m.SealingKeyID = string(PublicKeyPEM(pub)), drills.KeyID(pub)
 	}
@@ -189,4 +205,68 @@ func boolean(b *bool) string {
 		return ""
 	}
 	return strconv.FormatBool(*b)
+}
+
+// scheduledDrills are the drills to cover: those of the config with a
+// schedule, and those in the bundle whose newest record has one; each
+// since its first run (for a drill never run: the export's start).
+func scheduledDrills(opts ExportOpts, records []decoded, firsts map[string]time.Time) []ScheduledDrill {
+	byName := map[string]ScheduledDrill{}
+	for _, d := range records { // in id order: the newest record wins
+		p := d.Rec.Policy
+		if p.Schedule != "" && (opts.Filter.Drill == "" || opts.Filter.Drill == d.Rec.Run.Drill) {
+			byName[d.Rec.Run.Drill] = ScheduledDrill{Name: d.Rec.Run.Drill, Schedule: p.Schedule, Timezone: p.ScheduleTimezone}
+		}
+	}
+	for _, s := range opts.Scheduled {
+		if s.Schedule != "" && (opts.Filter.Drill == "" || opts.Filter.Drill == s.Name) {
+			byName[s.Name] = s
+		}
+	}
+	out := make([]ScheduledDrill, 0, len(byName))
+	for name, s := range byName {
+		s.Since = firsts[name]
+		if s.Since.IsZero() {
+			s.Since = opts.Filter.Since
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func runsOf(records []decoded) []drills.RunJSON {
+	out := make([]drills.RunJSON, len(records))
+	for i, d := range records {
+		out[i] = d.Rec.Run
+	}
+	return out
+}
+
+// controlsOf lists each control the bundle's runs evidence, with them.
+func controlsOf(records []decoded) []ControlEvidence {
+	byID := map[string]*ControlEvidence{}
+	var order []string
+	for _, d := range records {
+		for _, id := range d.Rec.Policy.ControlsOf() {
+			c := drills.ControlOf(id)
+			e := byID[c.ID]
+			if e == nil {
+				e = &ControlEvidence{Control: c, Runs: []int64{}, Passed: []int64{}}
+				byID[c.ID] = e
+				order = append(order, c.ID)
+			}
+			e.Runs = append(e.Runs, d.Rec.Run.ID)
+			if d.Rec.Run.Status == drills.StatusPassed {
+				e.Passed = append(e.Passed, d.Rec.Run.ID)
+			}
+		}
+	}
+	out := make([]ControlEvidence, 0, len(order))
+	for _, id := range order {
+		e := byID[id]
+		slices.Sort(e.Runs)
+		slices.Sort(e.Passed)
+		out = append(out, *e)
+	}
+	return out
 }

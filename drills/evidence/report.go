@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"sort"
+	"strings"
 	"time"
 
 	"drill/drills"
@@ -20,6 +21,10 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"met":     fmtMet,
 	"deref":   str,
 	"percent": func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
+	"bytes":   drills.HumanBytes,
+	"ids":     runIDs,
+	"failing": failing,
+	"list":    func(ids ...int64) []int64 { return ids },
 }).Parse(reportTemplate))
 
 // drillSummary is one drill in the report's summary.
@@ -39,10 +44,27 @@ type reportData struct {
 	Filters     Filters
 	Summaries   []drillSummary
 	Runs        []decoded
+	// Gaps are the missing and failed periods: the first thing to see.
+	Gaps          []Coverage
+	Coverage      []Coverage
+	PeriodsPassed int
+	OpenFailures  []decoded
+	Controls      []ControlEvidence
+	SigningKeyID  string
+	Signed        bool
+	Drills        []drillSection
 }
 
-func renderReport(records []decoded, f Filters, now time.Time, version string) ([]byte, error) {
+// drillSection is one drill's part of the report: its runs, newest first.
+type drillSection struct {
+	Name string
+	Runs []decoded
+}
+
+func renderReport(records []decoded, m *Manifest, now time.Time) ([]byte, error) {
 	byDrill := map[string]*drillSummary{}
+	sections := map[string]*drillSection{}
+	latest := map[string]decoded{}
 	var order []string
 	for _, d := range records {
 		r := d.Rec.Run
@@ -50,7 +72,12 @@ func renderReport(records []decoded, f Filters, now time.Time, version string) (
 		if s == nil {
 			s = &drillSummary{Drill: r.Drill, Schedule: d.Rec.Policy.Schedule}
 			byDrill[r.Drill] = s
+			sections[r.Drill] = &drillSection{Name: r.Drill}
 			order = append(order, r.Drill)
+		}
+		sections[r.Drill].Runs = append([]decoded{d}, sections[r.Drill].Runs...)
+		if cur, ok := latest[r.Drill]; !ok || r.ID > cur.Rec.Run.ID {
+			latest[r.Drill] = d
 		}
 		s.Runs++
 		if r.Status == drills.StatusPassed {
@@ -60,17 +87,33 @@ func renderReport(records []decoded, f Filters, now time.Time, version string) (
 			}
 		}
 		s.ObjRTO, s.ObjRPO = r.Objectives.RTOSeconds, r.Objectives.RPOSeconds
+		if d.Rec.Policy.Schedule != "" { // the newest record's schedule
+			s.Schedule = d.Rec.Policy.Schedule
+		}
 		s.WorstRTO = worst(s.WorstRTO, r.RTOSeconds)
 		s.WorstRPO = worst(s.WorstRPO, r.RPOSeconds)
 	}
 	sort.Strings(order)
-	data := reportData{GeneratedAt: now.UTC().Format(time.RFC3339), Version: version, Filters: f, Runs: records}
+	data := reportData{GeneratedAt: now.UTC().Format(time.RFC3339), Version: m.ToolVersion, Filters: m.Filters, Runs: records,
+		Coverage: m.Coverage, Controls: m.Controls, SigningKeyID: m.SigningKeyID, Signed: m.Signed}
+	for _, c := range m.Coverage {
+		switch c.Status {
+		case CoverageMissing, CoverageFailed:
+			data.Gaps = append(data.Gaps, c)
+		case CoveragePassed:
+			data.PeriodsPassed++
+		}
+	}
 	for _, name := range order {
 		s := byDrill[name]
 		s.PassRate = float64(s.Passed) / float64(s.Runs)
 		s.WorstRTOMet = within(s.WorstRTO, s.ObjRTO)
 		s.WorstRPOMet = within(s.WorstRPO, s.ObjRPO)
 		data.Summaries = append(data.Summaries, *s)
+		data.Drills = append(data.Drills, *sections[name])
+		if l := latest[name]; l.Rec.Run.Status != drills.StatusPassed {
+			data.OpenFailures = append(data.OpenFailures, l)
+		}
 	}
 	var buf bytes.Buffer
 	if err := reportTmpl.Execute(&buf, data); err != nil {
@@ -114,4 +157,32 @@ func fmtMet(b *bool) string {
 		return "met"
 	}
 	return "MISSED"
+}
+
+// runIDs renders run ids as links to their sections: "#12, #15".
+func runIDs(ids []int64) template.HTML {
+	if len(ids) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `<a href="#run-%d">%d</a>`, id, id)
+	}
+	return template.HTML(b.String())
+}
+
+// failing are a check's tables that did not match.
+func failing(details []drills.TableResult) []drills.TableResult {
+	var out []drills.TableResult
+	for _, d := range details {
+		switch d.Status {
+		case "match", "ok", "excluded":
+		default:
+			out = append(out, d)
+		}
+	}
+	return out
 }

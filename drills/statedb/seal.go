@@ -143,3 +143,20 @@ func (s *Store) AddSignoff(ctx context.Context, runID int64, so drills.Signoff) 
 		runID, so.Kind, so.SignedBy, so.Note).Scan(&so.SignedAt)
 	return so, err
 }
+
+// FirstRuns returns when each drill's first run started (or was created):
+// since then it has been scheduled.
+func (s *Store) FirstRuns(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := s.Pool.Query(ctx, `select drill, min(coalesce(started_at, created_at)) from drill_runs group by drill`)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	var name string
+	var at time.Time
+	_, err = pgx.ForEachRow(rows, []any{&name, &at}, func() error {
+		out[name] = at
+		return nil
+	})
+	return out, err
+}
