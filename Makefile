@@ -4,7 +4,8 @@
 GO       ?= go
 BIN      := bin/drill
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X main.version=$(VERSION)
+REVISION ?= $(shell r=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null || r=$$r+dirty; } && echo $$r)
+LDFLAGS  := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 STATICCHECK_VERSION := v0.8.2
 
 .DEFAULT_GOAL := help

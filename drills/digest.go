@@ -69,3 +69,9 @@ func digestFile(ctx context.Context, w io.Writer, path string) (int64, error) {
 	defer f.Close()
 	return io.Copy(w, ContextReader(ctx, f))
 }
+
+// LogDigest is the hex SHA-256 of a log's text.
+func LogDigest(log string) string {
+	sum := sha256.Sum256([]byte(log))
+	return hex.EncodeToString(sum[:])
+}

@@ -37,7 +37,7 @@ type Recorder interface {
 	// CreateRun records a new run; ErrDrillBusy while the drill has a
 	// queued or running run.
 	CreateRun(ctx context.Context, p CreateRunParams) (*Run, error)
-	StartRun(ctx context.Context, id int64, startedAt, deadline time.Time, worker string) error
+	StartRun(ctx context.Context, id int64, startedAt, deadline time.Time, by Executor) error
 	Heartbeat(ctx context.Context, id int64, at time.Time) error
 	StartPhase(ctx context.Context, runID int64, seq int, name string, at time.Time) error
 	FinishPhase(ctx context.Context, runID int64, seq int, at time.Time, phaseErr string) error
@@ -47,6 +47,8 @@ type Recorder interface {
 	RecordTargetIntent(ctx context.Context, in Instance, hook IntentHook) (int64, error)
 	SetTargetState(ctx context.Context, targetID int64, in Instance, state TargetState, at time.Time, destroyErr string) error
 	AddCheck(ctx context.Context, runID int64, seq int, c Check, r CheckResult) error
+	// SetRestoreLog records what the restore programs printed.
+	SetRestoreLog(ctx context.Context, runID int64, log string) error
 	// SetTables records the inventory of the restored database.
 	SetTables(ctx context.Context, runID int64, tables []verify.TableInfo) error
 	// LastInventory returns the inventory of the drill's newest passed run

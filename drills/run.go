@@ -63,6 +63,12 @@ type Run struct {
 	Error       string
 	Trigger     string
 	TriggeredBy string
+	// DrillVersion and Host say what carried the run out (see Executor).
+	DrillVersion string
+	Host         string
+	// RestoreLogSHA256 is the digest (LogDigest) of what the restore
+	// programs printed; the log itself is kept beside the record.
+	RestoreLogSHA256 string
 	// Policy is the drill's spec as it was when the run was created.
 	Policy     Policy
 	CreatedAt  time.Time

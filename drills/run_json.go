@@ -15,6 +15,11 @@ type RunJSON struct {
 	Reason         Reason         `json:"reason,omitempty"`
 	Trigger        string         `json:"trigger"`
 	TriggeredBy    string         `json:"triggered_by,omitempty"`
+	DrillVersion   string         `json:"drill_version,omitempty"`
+	Host           string         `json:"host,omitempty"`
+	// RestoreLogSHA256 is the digest of the restore log (logs/ID.log in
+	// an evidence bundle).
+	RestoreLogSHA256 string `json:"restore_log_sha256,omitempty"`
 	CreatedAt      string         `json:"created_at"`
 	StartedAt      *string        `json:"started_at"`
 	FinishedAt     *string        `json:"finished_at"`
@@ -56,6 +61,7 @@ type BackupJSON struct {
 	SizeBytes       int64             `json:"size_bytes,omitempty"`
 	Details         map[string]string `json:"details,omitempty"`
 	SHA256          string            `json:"sha256,omitempty"`
+	Selection       *Selection        `json:"selection,omitempty"`
 }
 
 // TargetJSON describes the isolated instance.
@@ -137,7 +143,7 @@ func ObjectiveSeconds(d time.Duration) *float64 {
 
 // JSON returns the run in its JSON shape.
 func (r *Run) JSON() RunJSON {
-	v := RunJSON{ID: r.ID, Drill: r.Drill, Status: r.Status, Reason: r.Reason, Trigger: r.Trigger, TriggeredBy: r.TriggeredBy,
+	v := RunJSON{ID: r.ID, Drill: r.Drill, Status: r.Status, Reason: r.Reason, Trigger: r.Trigger, TriggeredBy: r.TriggeredBy, DrillVersion: r.DrillVersion, Host: r.Host, RestoreLogSHA256: r.RestoreLogSHA256,
 		CreatedAt: rfc3339(r.CreatedAt), StartedAt: optTime(r.StartedAt), FinishedAt: optTime(r.FinishedAt),
 		RTOSeconds: OptSeconds(r.RTO), RPOSeconds: OptSeconds(r.RPO), DataRPOSeconds: OptSeconds(r.DataRPO),
 		Objectives: ObjectivesJSON{RTOSeconds: ObjectiveSeconds(r.Objectives.RTO), RPOSeconds: ObjectiveSeconds(r.Objectives.RPO),
@@ -148,7 +154,7 @@ func (r *Run) JSON() RunJSON {
 	}
 	v.Signoffs = r.Signoffs
 	if b := r.Backup; b != nil {
-		v.Backup = &BackupJSON{ID: b.ID, CreatedAt: rfc3339(b.CreatedAt), CreatedAtSource: b.CreatedAtSource, Format: b.Format, SizeBytes: b.SizeBytes, Details: b.Details, SHA256: b.SHA256}
+		v.Backup = &BackupJSON{ID: b.ID, CreatedAt: rfc3339(b.CreatedAt), CreatedAtSource: b.CreatedAtSource, Format: b.Format, SizeBytes: b.SizeBytes, Details: b.Details, SHA256: b.SHA256, Selection: b.Selection}
 	}
 	if t := r.Target; t != nil {
 		v.Target = &TargetJSON{Type: t.Type, ID: t.InstanceID, State: t.State, Details: t.Details, CreatedAt: optTime(t.CreatedAt), TornDownAt: optTime(t.TornDownAt)}

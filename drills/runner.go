@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -27,6 +28,9 @@ type Runner struct {
 	Now func() time.Time
 	// Worker names the process carrying out runs (host/pid), for the record.
 	Worker string
+	// Version is drill's version with its VCS revision (BuildVersion), for
+	// the record.
+	Version string
 	// HeartbeatEvery is how often a running run is marked alive (default
 	// HeartbeatInterval); the sweeper fails runs whose heartbeat stops.
 	HeartbeatEvery time.Duration
@@ -130,7 +134,9 @@ func (r *Runner) Execute(ctx context.Context, run *Run, p RunParams) (*Run, erro
 		e.start = r.Now()
 		deadline := e.start.Add(p.Spec.Timeout)
 		run.StartedAt, run.Deadline, run.Status = &e.start, &deadline, StatusRunning
-		if err := r.Store.StartRun(ctx, run.ID, e.start, deadline, r.Worker); err != nil {
+		host, _ := os.Hostname()
+		run.DrillVersion, run.Host = r.Version, host
+		if err := r.Store.StartRun(ctx, run.ID, e.start, deadline, Executor{Worker: r.Worker, Host: host, Version: r.Version}); err != nil {
 			return run, fmt.Errorf("%w: %w", ErrStore, err)
 		}
 		e.log.Info("drill started", "timeout", p.Spec.Timeout.String(), "trigger", run.Trigger)
@@ -427,7 +433,14 @@ func (e *execution) restore(ctx context.Context, progress Progress) *failure {
 	if b.Fetch != nil {
 		b.Fetch = e.digestingFetch(b.Fetch, progress)
 	}
-	if err := e.p.Target.Restore(ctx, e.inst, b, progress); err != nil {
+	err := e.p.Target.Restore(ctx, e.inst, b, progress)
+	if l, ok := e.p.Target.(RestoreLogger); ok {
+		if log := l.RestoreLog(*e.inst); log != "" {
+			e.run.RestoreLogSHA256 = LogDigest(log)
+			e.record(e.Store.SetRestoreLog(context.WithoutCancel(ctx), e.run.ID, log))
+		}
+	}
+	if err != nil {
 		return &failure{reason: ReasonRestoreFailed, err: err}
 	}
 	e.record(e.Store.SetTargetState(ctx, e.targetID, *e.inst, TargetCreated, *e.run.Target.CreatedAt, ""))

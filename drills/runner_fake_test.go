@@ -57,7 +57,7 @@ func (m *memRecorder) CreateRun(_ context.Context, p drills.CreateRunParams) (*d
 	return r, nil
 }
 
-func (m *memRecorder) StartRun(context.Context, int64, time.Time, time.Time, string) error {
+func (m *memRecorder) StartRun(context.Context, int64, time.Time, time.Time, drills.Executor) error {
 	return m.call("StartRun")
 }
 func (m *memRecorder) Heartbeat(context.Context, int64, time.Time) error { return m.call("Heartbeat") }
@@ -86,6 +86,7 @@ func (m *memRecorder) RecordTargetIntent(ctx context.Context, _ drills.Instance,
 func (m *memRecorder) SetTargetState(_ context.Context, _ int64, _ drills.Instance, state drills.TargetState, _ time.Time, _ string) error {
 	return m.call("SetTargetState " + string(state))
 }
+func (m *memRecorder) SetRestoreLog(context.Context, int64, string) error { return nil }
 func (m *memRecorder) SetTables(context.Context, int64, []verify.TableInfo) error { return nil }
 func (m *memRecorder) LastInventory(context.Context, string, int64) (*verify.Inventory, error) {
 	return nil, nil

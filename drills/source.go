@@ -47,6 +47,8 @@ type Backup struct {
 	// SHA256 is the digest of the backup as it was read for the restore
 	// (see DigestPath); empty until then, and for snapshots.
 	SHA256 string `json:"sha256,omitempty"`
+	// Selection says how the backup was chosen among others.
+	Selection *Selection `json:"selection,omitempty"`
 
 	// Fingerprint is what `drill dump` recorded of the database in the
 	// snapshot it dumped, when the backup has one; the record keeps its
@@ -73,4 +75,34 @@ const (
 // its record — Fetch included — for a run resumed in another process.
 type Reopener interface {
 	Reopen(ctx context.Context, b Backup) (Backup, error)
+}
+
+// Selection says how a backup was chosen: the rule, and the newest
+// candidates it was chosen from (the chosen one first), so that a record
+// shows the newest backup was the one restored.
+type Selection struct {
+	Rule string `json:"rule"`
+	// Considered is how many candidates there were; Candidates holds the
+	// newest of them (at most MaxCandidates).
+	Considered int         `json:"considered"`
+	Candidates []Candidate `json:"candidates"`
+}
+
+// Candidate is one backup a source could have chosen.
+type Candidate struct {
+	Name string    `json:"name"`
+	Time time.Time `json:"time"`
+}
+
+// MaxCandidates is how many candidates a Selection keeps.
+const MaxCandidates = 10
+
+// Select records how a backup was chosen among candidates, newest first
+// (the caller's order).
+func Select(rule string, newestFirst []Candidate) *Selection {
+	s := &Selection{Rule: rule, Considered: len(newestFirst), Candidates: newestFirst[:min(len(newestFirst), MaxCandidates)]}
+	for i := range s.Candidates {
+		s.Candidates[i].Time = s.Candidates[i].Time.UTC().Truncate(time.Second)
+	}
+	return s
 }

@@ -89,6 +89,12 @@ type Keeper interface {
 	Keep(ctx context.Context, in Instance) error
 }
 
+// RestoreLogger is a Target that keeps what its restore programs printed
+// (capped, secrets redacted); RestoreLog returns it once, after Restore.
+type RestoreLogger interface {
+	RestoreLog(in Instance) string
+}
+
 // CheckPreparer is a Target that installs what some checks need in the
 // restored database before they run (the amcheck extension, which the
 // checks' read-only role cannot create).

@@ -95,7 +95,7 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunDrillArgs]) erro
 		w.notifyFailure(ctx, spec, run.ID)
 		return river.JobCancel(err)
 	}
-	runner := &drills.Runner{Store: store, Logger: w.cfg.Logger.With("component", "runner"), Worker: workerName(),
+	runner := &drills.Runner{Store: store, Logger: w.cfg.Logger.With("component", "runner"), Worker: workerName(), Version: Version,
 		HeartbeatEvery: w.cfg.StaleAfter / 6, OnIntent: w.deadMan(spec), Snooze: true}
 	run, err = runner.Execute(ctx, run, drills.RunParams{Spec: spec, Source: src, Target: tgt,
 		Policy: run.Policy, Trigger: run.Trigger, TriggeredBy: run.TriggeredBy})
@@ -211,5 +211,5 @@ func enqueueNotifications(ctx context.Context, store *statedb.Store, enqueue enq
 	})
 }
 
-// Version is the tool version recorded with runs; set by main.
+// Version is the tool version (with its VCS revision) recorded with runs; set by main.
 var Version = "dev"

@@ -108,7 +108,7 @@ func TestSweepStaleRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	started := time.Now().Add(-10 * time.Minute)
-	if err := b.store.StartRun(ctx, run.ID, started, started.Add(time.Hour), "dead/1"); err != nil {
+	if err := b.store.StartRun(ctx, run.ID, started, started.Add(time.Hour), drills.Executor{Worker: "dead/1"}); err != nil {
 		t.Fatal(err)
 	}
 	storeID, _ := b.store.ID(ctx)

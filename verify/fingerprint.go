@@ -9,8 +9,10 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -88,6 +90,11 @@ func ReadFingerprint(r io.Reader) (*Fingerprint, error) {
 	}
 	if f.Version != FingerprintVersion {
 		return nil, fmt.Errorf("fingerprint: version %d, this drill reads version %d", f.Version, FingerprintVersion)
+	}
+	for _, s := range []string{f.Database, f.ServerVersion, f.Dump.Format, f.DrillVer, f.Partitions} {
+		if len(s) > 300 || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+			return nil, fmt.Errorf("fingerprint: %q is not a plain line of text", s)
+		}
 	}
 	if f.SnapshotTakenAt.IsZero() {
 		return nil, errors.New("fingerprint: snapshot_taken_at is missing")

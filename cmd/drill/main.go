@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"drill/drills"
 	"errors"
 	"fmt"
 	"os"
@@ -43,8 +44,12 @@ func withCode(code int, err error) error {
 	return &exitError{code: code, err: err}
 }
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version and revision are set at build time with -ldflags "-X
+// main.version=… -X main.revision=…" (make build does).
+var version, revision = "dev", ""
+
+// fullVersion is the version with the VCS revision, as runs record it.
+func fullVersion() string { return drills.BuildVersion(version, revision) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

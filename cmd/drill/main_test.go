@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"archive/zip"
 	"bufio"
 	"bytes"
 	"context"
@@ -366,6 +367,85 @@ func TestEvidenceCommands(t *testing.T) {
 	}
 	if r := drill(t, b.env, "evidence", "export", "--out", zip, "--since", "last year"); r.code != 2 || !strings.Contains(r.stderr, "--since") {
 		t.Fatalf("bad --since: %d %s", r.code, r.stderr)
+	}
+	checkBundleContent(t, zip, key+".pub", dir)
+}
+
+// checkBundleContent looks inside a bundle of one real run: its record
+// names the backup's digest and how it was chosen, drill's version and
+// host; its restore log is a file of the bundle whose digest the sealed
+// record carries; the manifest has coverage and controls. A restore log
+// edited by hand fails verification by name.
+func checkBundleContent(t *testing.T, bundle, pub, dir string) {
+	t.Helper()
+	zr, err := zip.OpenReader(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+	}
+	zr.Close()
+	var rf struct {
+		Record struct {
+			Run struct {
+				DrillVersion     string `json:"drill_version"`
+				Host             string
+				RestoreLogSHA256 string `json:"restore_log_sha256"`
+				Backup           struct {
+					SHA256    string
+					Selection struct {
+						Rule       string
+						Considered int
+						Candidates []struct{ Name string }
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(files["runs/1.json"], &rf); err != nil {
+		t.Fatal(err)
+	}
+	run := rf.Record.Run
+	if run.DrillVersion == "" || run.Host == "" || len(run.Backup.SHA256) != 64 || run.RestoreLogSHA256 == "" ||
+		!strings.Contains(run.Backup.Selection.Rule, "newest file") || len(run.Backup.Selection.Candidates) != 1 {
+		t.Errorf("run record: %+v", run)
+	}
+	log := string(files["logs/1.log"])
+	if !strings.Contains(log, "processing data for table") {
+		t.Errorf("logs/1.log is not pg_restore's output:\n%s", log)
+	}
+	var m struct {
+		Coverage []struct{ Drill, Period, Status string }
+		Controls []struct{ ID string }
+	}
+	if err := json.Unmarshal(files["manifest.json"], &m); err != nil || len(m.Controls) != 6 {
+		t.Errorf("manifest: %v %+v", err, m)
+	}
+	files["logs/1.log"] = append(files["logs/1.log"], []byte("all fine\n")...)
+	out := filepath.Join(dir, "edited-log.zip")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	for name, b := range files {
+		w, _ := zw.Create(name)
+		_, _ = w.Write(b)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	r := drill(t, nil, "evidence", "verify", out, "--pubkey", pub)
+	if r.code != 1 || !strings.Contains(r.stdout, "logs/1.log") {
+		t.Errorf("a bundle with an edited restore log: exit %d\n%s", r.code, r.stdout)
 	}
 }
 

@@ -77,6 +77,9 @@ func printRun(w io.Writer, r *drills.Run) {
 			}
 			fmt.Fprintf(w, "           %s\n", strings.Join(parts, " "))
 		}
+		if sel := b.Selection; sel != nil && sel.Considered > 1 {
+			fmt.Fprintf(w, "  chosen:  %s, of %d\n", sel.Rule, sel.Considered)
+		}
 		if b.SHA256 != "" {
 			fmt.Fprintf(w, "  sha256:  %s (%s)\n", b.SHA256, drills.HumanBytes(b.SizeBytes))
 		}
@@ -92,6 +95,9 @@ func printRun(w io.Writer, r *drills.Run) {
 	printTarget(w, r)
 	for _, so := range r.Signoffs {
 		fmt.Fprintf(w, "  %-8s %s by %s on %s\n", so.Kind+":", so.Note, so.SignedBy, so.SignedAt.UTC().Format("2006-01-02"))
+	}
+	if r.DrillVersion != "" {
+		fmt.Fprintf(w, "  drill:   %s on %s\n", r.DrillVersion, r.Host)
 	}
 	fmt.Fprintf(w, "  trigger: %s by %s", r.Trigger, r.TriggeredBy)
 	if r.StartedAt != nil {

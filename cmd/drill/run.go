@@ -106,7 +106,7 @@ func runRun(ctx context.Context, o *runOpts) error {
 		return err
 	}
 	defer closeStore()
-	runner := &drills.Runner{Store: store, Logger: log.With("component", "runner"), Worker: whoAmI(),
+	runner := &drills.Runner{Store: store, Logger: log.With("component", "runner"), Worker: whoAmI(), Version: fullVersion(),
 		OnIntent: jobs.DeadMan(client)}
 	if terminal {
 		runner.Events = newProgress(o.stderr).event
@@ -151,7 +151,7 @@ func openForRuns(ctx context.Context, cfg *drills.Config, log *slog.Logger, swee
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	jobs.Version = version
+	jobs.Version = fullVersion()
 	client, err := jobs.NewInsertClient(store.Pool)
 	if err != nil {
 		closeStore()

@@ -75,7 +75,8 @@ func runMany(ctx context.Context, o *runOpts) error {
 				return
 			}
 			fmt.Fprintf(o.stderr, "%s: started\n", spec.Name)
-			runner := &drills.Runner{Store: store, Logger: log.With("component", "runner"), Worker: whoAmI(), OnIntent: jobs.DeadMan(client)}
+			runner := &drills.Runner{Store: store, Logger: log.With("component", "runner"), Worker: whoAmI(), Version: fullVersion(),
+				OnIntent: jobs.DeadMan(client)}
 			results[i].run, results[i].err = runner.Run(ctx, drills.RunParams{Spec: spec, Source: src, Target: tgt,
 				Policy: drills.PolicyOf(spec, cfg.Path, version), Trigger: drills.TriggerManual, TriggeredBy: whoAmI()})
 			if r := results[i].run; r != nil && r.FinishedAt != nil {

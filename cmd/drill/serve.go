@@ -79,7 +79,7 @@ func runServe(ctx context.Context, o *serveOpts) error {
 		return err
 	}
 	defer s.close()
-	jobs.Version = version
+	jobs.Version = fullVersion()
 	var client *river.Client[pgx.Tx]
 	if o.noWorker {
 		client, err = jobs.NewInsertClient(s.store.Pool)

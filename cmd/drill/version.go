@@ -1,8 +1,8 @@
 package main
 
 import (
+	"drill/drills"
 	"fmt"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -14,14 +14,7 @@ func newVersionCommand() *cobra.Command {
 		Short: "Print drill's version and the VCS revision it was built from",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rev := ""
-			if bi, ok := debug.ReadBuildInfo(); ok {
-				for _, s := range bi.Settings {
-					if s.Key == "vcs.revision" {
-						rev = s.Value
-					}
-				}
-			}
+			rev := drills.BuildRevision(revision)
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), map[string]string{"version": version, "revision": rev})
 			}

@@ -78,7 +78,7 @@ func runWorker(ctx context.Context, o *workerOpts) error {
 	}
 	defer s.close()
 	cfg, log := s.cfg, s.log
-	jobs.Version = version
+	jobs.Version = fullVersion()
 	client, err := jobs.NewWorkerClient(o.jobsConfig(s))
 	if err != nil {
 		return withCode(exitUnavailable, err)

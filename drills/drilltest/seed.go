@@ -51,7 +51,7 @@ func SeedRun(t testing.TB, store *statedb.Store, o SeedOpts) int64 {
 	run, err := store.CreateRun(ctx, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, "drill.yaml", "test"),
 		Status: drills.StatusQueued, Trigger: drills.TriggerSchedule, TriggeredBy: "schedule@host"})
 	must(err)
-	must(store.StartRun(ctx, run.ID, o.Started, o.Started.Add(time.Hour), "host/1"))
+	must(store.StartRun(ctx, run.ID, o.Started, o.Started.Add(time.Hour), drills.Executor{Worker: "host/1", Host: "host", Version: "test (revision 0123456789ab)"}))
 	backup := drills.Backup{ID: "s3://backups/" + spec.Name + "/x.dump", CreatedAt: o.Started.Add(-o.RPO), CreatedAtSource: "archive header", Format: "custom"}
 	must(store.SetBackup(ctx, run.ID, backup))
 	in := drills.Instance{Type: "local", ID: "/tmp/drill-" + spec.Name + "-seeded", RunID: run.ID, Drill: spec.Name, Details: map[string]string{"port": "5555"}}

@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"drill/drills"
@@ -14,7 +15,11 @@ const (
 	CSVFile       = "runs.csv"
 	ReportFile    = "report.html"
 	runsDir       = "runs/"
+	logsDir       = "logs/"
 )
+
+// LogFileName is where a run's restore log is in a bundle.
+func LogFileName(id int64) string { return logsDir + strconv.FormatInt(id, 10) + ".log" }
 
 // RunFile is runs/<id>.json: the sealed record, its place in the chain,
 // and the sign-offs given since.

@@ -72,6 +72,17 @@ func Export(ctx context.Context, store *statedb.Store, w io.Writer, opts ExportO
 		}
 		records = append(records, decoded{File: rf, Rec: rec})
 	}
+	ids := make([]int64, len(sealed))
+	for i, s := range sealed {
+		ids[i] = s.ID
+	}
+	logs, err := store.RestoreLogs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for id, log := range logs {
+		files[LogFileName(id)] = []byte(log)
+	}
 	if files[CSVFile], err = runsCSV(records); err != nil {
 		return nil, err
 	}

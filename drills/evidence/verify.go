@@ -209,6 +209,7 @@ func verifyFiles(rep *Report, files map[string][]byte, opts VerifyOpts) (*Report
 	runs, byDrill := checkRuns(rep, files, &m)
 	checkCSV(rep, files, runs)
 	checkSeals(rep, &m, byDrill)
+	checkLogs(rep, files, byDrill)
 	for _, a := range m.Altered {
 		rep.fail("run %d (%s): its row in the state database was changed after it was sealed (%s); this bundle holds the sealed record", a.ID, a.Drill, a.Problem)
 	}
@@ -368,6 +369,31 @@ func checkRuns(rep *Report, files map[string][]byte, m *Manifest) (map[int64]boo
 
 // checkSeals checks every run's seal against the bundle's sealing key. A
 // run without a seal after a sealed run of its drill had its seal removed.
+// checkLogs compares each restore log with the digest its run's sealed
+// record carries.
+func checkLogs(rep *Report, files map[string][]byte, byDrill map[string][]RunFile) {
+	for _, runs := range byDrill {
+		for _, rf := range runs {
+			var inner struct {
+				Run struct {
+					RestoreLogSHA256 string `json:"restore_log_sha256"`
+				} `json:"run"`
+			}
+			if json.Unmarshal(rf.Record, &inner) != nil || inner.Run.RestoreLogSHA256 == "" {
+				continue
+			}
+			name := LogFileName(rf.ID)
+			b, ok := files[name]
+			switch {
+			case !ok:
+				rep.fail("%s: missing (run %d's record names its restore log)", name, rf.ID)
+			case drills.LogDigest(string(b)) != inner.Run.RestoreLogSHA256:
+				rep.fail("%s: does not match the digest in run %d's sealed record", name, rf.ID)
+			}
+		}
+	}
+}
+
 func checkSeals(rep *Report, m *Manifest, byDrill map[string][]RunFile) {
 	if m.SealingPublicKey == "" {
 		for _, runs := range byDrill {

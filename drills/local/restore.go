@@ -73,6 +73,7 @@ type restoreCmd struct {
 	jobs     int
 	progress drills.Progress
 	home     string // HOME and working directory of the programs: runAs's own
+	log      *restoreLog
 }
 
 // run restores the backup at path. facts, when not nil, is what scanPlain
@@ -446,7 +447,7 @@ func (r restoreCmd) exec(ctx context.Context, cmd *exec.Cmd, stdin io.Reader) (*
 	out := restoreOutput{plain: stdin != nil}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); out.read(stderr, r.progress) }()
+	go func() { defer wg.Done(); out.read(stderr, r.progress, r.log) }()
 	wg.Wait()
 	err = cmd.Wait()
 	if ctx.Err() != nil {
@@ -468,7 +469,7 @@ type restoreOutput struct {
 	tableData int
 }
 
-func (o *restoreOutput) read(r io.Reader, progress drills.Progress) {
+func (o *restoreOutput) read(r io.Reader, progress drills.Progress, log *restoreLog) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	var lastSaid time.Time
@@ -477,6 +478,7 @@ func (o *restoreOutput) read(r io.Reader, progress drills.Progress) {
 		if o.plain {
 			line = backupLine(line)
 		}
+		log.add(line)
 		switch {
 		case strings.Contains(line, "error:") || strings.Contains(line, "ERROR:") || strings.Contains(line, "FATAL:"):
 			o.nerr++

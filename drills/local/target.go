@@ -209,7 +209,8 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 		return err
 	}
 	r := restoreCmd{bin: t.bin, runAs: t.runAs, dsn: c.SocketDSNAs(RestoreRole, db), role: RestoreRole,
-		superDSN: c.SocketDSN(db), jobs: t.cfg.Jobs, progress: progress, home: in.ID}
+		superDSN: c.SocketDSN(db), jobs: t.cfg.Jobs, progress: progress, home: in.ID, log: &restoreLog{}}
+	restoreLogs.Store(in.ID, r.log)
 	if err := r.run(ctx, b.Format, path, facts); err != nil {
 		return err
 	}

@@ -34,13 +34,33 @@ func (s *fileSource) Latest(ctx context.Context) (drills.Backup, error) {
 		return drills.Backup{}, fmt.Errorf("%w: %s is %s: drill reads backups from regular files and directories only", drills.ErrNoBackup, loc, kind)
 	}
 	if !fi.IsDir() || isDirectoryArchive(loc) {
-		return s.describe(ctx, loc, fi)
+		b, err := s.describe(ctx, loc, fi)
+		if err == nil {
+			b.Selection = drills.Select("the location is the backup", []drills.Candidate{{Name: b.ID, Time: fi.ModTime()}})
+		}
+		return b, err
 	}
-	path, fi, err := s.newest(loc)
+	found, err := s.newest(loc)
 	if err != nil {
 		return drills.Backup{}, err
 	}
-	return s.describe(ctx, path, fi)
+	b, err := s.describe(ctx, found[0].path, found[0].fi)
+	if err != nil {
+		return b, err
+	}
+	candidates := make([]drills.Candidate, len(found))
+	for i, c := range found {
+		candidates[i] = drills.Candidate{Name: filepath.Base(c.path), Time: c.fi.ModTime()}
+	}
+	b.Selection = drills.Select("the newest file in "+loc+" by modification time (ties: the larger name)"+patternNote(s.cfg.Pattern), candidates)
+	return b, nil
+}
+
+func patternNote(pattern string) string {
+	if pattern == "" {
+		return ""
+	}
+	return fmt.Sprintf(", among names matching %q", pattern)
 }
 
 type candidate struct {
@@ -48,10 +68,11 @@ type candidate struct {
 	fi   fs.FileInfo
 }
 
-func (s *fileSource) newest(dir string) (string, fs.FileInfo, error) {
+// newest lists the backups in dir, newest first.
+func (s *fileSource) newest(dir string) ([]candidate, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	var found []candidate
 	for _, e := range entries {
@@ -72,7 +93,7 @@ func (s *fileSource) newest(dir string) (string, fs.FileInfo, error) {
 		if s.cfg.Pattern != "" {
 			what = fmt.Sprintf("no backup files matching %q", s.cfg.Pattern)
 		}
-		return "", nil, fmt.Errorf("%w: %s in %s", drills.ErrNoBackup, what, dir)
+		return nil, fmt.Errorf("%w: %s in %s", drills.ErrNoBackup, what, dir)
 	}
 	sort.Slice(found, func(i, j int) bool {
 		a, b := found[i], found[j]
@@ -81,7 +102,7 @@ func (s *fileSource) newest(dir string) (string, fs.FileInfo, error) {
 		}
 		return a.path > b.path
 	})
-	return found[0].path, found[0].fi, nil
+	return found, nil
 }
 
 func matches(pattern, name string) bool {

@@ -41,6 +41,9 @@ func withFingerprint(b *drills.Backup, where string, data []byte) error {
 		b.Details = map[string]string{}
 	}
 	b.Details[detailFingerprint] = where
+	if fp.ServerVersion != "" {
+		b.Details["source_server_version"] = fp.ServerVersion
+	}
 	b.Details[detailFingerprintSHA256] = hex.EncodeToString(sum[:])
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -74,10 +75,11 @@ func newS3Client(ctx context.Context, region, endpoint, what string) (*s3.Client
 // LastModified, ties broken by the larger key). Its first MiB tells the
 // format and, for archives, the creation time from the archive header.
 func (s *s3Source) Latest(ctx context.Context) (drills.Backup, error) {
-	newest, err := s.newest(ctx)
+	found, err := s.newest(ctx)
 	if err != nil {
 		return drills.Backup{}, err
 	}
+	newest := found[0]
 	key := aws.ToString(newest.Key)
 	id := "s3://" + s.bucket + "/" + key
 	b := drills.Backup{ID: id, SizeBytes: aws.ToInt64(newest.Size),
@@ -100,20 +102,25 @@ func (s *s3Source) Latest(ctx context.Context) (drills.Backup, error) {
 	if err != nil {
 		return drills.Backup{}, err
 	}
+	candidates := make([]drills.Candidate, len(found))
+	for i, o := range found {
+		candidates[i] = drills.Candidate{Name: aws.ToString(o.Key), Time: aws.ToTime(o.LastModified)}
+	}
+	b.Selection = drills.Select("the newest object under s3://"+s.bucket+"/"+s.prefix+" by last-modified time (ties: the larger key)"+patternNote(s.cfg.Pattern), candidates)
 	b.Fetch = func(ctx context.Context, dir string, progress func(int64, int64)) (string, error) {
 		return s.download(ctx, key, b.SizeBytes, dir, progress)
 	}
 	return b, nil
 }
 
-func (s *s3Source) newest(ctx context.Context) (types.Object, error) {
-	var best types.Object
-	found := false
+// newest lists the backups under the prefix, newest first.
+func (s *s3Source) newest(ctx context.Context) ([]types.Object, error) {
+	var found []types.Object
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return best, s.explain(err)
+			return nil, s.explain(err)
 		}
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
@@ -122,15 +129,14 @@ func (s *s3Source) newest(ctx context.Context) (types.Object, error) {
 				skipName(name) || !matches(s.cfg.Pattern, name) {
 				continue
 			}
-			if !found || newer(o, best) {
-				best, found = o, true
-			}
+			found = append(found, o)
 		}
 	}
-	if !found {
-		return best, fmt.Errorf("%w: no objects under s3://%s/%s", drills.ErrNoBackup, s.bucket, s.prefix)
+	if len(found) == 0 {
+		return nil, fmt.Errorf("%w: no objects under s3://%s/%s", drills.ErrNoBackup, s.bucket, s.prefix)
 	}
-	return best, nil
+	sort.Slice(found, func(i, j int) bool { return newer(found[i], found[j]) })
+	return found, nil
 }
 
 func newer(a, b types.Object) bool {

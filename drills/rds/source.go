@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -60,6 +61,7 @@ func (s *Source) Latest(ctx context.Context) (drills.Backup, error) {
 		return s.pointInTime(ctx)
 	}
 	var best *types.DBSnapshot
+	var candidates []drills.Candidate
 	p := rds.NewDescribeDBSnapshotsPaginator(s.client, &rds.DescribeDBSnapshotsInput{DBInstanceIdentifier: aws.String(s.cfg.Instance)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -74,6 +76,7 @@ func (s *Source) Latest(ctx context.Context) (drills.Backup, error) {
 			if aws.ToString(sn.Status) != "available" || !slices.Contains(s.cfg.SnapshotTypes, aws.ToString(sn.SnapshotType)) || sn.SnapshotCreateTime == nil {
 				continue
 			}
+			candidates = append(candidates, drills.Candidate{Name: aws.ToString(sn.DBSnapshotIdentifier), Time: *sn.SnapshotCreateTime})
 			if best == nil || sn.SnapshotCreateTime.After(*best.SnapshotCreateTime) {
 				best = sn
 			}
@@ -86,12 +89,14 @@ func (s *Source) Latest(ctx context.Context) (drills.Backup, error) {
 		}
 		return drills.Backup{}, fmt.Errorf("%w: no available %v snapshot of RDS instance %s", drills.ErrNoBackup, s.cfg.SnapshotTypes, s.cfg.Instance)
 	}
+	sort.SliceStable(candidates, func(i, j int) bool { return candidates[i].Time.After(candidates[j].Time) })
 	return drills.Backup{ID: aws.ToString(best.DBSnapshotIdentifier), CreatedAt: best.SnapshotCreateTime.UTC(), CreatedAtSource: "snapshot create time",
 		Format: FormatSnapshot, Details: map[string]string{
 			"snapshot_arn": aws.ToString(best.DBSnapshotArn), "snapshot_type": aws.ToString(best.SnapshotType),
 			"source_instance": s.cfg.Instance, "engine": aws.ToString(best.Engine), "engine_version": aws.ToString(best.EngineVersion),
 			"encrypted": strconv.FormatBool(aws.ToBool(best.Encrypted)),
-		}}, nil
+		},
+		Selection: drills.Select(fmt.Sprintf("the newest available %v snapshot of RDS instance %s by SnapshotCreateTime", s.cfg.SnapshotTypes, s.cfg.Instance), candidates)}, nil
 }
 
 func (s *Source) pointInTime(ctx context.Context) (drills.Backup, error) {

@@ -48,9 +48,10 @@ func (s *Store) CreateRunTx(ctx context.Context, q Querier, p drills.CreateRunPa
 }
 
 // StartRun marks a run running from startedAt until at most deadline, on worker.
-func (s *Store) StartRun(ctx context.Context, id int64, startedAt, deadline time.Time, worker string) error {
+func (s *Store) StartRun(ctx context.Context, id int64, startedAt, deadline time.Time, by drills.Executor) error {
 	return s.exec(ctx, "run start", `update drill_runs set status = 'running', started_at = $2, deadline_at = $3,
-		heartbeat_at = $2, worker = $4 where id = $1`, id, startedAt, deadline, worker)
+		heartbeat_at = $2, worker = $4, drill_version = $5, host = $6 where id = $1`,
+		id, startedAt, deadline, by.Worker, nullString(by.Version), nullString(by.Host))
 }
 
 // Heartbeat records that the process carrying out a run is alive.
@@ -72,13 +73,16 @@ func (s *Store) FinishPhase(ctx context.Context, runID int64, seq int, at time.T
 
 // SetBackup records which backup a run restores.
 func (s *Store) SetBackup(ctx context.Context, runID int64, b drills.Backup) error {
-	var details []byte
+	var details, selection []byte
 	if len(b.Details) > 0 {
 		details, _ = json.Marshal(b.Details)
 	}
+	if b.Selection != nil {
+		selection, _ = json.Marshal(b.Selection)
+	}
 	return s.exec(ctx, "backup", `update drill_runs set backup_id = $2, backup_created_at = $3, backup_created_at_source = $4,
-		backup_format = $5, backup_size_bytes = $6, backup_database = $7, backup_details = $8, backup_sha256 = $9 where id = $1`,
-		runID, b.ID, b.CreatedAt, b.CreatedAtSource, b.Format, b.SizeBytes, nullString(b.Database), details, nullString(b.SHA256))
+		backup_format = $5, backup_size_bytes = $6, backup_database = $7, backup_details = $8, backup_sha256 = $9, backup_selection = $10 where id = $1`,
+		runID, b.ID, b.CreatedAt, b.CreatedAtSource, b.Format, b.SizeBytes, nullString(b.Database), details, nullString(b.SHA256), selection)
 }
 
 // RecordTargetIntent records, before anything is created, the instance a
@@ -122,6 +126,28 @@ func (s *Store) AddCheck(ctx context.Context, runID int64, seq int, c drills.Che
 	return s.exec(ctx, "check", `insert into drill_checks (run_id, seq, name, type, params, expected, actual, passed, duration_seconds, error, details)
 		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		runID, seq, r.Name, r.Type, params, r.Expected, r.Actual, r.Passed, r.Duration.Seconds(), nullString(r.Error), details)
+}
+
+// SetRestoreLog records what the restore programs printed, and its digest.
+func (s *Store) SetRestoreLog(ctx context.Context, runID int64, log string) error {
+	return s.exec(ctx, "restore log", `update drill_runs set restore_log = $2, restore_log_sha256 = $3 where id = $1`,
+		runID, log, drills.LogDigest(log))
+}
+
+// RestoreLogs returns the restore logs of runs, by run id.
+func (s *Store) RestoreLogs(ctx context.Context, ids []int64) (map[int64]string, error) {
+	rows, err := s.Pool.Query(ctx, `select id, restore_log from drill_runs where id = any($1) and restore_log is not null`, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]string{}
+	var id int64
+	var log string
+	_, err = pgx.ForEachRow(rows, []any{&id, &log}, func() error {
+		out[id] = log
+		return nil
+	})
+	return out, err
 }
 
 // SetTables records the inventory of a run's restored database.
