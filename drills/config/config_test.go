@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,5 +189,39 @@ func TestParseDuration(t *testing.T) {
 		if _, err := config.ParseDuration(bad); err == nil {
 			t.Errorf("ParseDuration(%q): want an error", bad)
 		}
+	}
+}
+
+// Controls: a drill's own, else the evidence section's, else none named
+// (the defaults apply at export); the proof checks' fields parse, and a
+// bad max_shrink is reported at its line.
+func TestParseControlsAndProofChecks(t *testing.T) {
+	cfg, err := config.Parse("x.yaml", []byte(`evidence:
+  controls: ["SOC 2 A1.3", "ISO 27001 A.8.13"]
+drills:
+  - name: a
+    source: {type: pgdump, location: /b}
+    controls: ["HIPAA 164.308(a)(7)(ii)(D)"]
+    checks:
+      - {type: fingerprint, exclude: [public.sessions]}
+      - {type: amcheck, heapallindexed: false, tables: [orders]}
+      - {type: drift, max_shrink: 25%}
+  - name: b
+    source: {type: pgdump, location: /b}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Drill("a"), cfg.Drill("b")
+	if fmt.Sprint(a.Controls) != "[HIPAA 164.308(a)(7)(ii)(D)]" || fmt.Sprint(b.Controls) != "[SOC 2 A1.3 ISO 27001 A.8.13]" {
+		t.Errorf("controls: a %v, b %v", a.Controls, b.Controls)
+	}
+	c := a.Checks
+	if c[0].Exclude[0] != "public.sessions" || *c[1].HeapAllIndexed || c[1].Tables[0] != "orders" || *c[2].MaxShrinkPercent != 25 {
+		t.Errorf("checks: %+v", c)
+	}
+	_, err = config.Parse("x.yaml", []byte("drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    checks:\n      - {type: drift, max_shrink: lots}\n"))
+	if err == nil || !strings.Contains(err.Error(), "x.yaml:5") || !strings.Contains(err.Error(), "percentage") {
+		t.Errorf("bad max_shrink: %v", err)
 	}
 }
