@@ -342,7 +342,7 @@ func (e *execution) classify(ctx context.Context, f *failure) *failure {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return &failure{reason: ReasonTimeout, err: fmt.Errorf("timeout: the drill did not finish within %s (%s phase: %v)", e.p.Spec.Timeout, e.run.Phases[len(e.run.Phases)-1].Name, f.err)}
 	case ctx.Err() != nil:
-		return &failure{reason: ReasonInterrupted, err: fmt.Errorf("interrupted during %s", e.run.Phases[len(e.run.Phases)-1].Name)}
+		return &failure{reason: ReasonInterrupted, err: fmt.Errorf("stopped in the %s phase (a signal, or its job was cancelled)", e.run.Phases[len(e.run.Phases)-1].Name)}
 	}
 	return f
 }

@@ -7,15 +7,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"drill/drills"
 	"drill/verify"
+
+	"golang.org/x/term"
 )
 
-// printRun writes a run for people: outcome, RTO/RPO against objectives,
-// backup, target, phases and checks.
 // printTarget says where the run restored to and what became of it.
 func printTarget(w io.Writer, r *drills.Run) {
 	t := r.Target
@@ -47,7 +46,91 @@ func printAltered(w io.Writer, st *drills.SealState) {
 	}
 }
 
-func printRun(w io.Writer, r *drills.Run) {
+// look is how output for people is laid out: its width, whether it may
+// use colour, and whether the checks were already shown as they ran.
+type look struct {
+	width       int
+	color       bool
+	checksShown bool
+}
+
+// lookOf fits output to f when it is a terminal: its width and colour
+// (unless NO_COLOR is set); else 100 columns, no colour.
+func lookOf(w io.Writer) look {
+	l := look{width: 100}
+	f, ok := w.(*os.File)
+	if !ok || !isTerminal(f) {
+		return l
+	}
+	if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols >= 40 {
+		l.width = cols
+	}
+	_, noColor := os.LookupEnv("NO_COLOR")
+	l.color = !noColor && os.Getenv("TERM") != "dumb"
+	return l
+}
+
+func (l look) paint(code, s string) string {
+	if !l.color {
+		return s
+	}
+	return "\033[" + code + "m" + s + "\033[0m"
+}
+
+func (l look) pass(s string) string { return l.paint("32", s) }
+func (l look) fail(s string) string { return l.paint("1;31", s) }
+
+// wrap breaks s into lines of at most width columns, at spaces where it can.
+func wrap(s string, width int) []string {
+	width = max(width, 20)
+	var lines []string
+	for _, para := range strings.Split(s, "\n") {
+		line := ""
+		for _, word := range strings.Fields(para) {
+			for len([]rune(word)) > width { // a word longer than a line is cut
+				if line != "" {
+					lines, line = append(lines, line), ""
+				}
+				r := []rune(word)
+				lines, word = append(lines, string(r[:width])), string(r[width:])
+			}
+			switch {
+			case line == "":
+				line = word
+			case len([]rune(line))+1+len([]rune(word)) <= width:
+				line += " " + word
+			default:
+				lines, line = append(lines, line), word
+			}
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// row writes prefix, which takes prefixWidth columns (it may hold colour
+// codes), and value wrapped to width with its further lines under the first.
+func row(w io.Writer, prefix string, prefixWidth int, value string, width int) {
+	pad := strings.Repeat(" ", prefixWidth)
+	for i, line := range wrap(value, width-prefixWidth) {
+		if i == 0 {
+			fmt.Fprintf(w, "%s%s\n", prefix, line)
+		} else {
+			fmt.Fprintf(w, "%s%s\n", pad, line)
+		}
+	}
+}
+
+// words collapses runs of white space, keeping line breaks.
+func words(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+func printRun(w io.Writer, r *drills.Run, l look) {
 	status := strings.ToUpper(string(r.Status))
 	fmt.Fprintf(w, "drill %s — run %d — %s", r.Drill, r.ID, status)
 	if r.Reason != "" {
@@ -109,36 +192,66 @@ func printRun(w io.Writer, r *drills.Run) {
 	}
 	if len(r.Phases) > 0 {
 		fmt.Fprintln(w)
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  PHASE\tSECONDS\tRESULT")
+		fmt.Fprintf(w, "  %-10s %7s  %s\n", "PHASE", "SECONDS", "RESULT")
 		for _, p := range r.Phases {
-			result := "ok"
-			if p.Error != "" {
-				result = "FAILED: " + oneLine(p.Error)
-			} else if p.FinishedAt == nil {
-				result = "running"
+			status, text := l.pass("ok    "), ""
+			switch {
+			case p.Error != "":
+				status, text = l.fail("FAILED"), words(p.Error)
+			case p.FinishedAt == nil:
+				status = "running"
 			}
-			fmt.Fprintf(tw, "  %s\t%.1f\t%s\n", p.Name, p.Duration().Seconds(), result)
+			prefix := fmt.Sprintf("  %-10s %7.1f  %s  ", p.Name, p.Duration().Seconds(), status)
+			row(w, prefix, 2+10+1+7+2+6+2, text, l.width)
 		}
-		tw.Flush()
 	}
-	if len(r.Checks) > 0 {
-		fmt.Fprintln(w)
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  CHECK\tTYPE\tEXPECTED\tACTUAL\tRESULT")
-		for _, c := range r.Checks {
-			result := "pass"
-			if !c.Passed {
-				result = "FAIL"
-				if c.Error != "" {
-					result += ": " + oneLine(c.Error)
-				}
+	printChecks(w, r, l)
+}
+
+// printChecks lists each check once: its result and value, wrapped to the
+// width, with what it expected and its error under a failed one. When the
+// checks were shown as they ran, only a count and the failures are.
+func printChecks(w io.Writer, r *drills.Run, l look) {
+	if len(r.Checks) == 0 {
+		return
+	}
+	passed := 0
+	nameWidth := 5
+	for _, c := range r.Checks {
+		if c.Passed {
+			passed++
+		}
+		nameWidth = max(nameWidth, min(len([]rune(c.Name)), 30))
+	}
+	fmt.Fprintln(w)
+	if l.checksShown {
+		fmt.Fprintf(w, "  checks: %d of %d passed (shown above as they ran)\n", passed, len(r.Checks))
+	} else {
+		fmt.Fprintf(w, "        %-*s  %s\n", nameWidth, "CHECK", "ACTUAL")
+	}
+	for _, c := range r.Checks {
+		if l.checksShown && c.Passed {
+			continue
+		}
+		mark := l.pass("pass")
+		if !c.Passed {
+			mark = l.fail("FAIL")
+		}
+		name := c.Name
+		if len([]rune(name)) > nameWidth {
+			name = string([]rune(name)[:nameWidth-1]) + "…"
+		}
+		value := words(c.Actual)
+		if !c.Passed {
+			if c.Error != "" {
+				value = strings.TrimSpace(value + "\nerror: " + words(c.Error))
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.Expected, c.Actual, result)
+			value += "\nexpected: " + c.Expected
 		}
-		tw.Flush()
-		printFindings(w, r.ID, r.Checks)
+		prefix := fmt.Sprintf("  %s  %-*s  ", mark, nameWidth, name)
+		row(w, prefix, 2+4+2+nameWidth+2, value, l.width)
 	}
+	printFindings(w, r.ID, r.Checks)
 }
 
 // printFindings lists, under the checks, each failed check's tables.
@@ -221,7 +334,11 @@ func (p *progress) event(e drills.Event) {
 		if !e.Check.Passed {
 			mark = "✗"
 		}
-		fmt.Fprintf(p.w, "    %s %s: %s\n", mark, e.Check.Name, e.Check.Actual)
+		line := e.Check.Actual
+		if e.Check.Error != "" {
+			line = strings.TrimSpace(line + " — error: " + oneLine(e.Check.Error))
+		}
+		fmt.Fprintf(p.w, "    %s %s: %s\n", mark, e.Check.Name, line)
 	case drills.EventFinished:
 		fmt.Fprintf(p.w, "done in %s\n\n", dur(time.Since(p.start)))
 	}

@@ -119,7 +119,12 @@ func runRun(ctx context.Context, o *runOpts) error {
 				return withCode(exitUnavailable, err)
 			}
 		} else {
-			printRun(o.stdout, run)
+			l := lookOf(o.stdout)
+			// Progress on the terminal showed each check as it ran; when the
+			// result goes to the same terminal, they are not shown twice.
+			f, isFile := o.stdout.(*os.File)
+			l.checksShown = terminal && isFile && isTerminal(f)
+			printRun(o.stdout, run, l)
 		}
 		if o.keep > 0 && run.Target != nil && run.Target.State == drills.TargetKept {
 			fmt.Fprintf(o.stderr, "\nThe restored instance is still running. Connect with:\n  %s\n",

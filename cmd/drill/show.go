@@ -56,6 +56,6 @@ func runShow(ctx context.Context, o *showOpts) error {
 	if o.json {
 		return writeJSON(o.stdout, run)
 	}
-	printRun(o.stdout, run)
+	printRun(o.stdout, run, lookOf(o.stdout))
 	return nil
 }
