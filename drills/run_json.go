@@ -9,28 +9,28 @@ import (
 
 // RunJSON is the JSON shape of a run, shared by `--json` and the API.
 type RunJSON struct {
-	ID             int64          `json:"id"`
-	Drill          string         `json:"drill"`
-	Status         Status         `json:"status"`
-	Reason         Reason         `json:"reason,omitempty"`
-	Trigger        string         `json:"trigger"`
-	TriggeredBy    string         `json:"triggered_by,omitempty"`
-	DrillVersion   string         `json:"drill_version,omitempty"`
-	Host           string         `json:"host,omitempty"`
+	ID           int64  `json:"id"`
+	Drill        string `json:"drill"`
+	Status       Status `json:"status"`
+	Reason       Reason `json:"reason,omitempty"`
+	Trigger      string `json:"trigger"`
+	TriggeredBy  string `json:"triggered_by,omitempty"`
+	DrillVersion string `json:"drill_version,omitempty"`
+	Host         string `json:"host,omitempty"`
 	// RestoreLogSHA256 is the digest of the restore log (logs/ID.log in
 	// an evidence bundle).
-	RestoreLogSHA256 string `json:"restore_log_sha256,omitempty"`
-	CreatedAt      string         `json:"created_at"`
-	StartedAt      *string        `json:"started_at"`
-	FinishedAt     *string        `json:"finished_at"`
-	RTOSeconds     *float64       `json:"rto_seconds"`
-	RPOSeconds     *float64       `json:"rpo_seconds"`
-	DataRPOSeconds *float64       `json:"data_rpo_seconds"`
-	Objectives     ObjectivesJSON `json:"objectives"`
-	Backup         *BackupJSON    `json:"backup"`
-	Target         *TargetJSON    `json:"target"`
-	Phases         []PhaseJSON    `json:"phases"`
-	Checks         []CheckJSON    `json:"checks"`
+	RestoreLogSHA256 string         `json:"restore_log_sha256,omitempty"`
+	CreatedAt        string         `json:"created_at"`
+	StartedAt        *string        `json:"started_at"`
+	FinishedAt       *string        `json:"finished_at"`
+	RTOSeconds       *float64       `json:"rto_seconds"`
+	RPOSeconds       *float64       `json:"rpo_seconds"`
+	DataRPOSeconds   *float64       `json:"data_rpo_seconds"`
+	Objectives       ObjectivesJSON `json:"objectives"`
+	Backup           *BackupJSON    `json:"backup"`
+	Target           *TargetJSON    `json:"target"`
+	Phases           []PhaseJSON    `json:"phases"`
+	Checks           []CheckJSON    `json:"checks"`
 	// Tables is the inventory of the restored database.
 	Tables []verify.TableInfo `json:"tables,omitempty"`
 	Error  *string            `json:"error"`

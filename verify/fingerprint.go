@@ -126,13 +126,13 @@ type Measure struct {
 	Err          error
 }
 
-// MeasureTables counts, hashes and describes tables over the transactions
-// txs, one goroutine per transaction, the largest tables first. Every
-// transaction must see the same data (a shared snapshot, or a database
-// nobody writes to). done, when set, is called after each table. The
-// result is in the order of tables. Errors are per table; ctx's error ends
-// the work.
-func MeasureTables(ctx context.Context, txs []pgx.Tx, tables []Table, done func(Measure)) ([]Measure, error) {
+// MeasureTables counts and hashes tables (SumTable) and, withSchema,
+// describes them (SchemaDigest) over the transactions txs, one goroutine
+// per transaction, the largest tables first. Every transaction must see
+// the same data (a shared snapshot, or a database nobody writes to). done,
+// when set, is called after each table. The result is in the order of
+// tables. Errors are per table; ctx's error ends the work.
+func MeasureTables(ctx context.Context, txs []pgx.Tx, tables []Table, withSchema bool, done func(Measure)) ([]Measure, error) {
 	if len(txs) == 0 {
 		return nil, errors.New("measure: no connection")
 	}
@@ -149,7 +149,7 @@ func MeasureTables(ctx context.Context, txs []pgx.Tx, tables []Table, done func(
 		go func(tx pgx.Tx) {
 			defer wg.Done()
 			for i := range next {
-				m := measure(ctx, tx, tables[i])
+				m := measure(ctx, tx, tables[i], withSchema)
 				out[i] = m
 				if done != nil {
 					mu.Lock()
@@ -174,13 +174,13 @@ feed:
 
 // measure runs in a savepoint, so that an error on one table (say, a
 // permission) leaves the transaction usable for the next.
-func measure(ctx context.Context, tx pgx.Tx, t Table) Measure {
+func measure(ctx context.Context, tx pgx.Tx, t Table, withSchema bool) Measure {
 	m := Measure{Table: t}
 	if _, m.Err = tx.Exec(ctx, "savepoint drill_measure"); m.Err != nil {
 		return m
 	}
 	m.Sum, m.Err = SumTable(ctx, tx, t)
-	if m.Err == nil {
+	if m.Err == nil && withSchema {
 		m.SchemaSHA256, m.Err = SchemaDigest(ctx, tx, t)
 	}
 	if m.Err != nil {
@@ -214,4 +214,34 @@ func largestFirst(ctx context.Context, tx pgx.Tx, tables []Table) ([]int, error)
 	}
 	sort.SliceStable(order, func(a, b int) bool { return sizes[order[a]] > sizes[order[b]] })
 	return order, nil
+}
+
+// SchemaDigests describes tables (SchemaDigest) over the transactions
+// txs side by side; the digests are in the order of tables.
+func SchemaDigests(ctx context.Context, txs []pgx.Tx, tables []Table) ([]string, error) {
+	out := make([]string, len(tables))
+	next := make(chan int)
+	errs := make([]error, len(txs))
+	var wg sync.WaitGroup
+	for w, tx := range txs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if errs[w] != nil {
+					continue
+				}
+				var err error
+				if out[i], err = SchemaDigest(ctx, tx, tables[i]); err != nil {
+					errs[w] = fmt.Errorf("schema of %s: %w", tables[i], err)
+				}
+			}
+		}()
+	}
+	for i := range tables {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out, errors.Join(errs...)
 }

@@ -98,11 +98,20 @@ func fingerprintCheck(ctx context.Context, conn *pgx.Conn, c Check, opts Opts, r
 		}
 	}
 	schema := "all match"
-	if len(excluded) == 0 && DatabaseSchemaDigest(schemas) != fp.SchemaSHA256 {
-		schemaOK = false
-	}
-	if !schemaOK {
+	contradicts := len(excluded) == 0 && len(bad) == 0 && DatabaseSchemaDigest(schemas) != fp.SchemaSHA256
+	if !schemaOK || contradicts {
 		schema = "differs"
+	}
+	if contradicts {
+		r.Actual = fmt.Sprintf("every one of %s matches, but the fingerprint's schema_sha256 is not the digest of its tables' schema digests: the file contradicts itself",
+			plural(len(want), "table"))
+		return nil
+	}
+	compared := 0
+	for _, d := range details {
+		if d.Status != "excluded" {
+			compared++
+		}
 	}
 	if len(bad) == 0 && schemaOK {
 		r.Actual = fmt.Sprintf("%s, %s rows, schema: %s", plural(len(want), "table"), GroupDigits(rows), schema)
@@ -112,7 +121,7 @@ func fingerprintCheck(ctx context.Context, conn *pgx.Conn, c Check, opts Opts, r
 		r.Passed = true
 		return nil
 	}
-	r.Actual = fmt.Sprintf("%d of %s differ (schema: %s): %s", len(bad), plural(len(want), "table"), schema, joinFirst(bad, maxNamed))
+	r.Actual = fmt.Sprintf("%s of %s differ (schema: %s): %s", GroupDigits(int64(len(bad))), plural(compared, "table"), schema, joinFirst(bad, maxNamed))
 	return nil
 }
 
@@ -174,7 +183,7 @@ func measureSideBySide(ctx context.Context, conn *pgx.Conn, opts Opts, tables []
 		}
 		txs = append(txs, tx)
 	}
-	return MeasureTables(ctx, txs, tables, nil)
+	return MeasureTables(ctx, txs, tables, true, nil)
 }
 
 // TableInfo is one table of a run's inventory of the restored database.
@@ -210,12 +219,14 @@ func TakeInventory(ctx context.Context, conn *pgx.Conn) ([]TableInfo, error) {
 		}
 		i := 0
 		var unknown []int
+		// Rows and bytes of the table itself, or of a partitioned
+		// table's partitions (its own reltuples already sums theirs).
 		rows, err := tx.Query(ctx, `select coalesce(sum(greatest(c.reltuples, 0)), 0)::int8,
-			coalesce(bool_or(c.reltuples < 0 and c.relkind = 'r'), false),
+			coalesce(bool_or(c.reltuples < 0), false),
 			coalesce(sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::int8
 			from unnest($1::text[]) with ordinality as t(name, i)
-			cross join lateral (`+treeSQL("t.name")+`) p
-			join pg_catalog.pg_class c on c.oid = p.relid
+			left join lateral (select c.oid, c.reltuples from (`+treeSQL("t.name")+`) p
+				join pg_catalog.pg_class c on c.oid = p.relid and c.relkind <> 'p') c on true
 			group by t.i order by t.i`, names)
 		if err != nil {
 			return err
@@ -234,7 +245,11 @@ func TakeInventory(ctx context.Context, conn *pgx.Conn) ([]TableInfo, error) {
 			return err
 		}
 		for _, j := range unknown {
-			if err := tx.QueryRow(ctx, "select pg_catalog.count(*) from "+tables[j].Quoted()).Scan(&out[j].Rows); err != nil {
+			from, err := rowsOf(ctx, tx, tables[j])
+			if err != nil {
+				return err
+			}
+			if err := tx.QueryRow(ctx, "select pg_catalog.count(*) from "+from).Scan(&out[j].Rows); err != nil {
 				return err
 			}
 			out[j].RowsExact = true
@@ -282,7 +297,7 @@ func driftCheck(c Check, opts Opts, r *Result) error {
 		r.Details = append(r.Details, d)
 	}
 	if len(bad) > 0 {
-		r.Actual = fmt.Sprintf("%d of %s changed since run %d: %s", len(bad), plural(len(opts.Previous.Tables), "table"), opts.Previous.RunID, joinFirst(bad, maxNamed))
+		r.Actual = fmt.Sprintf("%s of %s changed since run %d: %s", GroupDigits(int64(len(bad))), plural(len(opts.Previous.Tables), "table"), opts.Previous.RunID, joinFirst(bad, maxNamed))
 		return nil
 	}
 	r.Actual = fmt.Sprintf("%s compared with run %d: none gone, none shrunk more than %g%%", plural(len(opts.Previous.Tables), "table"), opts.Previous.RunID, limit)
@@ -367,7 +382,7 @@ func amcheck(ctx context.Context, tx pgx.Tx, c Check, r *Result) error {
 		checked = plural(indexes, "index") + " (this amcheck has no verify_heapam: tables not checked)"
 	}
 	if len(corrupt) > 0 {
-		r.Actual = fmt.Sprintf("%d corrupt of %s: %s", len(corrupt), checked, joinFirst(corrupt, maxNamed))
+		r.Actual = fmt.Sprintf("%s corrupt of %s: %s", GroupDigits(int64(len(corrupt))), checked, joinFirst(corrupt, maxNamed))
 		return nil
 	}
 	r.Actual, r.Passed = "checked "+checked+": no corruption", true

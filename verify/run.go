@@ -125,7 +125,7 @@ func rowCount(ctx context.Context, tx pgx.Tx, c Check, r *Result) error {
 		return err
 	}
 	r.Actual = strconv.FormatInt(n, 10)
-	if t, err := resolveTable(ctx, tx, c.Table); err == nil {
+	if t, alone, err := resolveTable(ctx, tx, c.Table); err == nil && alone {
 		r.Counted = map[string]int64{t.String(): n}
 	}
 	r.Passed = (c.Min == nil || n >= *c.Min) && (c.Max == nil || n <= *c.Max) && (c.Equals == nil || n == *c.Equals)
@@ -134,25 +134,26 @@ func rowCount(ctx context.Context, tx pgx.Tx, c Check, r *Result) error {
 
 // ChecksumSQL returns the query behind a checksum check of a table whose
 // columns all hash from their binary values (see SumTable): the sum, as an
-// exact numeric, of the 64-bit hash of every row.
-func ChecksumSQL(quotedTable string) string {
-	return "select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hash_record_extended(t, 0)), 0)::text from " + quotedTable + " t"
+// exact numeric, of the 64-bit hash of every row of from (a quoted table,
+// "only" before it for its own rows alone).
+func ChecksumSQL(from string) string {
+	return "select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hash_record_extended(t, 0)), 0)::text from " + from + " t"
 }
 
 // checksumTextSQL is the fallback for tables with a column type whose
 // binary hash would not survive a restore or that has no extended hash
 // function (enums, json, point, …): the hash of each row's text form,
 // rendered under digestSettings.
-func checksumTextSQL(quotedTable string) string {
-	return "select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended(t::text, 0)), 0)::text from " + quotedTable + " t"
+func checksumTextSQL(from string) string {
+	return "select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended(t::text, 0)), 0)::text from " + from + " t"
 }
 
 func checksum(ctx context.Context, tx pgx.Tx, c Check, r *Result) error {
-	t, err := resolveTable(ctx, tx, c.Table)
+	t, _, err := resolveTable(ctx, tx, c.Table)
 	if err != nil {
 		return err
 	}
-	sum, err := SumTable(ctx, tx, t)
+	sum, err := SumTable(ctx, tx, t) // a partitioned table's rows, else the table's own
 	if err != nil {
 		return err
 	}
@@ -294,8 +295,12 @@ func RedactConnErr(err error) error {
 	var connErr *pgconn.ConnectError
 	if errors.As(err, &connErr) {
 		if inner := connErr.Unwrap(); inner != nil {
-			return inner
+			err = inner
 		}
+	}
+	// pgx joins one error per address it tried: the first says it.
+	if first, _, more := strings.Cut(err.Error(), "\n"); more {
+		return errors.New(first)
 	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -53,19 +54,37 @@ func pinDigestSettings(ctx context.Context, tx pgx.Tx) error {
 }
 
 // resolveTable finds a table named as in a check ("orders", "public.orders")
-// under the session's own search_path.
-func resolveTable(ctx context.Context, tx pgx.Tx, name string) (Table, error) {
+// under the session's own search_path, and tells whether its rows are
+// counted alone: a partitioned table's are its partitions', and a table
+// with inheritance children has theirs in a plain select too.
+func resolveTable(ctx context.Context, tx pgx.Tx, name string) (t Table, alone bool, err error) {
 	quoted, err := QuoteTable(name)
 	if err != nil {
-		return Table{}, err
+		return Table{}, false, err
 	}
-	var t Table
-	err = tx.QueryRow(ctx, `select n.nspname, c.relname from pg_catalog.pg_class c
-		join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = pg_catalog.to_regclass($1)`, quoted).Scan(&t.Schema, &t.Name)
+	var kind string
+	var children bool
+	err = tx.QueryRow(ctx, `select n.nspname, c.relname, c.relkind::text, c.relhassubclass from pg_catalog.pg_class c
+		join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = pg_catalog.to_regclass($1)`, quoted).Scan(&t.Schema, &t.Name, &kind, &children)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Table{}, fmt.Errorf("relation %s does not exist", name)
+		return Table{}, false, fmt.Errorf("relation %s does not exist", name)
 	}
-	return t, err
+	return t, kind == "p" || !children, err
+}
+
+// rowsOf is the FROM item of a table's rows as drill counts them: a
+// partitioned table with all its partitions, any other table ONLY its own
+// rows (an inheritance child is a table of its own, dumped and restored
+// on its own).
+func rowsOf(ctx context.Context, tx pgx.Tx, t Table) (string, error) {
+	var kind string
+	if err := tx.QueryRow(ctx, `select relkind::text from pg_catalog.pg_class where oid = $1::pg_catalog.regclass`, t.Quoted()).Scan(&kind); err != nil {
+		return "", err
+	}
+	if kind == "p" {
+		return t.Quoted(), nil
+	}
+	return "only " + t.Quoted(), nil
 }
 
 // binaryHashable tells whether every column of a table can be hashed from
@@ -123,11 +142,14 @@ func SumTable(ctx context.Context, tx pgx.Tx, t Table) (TableSum, error) {
 	if _, err := tx.Exec(ctx, "savepoint drill_checksum"); err != nil {
 		return TableSum{}, err
 	}
+	from, err := rowsOf(ctx, tx, t)
+	if err != nil {
+		return TableSum{}, err
+	}
 	var s TableSum
 	var sum string
-	err := errors.New("not hashed")
 	if binary {
-		err = tx.QueryRow(ctx, ChecksumSQL(t.Quoted())).Scan(&s.Rows, &sum)
+		err = tx.QueryRow(ctx, ChecksumSQL(from)).Scan(&s.Rows, &sum)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42883" { // undefined_function: a type without an extended hash
 			if _, err := tx.Exec(ctx, "rollback to savepoint drill_checksum"); err != nil {
@@ -137,7 +159,7 @@ func SumTable(ctx context.Context, tx pgx.Tx, t Table) (TableSum, error) {
 		}
 	}
 	if !binary {
-		err = tx.QueryRow(ctx, checksumTextSQL(t.Quoted())).Scan(&s.Rows, &sum)
+		err = tx.QueryRow(ctx, checksumTextSQL(from)).Scan(&s.Rows, &sum)
 	}
 	if err != nil {
 		return TableSum{}, err
@@ -146,12 +168,13 @@ func SumTable(ctx context.Context, tx pgx.Tx, t Table) (TableSum, error) {
 	return s, err
 }
 
-// Relation is a user table with its OID and, for a partition, the OID of
-// its parent (else 0).
+// Relation is a user table with its OID, whether it is partitioned, and,
+// for a partition, the OID of its parent (else 0).
 type Relation struct {
-	OID    uint32
-	Table  Table
-	Parent uint32
+	OID         uint32
+	Table       Table
+	Parent      uint32
+	Partitioned bool
 }
 
 // Querier runs a query: a connection or a transaction.
@@ -163,7 +186,7 @@ type Querier interface {
 // schemas that no extension owns, partitions included.
 func Relations(ctx context.Context, q Querier) ([]Relation, error) {
 	rows, err := q.Query(ctx, `select c.oid, n.nspname, c.relname,
-		coalesce((select i.inhparent from pg_catalog.pg_inherits i where i.inhrelid = c.oid and c.relispartition), 0)
+		coalesce((select i.inhparent from pg_catalog.pg_inherits i where i.inhrelid = c.oid and c.relispartition), 0), c.relkind = 'p'
 		from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 		where c.relkind in ('r', 'p')
 		  and n.nspname <> 'information_schema' and n.nspname !~ '^pg_(catalog|toast|temp_|toast_temp_)'
@@ -175,7 +198,7 @@ func Relations(ctx context.Context, q Querier) ([]Relation, error) {
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Relation, error) {
 		var rel Relation
-		return rel, r.Scan(&rel.OID, &rel.Table.Schema, &rel.Table.Name, &rel.Parent)
+		return rel, r.Scan(&rel.OID, &rel.Table.Schema, &rel.Table.Name, &rel.Parent, &rel.Partitioned)
 	})
 }
 
@@ -273,4 +296,18 @@ func ParseTable(s string) (Table, error) {
 // name and, for a partitioned table, all its partitions.
 func treeSQL(name string) string {
 	return "select pg_catalog.to_regclass(" + name + ") as relid union select relid from pg_catalog.pg_partition_tree(pg_catalog.to_regclass(" + name + "))"
+}
+
+// AddChecksums adds checksums as the sums they fold (modulo 2^64): the
+// checksum of a partitioned table is the sum of its partitions'.
+func AddChecksums(sums ...string) (string, error) {
+	var total uint64
+	for _, s := range sums {
+		v, err := strconv.ParseUint(s, 16, 64)
+		if err != nil || len(s) != 16 {
+			return "", fmt.Errorf("checksum %q: want 16 hex digits", s)
+		}
+		total += v
+	}
+	return fmt.Sprintf("%016x", total), nil
 }

@@ -34,7 +34,7 @@ func measureAll(t *testing.T, url, settings string) map[string]verify.Measure {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := verify.MeasureTables(ctx, []pgx.Tx{tx}, tables, nil)
+	ms, err := verify.MeasureTables(ctx, []pgx.Tx{tx}, tables, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

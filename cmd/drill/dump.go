@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"drill/drills"
@@ -38,15 +39,18 @@ complete: a failed or interrupted dump leaves nothing there (a temporary
 file is removed, an S3 multipart upload aborted).
 
 The password may be in DATABASE_URL, in PGPASSWORD or in ~/.pgpass; it is
-given to pg_dump in its environment, never on its command line.
+given to pg_dump in its environment, never on its command line. drill's
+own command line is visible to other users of the host (ps): write
+env:NAME for DATABASE_URL to read the URL from the environment variable
+NAME instead.
 
 Partitioned tables are fingerprinted as a whole (a partitioned table's
 entry covers all its partitions). Arguments after -- go to pg_dump
 (table selection, compression…); drill sets --file, --format, --jobs,
 --snapshot and the connection itself.`,
 		Example: `  drill dump postgres://backup@db.internal/orders --out /backups/orders-$(date +%F).dump
-  drill dump "$DATABASE_URL" --out s3://backups/orders/$(date +%F).dump --jobs 4
-  drill dump "$DATABASE_URL" --out orders.dump -- --exclude-table-data=public.sessions`,
+  drill dump env:DATABASE_URL --out s3://backups/orders/$(date +%F).dump --jobs 4
+  drill dump env:DATABASE_URL --out orders.dump -- --exclude-table-data=public.sessions`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			before := len(args)
 			if d := cmd.ArgsLenAtDash(); d >= 0 {
@@ -59,6 +63,11 @@ entry covers all its partitions). Arguments after -- go to pg_dump
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.URL, o.Args = args[0], args[1:]
+			if name, ok := strings.CutPrefix(o.URL, "env:"); ok {
+				if o.URL = os.Getenv(name); o.URL == "" {
+					return withCode(exitUsage, fmt.Errorf("drill dump: DATABASE_URL env:%s: $%s is not set", name, name))
+				}
+			}
 			return runDump(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -104,6 +113,8 @@ func runDump(ctx context.Context, o *dumpOpts, stdout, stderr io.Writer) error {
 	case err == nil:
 	case errors.Is(err, pgdump.ErrDumpUsage):
 		return withCode(exitUsage, errors.New(trimUsage(err.Error())))
+	case errors.Is(err, pgdump.ErrDumpWritten):
+		return withCode(exitUnavailable, fmt.Errorf("dump: %w", err))
 	case ctx.Err() != nil:
 		return withCode(exitInterrupted, fmt.Errorf("interrupted: nothing was written to %s", o.Out))
 	default:

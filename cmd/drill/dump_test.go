@@ -126,7 +126,7 @@ func TestDumpToS3(t *testing.T) {
 	s := drilltest.NewS3(t)
 	s.Bucket(t, "backups")
 	shop := drilltest.Shop(t)
-	r := drill(t, nil, "dump", shop, "--out", "s3://backups/shop/2026-11-29.dump")
+	r := drill(t, []string{"SHOP_URL=" + shop}, "dump", "env:SHOP_URL", "--out", "s3://backups/shop/2026-11-29.dump")
 	if r.code != 0 {
 		t.Fatalf("dump exit %d: %s", r.code, r.stderr)
 	}
@@ -195,6 +195,8 @@ func TestDumpInterruptedAndBadInput(t *testing.T) {
 		{[]string{"dump", big, "--out", filepath.Join(dir, "x.dump"), "--", "--file=/etc/x"}, 2, "set by drill dump"},
 		{[]string{"dump", big, "--out", filepath.Join(dir, "x.fingerprint.json")}, 2, "reserved"},
 		{[]string{"dump", big, "--out", filepath.Join(dir, "no", "x.dump")}, 2, "does not exist"},
+		{[]string{"dump", "env:DRILL_TEST_NO_SUCH_VAR", "--out", filepath.Join(dir, "x.dump")}, 2, "is not set"},
+		{[]string{"dump", big, "--out", filepath.Join(dir, "x.dump"), "--", "-vf/tmp/elsewhere.dump"}, 2, "set by drill dump"},
 		{[]string{"dump", "postgres://nobody@127.0.0.1:1/x", "--out", filepath.Join(dir, "x.dump")}, 3, "connection refused"},
 	} {
 		r := drill(t, nil, tc.args...)

@@ -121,13 +121,15 @@ func row(w io.Writer, prefix string, prefixWidth int, value string, width int) {
 	}
 }
 
-// words collapses runs of white space, keeping line breaks.
-func words(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = strings.Join(strings.Fields(l), " ")
-	}
-	return strings.Join(lines, "\n")
+// safe replaces control characters — a backup or a fingerprint may hold
+// terminal escapes in a name — with '?'.
+func safe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r >= 0x7f && r < 0xa0 {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 func printRun(w io.Writer, r *drills.Run, l look) {
@@ -148,17 +150,13 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 	}
 	if b := r.Backup; b != nil {
 		fmt.Fprintf(w, "  backup:  %s (%s, created %s from %s)\n", b.ID, b.Format, b.CreatedAt.UTC().Format(time.RFC3339), b.CreatedAtSource)
-		if len(b.Details) > 0 {
-			keys := make([]string, 0, len(b.Details))
-			for k := range b.Details {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			var parts []string
-			for _, k := range keys {
-				parts = append(parts, k+"="+b.Details[k])
-			}
-			fmt.Fprintf(w, "           %s\n", strings.Join(parts, " "))
+		keys := make([]string, 0, len(b.Details))
+		for k := range b.Details {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			row(w, "           ", 11, safe(k+": "+b.Details[k]), l.width)
 		}
 		if sel := b.Selection; sel != nil && sel.Considered > 1 {
 			fmt.Fprintf(w, "  chosen:  %s, of %d\n", sel.Rule, sel.Considered)
@@ -197,7 +195,7 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 			status, text := l.pass("ok    "), ""
 			switch {
 			case p.Error != "":
-				status, text = l.fail("FAILED"), words(p.Error)
+				status, text = l.fail("FAILED"), safe(p.Error)
 			case p.FinishedAt == nil:
 				status = "running"
 			}
@@ -237,25 +235,25 @@ func printChecks(w io.Writer, r *drills.Run, l look) {
 		if !c.Passed {
 			mark = l.fail("FAIL")
 		}
-		name := c.Name
+		name := safe(c.Name)
 		if len([]rune(name)) > nameWidth {
 			name = string([]rune(name)[:nameWidth-1]) + "…"
 		}
-		value := words(c.Actual)
+		value := safe(c.Actual)
 		if !c.Passed {
 			if c.Error != "" {
-				value = strings.TrimSpace(value + "\nerror: " + words(c.Error))
+				value = strings.TrimSpace(value + "\nerror: " + safe(c.Error))
 			}
 			value += "\nexpected: " + c.Expected
 		}
 		prefix := fmt.Sprintf("  %s  %-*s  ", mark, nameWidth, name)
 		row(w, prefix, 2+4+2+nameWidth+2, value, l.width)
 	}
-	printFindings(w, r.ID, r.Checks)
+	printFindings(w, r.ID, r.Checks, l)
 }
 
 // printFindings lists, under the checks, each failed check's tables.
-func printFindings(w io.Writer, runID int64, checks []verify.Result) {
+func printFindings(w io.Writer, runID int64, checks []verify.Result, l look) {
 	const most = 20
 	for _, c := range checks {
 		var bad []verify.TableResult
@@ -275,7 +273,7 @@ func printFindings(w io.Writer, runID int64, checks []verify.Result) {
 				fmt.Fprintf(w, "    … and %d more (drill show %d --json)\n", len(bad)-most, runID)
 				break
 			}
-			fmt.Fprintf(w, "    %-10s %s: %s\n", d.Status, d.Name, d.Problem)
+			row(w, fmt.Sprintf("    %-10s ", safe(d.Status)), 15, safe(d.Name)+": "+safe(d.Problem), l.width)
 		}
 	}
 }
@@ -302,7 +300,7 @@ func measure(d *time.Duration, objective time.Duration, met *bool) string {
 func dur(d time.Duration) string { return drills.HumanDuration(d) }
 
 func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = safe(strings.Join(strings.Fields(s), " "))
 	if len(s) > 200 {
 		s = s[:200] + "…"
 	}
@@ -334,11 +332,11 @@ func (p *progress) event(e drills.Event) {
 		if !e.Check.Passed {
 			mark = "✗"
 		}
-		line := e.Check.Actual
+		line := safe(e.Check.Actual)
 		if e.Check.Error != "" {
 			line = strings.TrimSpace(line + " — error: " + oneLine(e.Check.Error))
 		}
-		fmt.Fprintf(p.w, "    %s %s: %s\n", mark, e.Check.Name, line)
+		fmt.Fprintf(p.w, "    %s %s: %s\n", mark, safe(e.Check.Name), line)
 	case drills.EventFinished:
 		fmt.Fprintf(p.w, "done in %s\n\n", dur(time.Since(p.start)))
 	}

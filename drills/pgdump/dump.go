@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -117,13 +118,16 @@ func Dump(ctx context.Context, o DumpOptions) (*DumpResult, error) {
 	defer cancel()
 	var done atomic.Int64
 	var wrote atomic.Int64
-	stopProgress := o.reportProgress(&wrote, &done, len(rels))
+	stopProgress := o.reportProgress(&wrote, &done, countLeaves(rels))
 	defer stopProgress()
 
-	roots := make([]verify.Table, 0, len(rels))
+	// Every table with rows of its own (plain tables, partitions,
+	// inheritance children) is counted and hashed on its own while pg_dump
+	// runs; what the dump holds decides, after, how they add up.
+	var leaves []verify.Table
 	for _, r := range rels {
-		if r.Parent == 0 {
-			roots = append(roots, r.Table)
+		if !r.Partitioned {
+			leaves = append(leaves, r.Table)
 		}
 	}
 	var measured []verify.Measure
@@ -132,7 +136,7 @@ func Dump(ctx context.Context, o DumpOptions) (*DumpResult, error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		measured, measureErr = verify.MeasureTables(ctx, txs, roots, func(verify.Measure) { done.Add(1) })
+		measured, measureErr = verify.MeasureTables(ctx, txs, leaves, false, func(verify.Measure) { done.Add(1) })
 		if measureErr != nil {
 			cancel()
 		}
@@ -167,8 +171,63 @@ func Dump(ctx context.Context, o DumpOptions) (*DumpResult, error) {
 	return res, nil
 }
 
-// refusedArgs are pg_dump options drill sets itself.
-var refusedArgs = []string{"f", "F", "d", "h", "p", "U", "j", "-file", "-format", "-dbname", "-host", "-port", "-username", "-jobs", "-snapshot"}
+// pg_dump's options that drill sets itself, and those that take a value
+// (pg_dump 15–17), for reading PG_DUMP_ARGS as pg_dump's getopt does:
+// short options bundle (-vf FILE), long ones abbreviate (--fil=FILE).
+const (
+	refusedShort = "fFjdhpU"
+	valueShort   = "fFjZnNtTdhpUeES"
+)
+
+var (
+	refusedLong = []string{"file", "format", "jobs", "dbname", "host", "port", "username", "snapshot"}
+	valueLong   = []string{"file", "format", "jobs", "compress", "lock-wait-timeout", "encoding", "schema", "exclude-schema",
+		"table", "exclude-table", "superuser", "dbname", "host", "port", "username", "role", "exclude-table-data",
+		"extra-float-digits", "include-foreign-data", "rows-per-insert", "section", "snapshot", "extension", "exclude-extension", "filter"}
+)
+
+// checkDumpArgs refuses PG_DUMP_ARGS that would set what drill sets, in
+// any spelling pg_dump accepts, and a database name (pg_dump's only
+// positional argument).
+func checkDumpArgs(args []string) error {
+	refuse := func(a string) error {
+		return fmt.Errorf("%w: pg_dump argument %s is set by drill dump (use --out, --format, --jobs and the DATABASE_URL)", ErrDumpUsage, a)
+	}
+	value := false
+	for _, a := range args {
+		switch {
+		case value:
+			value = false
+		case strings.HasPrefix(a, "--") && len(a) > 2:
+			name, _, hasValue := strings.Cut(a[2:], "=")
+			takes := 0
+			for _, r := range refusedLong {
+				if strings.HasPrefix(r, name) {
+					return refuse(a)
+				}
+			}
+			for _, v := range valueLong {
+				if strings.HasPrefix(v, name) {
+					takes++
+				}
+			}
+			value = takes > 0 && !hasValue
+		case strings.HasPrefix(a, "-") && len(a) > 1 && a != "--":
+			for i, ch := range a[1:] {
+				if strings.ContainsRune(refusedShort, ch) {
+					return refuse(a)
+				}
+				if strings.ContainsRune(valueShort, ch) {
+					value = i == len(a)-2 // the value is the next argument
+					break
+				}
+			}
+		default:
+			return fmt.Errorf("%w: pg_dump argument %q is not an option: the database is the DATABASE_URL", ErrDumpUsage, a)
+		}
+	}
+	return nil
+}
 
 func (o *DumpOptions) check() error {
 	switch o.Format {
@@ -193,19 +252,14 @@ func (o *DumpOptions) check() error {
 			return fmt.Errorf("%w: --format directory writes a directory, which cannot go to S3: use custom or tar", ErrDumpUsage)
 		}
 	}
-	for _, a := range o.Args {
-		name, ok := strings.CutPrefix(a, "-")
-		if !ok {
-			continue
-		}
-		for _, r := range refusedArgs {
-			if name == r || strings.HasPrefix(name, r+"=") || len(r) == 1 && strings.HasPrefix(name, r) {
-				return fmt.Errorf("%w: pg_dump argument %s is set by drill dump (use --out, --format, --jobs and the DATABASE_URL)", ErrDumpUsage, a)
-			}
-		}
+	if err := checkDumpArgs(o.Args); err != nil {
+		return err
 	}
 	if o.Jobs <= 0 {
-		o.Jobs = 1
+		return fmt.Errorf("%w: --jobs %d: want 1 or more", ErrDumpUsage, o.Jobs)
+	}
+	if base := path.Base(o.Out); strings.HasPrefix(base, ".") {
+		return fmt.Errorf("%w: --out %s: a hidden name is never taken for a backup by a drill", ErrDumpUsage, o.Out)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 24 * time.Hour
@@ -401,14 +455,33 @@ func (c *counter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// fingerprint keeps the measured tables the dump holds, measures
-// partitions dumped without their parent, and marks tables whose rows the
-// dump does not hold.
+func countLeaves(rels []verify.Relation) int {
+	n := 0
+	for _, r := range rels {
+		if !r.Partitioned {
+			n++
+		}
+	}
+	return n
+}
+
+// fingerprint lists the tables the dump holds as a restore recreates
+// them: a partitioned table (or a partition dumped without its parent)
+// as one entry whose rows and checksum add up those of its partitions
+// whose rows the dump holds; any other table with its own rows. A table
+// the dump creates without rows is marked data_excluded.
 func (o *DumpOptions) fingerprint(ctx context.Context, snap *snapshot, rels []verify.Relation, out *dumpOutput, measured []verify.Measure, txs []pgx.Tx) (*verify.Fingerprint, error) {
 	c := out.contents
 	byOID := map[uint32]verify.Relation{}
 	for _, r := range rels {
 		byOID[r.OID] = r
+	}
+	sums := map[verify.Table]verify.Measure{}
+	for _, m := range measured {
+		if m.Err != nil {
+			return nil, fmt.Errorf("fingerprint %s: %w", m.Table, m.Err)
+		}
+		sums[m.Table] = m
 	}
 	in := func(r verify.Relation) bool { return c.has(r.OID, r.Table) || c.hasData(r.OID, r.Table) }
 	// top is the relation a dumped relation's rows are counted under: its
@@ -423,56 +496,54 @@ func (o *DumpOptions) fingerprint(ctx context.Context, snap *snapshot, rels []ve
 		}
 		return r
 	}
-	tops := map[uint32]bool{}
-	withData := map[uint32]bool{}
+	type entry struct {
+		rel      verify.Relation
+		rows     int64
+		checksum []string
+		data     bool
+	}
+	entries := map[uint32]*entry{}
+	var order []uint32
 	for _, r := range rels {
 		if !in(r) {
 			continue
 		}
 		t := top(r)
-		tops[t.OID] = true
-		if c.hasData(r.OID, r.Table) {
-			withData[t.OID] = true
+		e := entries[t.OID]
+		if e == nil {
+			e = &entry{rel: t}
+			entries[t.OID] = e
+			order = append(order, t.OID)
+		}
+		if !r.Partitioned && c.hasData(r.OID, r.Table) {
+			m := sums[r.Table]
+			e.rows += m.Sum.Rows
+			e.checksum = append(e.checksum, m.Sum.Checksum)
+			e.data = true
 		}
 	}
-	results := map[verify.Table]verify.Measure{}
-	for _, m := range measured {
-		results[m.Table] = m
+	tops := make([]verify.Table, 0, len(order))
+	for _, oid := range order {
+		tops = append(tops, entries[oid].rel.Table)
 	}
-	var extra []verify.Table
-	for _, r := range rels {
-		if _, ok := results[r.Table]; tops[r.OID] && !ok {
-			extra = append(extra, r.Table)
-		}
-	}
-	if len(extra) > 0 {
-		more, err := verify.MeasureTables(ctx, txs, extra, nil)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range more {
-			results[m.Table] = m
-		}
+	schemas, err := verify.SchemaDigests(ctx, txs, tops)
+	if err != nil {
+		return nil, err
 	}
 	fp := &verify.Fingerprint{Version: verify.FingerprintVersion, Database: snap.database, ServerVersion: snap.serverVersion,
 		SnapshotTakenAt: snap.takenAt.UTC(), Dump: verify.DumpFacts{Format: o.Format, SHA256: out.sha256, SizeBytes: out.size},
 		Partitions: verify.PartitionsAsWhole, DrillVer: o.DrillVersion, Tables: []verify.TableFingerprint{}}
-	schemas := map[string]string{}
-	for _, r := range rels {
-		if !tops[r.OID] {
-			continue
+	byName := map[string]string{}
+	for i, oid := range order {
+		e := entries[oid]
+		sum, err := verify.AddChecksums(e.checksum...)
+		if err != nil {
+			return nil, err
 		}
-		m := results[r.Table]
-		if m.Err != nil {
-			return nil, fmt.Errorf("fingerprint %s: %w", r.Table, m.Err)
-		}
-		t := verify.TableFingerprint{Name: r.Table.String(), Rows: m.Sum.Rows, Checksum: m.Sum.Checksum, SchemaSHA256: m.SchemaSHA256}
-		if !withData[r.OID] {
-			t.Rows, t.Checksum, t.DataExcluded = 0, verify.EmptyChecksum, true
-		}
+		t := verify.TableFingerprint{Name: e.rel.Table.String(), Rows: e.rows, Checksum: sum, SchemaSHA256: schemas[i], DataExcluded: !e.data}
 		fp.Tables = append(fp.Tables, t)
-		schemas[t.Name] = t.SchemaSHA256
+		byName[t.Name] = t.SchemaSHA256
 	}
-	fp.SchemaSHA256 = verify.DatabaseSchemaDigest(schemas)
+	fp.SchemaSHA256 = verify.DatabaseSchemaDigest(byName)
 	return fp, nil
 }

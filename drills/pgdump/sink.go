@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,10 +23,16 @@ import (
 // until commit; abort removes whatever was written.
 type sink interface {
 	io.Writer
-	// commit publishes the fingerprint, then the dump, under their names.
+	// commit publishes the dump, then its fingerprint, under their names.
+	// Nothing is replaced until the dump is whole; an error after the dump
+	// is in place wraps ErrDumpWritten.
 	commit(ctx context.Context, fingerprint []byte) error
 	abort(ctx context.Context)
 }
+
+// ErrDumpWritten marks an error that came after the dump was in place
+// under its name (its fingerprint could not be written).
+var ErrDumpWritten = errors.New("the dump was written, but not its fingerprint")
 
 func tempSuffix() string {
 	b := make([]byte, 6)
@@ -53,14 +60,14 @@ func parentExists(path string) error {
 }
 
 func newFileSink(path string) (*fileSink, error) {
-	if err := parentExists(path); err != nil {
-		return nil, err
-	}
 	if strings.HasSuffix(path, string(os.PathSeparator)) {
 		return nil, fmt.Errorf("%w: --out %s names a directory; give a file name", ErrDumpUsage, path)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return nil, fmt.Errorf("%w: --out %s is a directory; give a file name (or --format directory)", ErrDumpUsage, path)
+	if err := parentExists(path); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: --out %s exists and is not a file; give a file name (or --format directory for a directory)", ErrDumpUsage, path)
 	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+tempSuffix())
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -79,34 +86,33 @@ func (s *fileSink) commit(_ context.Context, fingerprint []byte) error {
 	if err := s.f.Close(); err != nil {
 		return err
 	}
-	if err := publishFingerprint(s.path, fingerprint); err != nil {
+	return publish(s.tmp, s.path, fingerprint)
+}
+
+// publish renames a finished dump into place, then puts its fingerprint
+// beside it by a rename too, so that a reader never sees half of either
+// and a failure before the dump is in place replaces nothing.
+func publish(tmp, path string, fingerprint []byte) error {
+	fp := path + verify.FingerprintSuffix
+	fpTmp := filepath.Join(filepath.Dir(fp), "."+filepath.Base(fp)+tempSuffix())
+	if err := os.WriteFile(fpTmp, fingerprint, 0o644); err != nil {
+		_ = os.Remove(fpTmp)
 		return err
 	}
-	if err := os.Rename(s.tmp, s.path); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(fpTmp)
 		return err
 	}
-	return syncDir(filepath.Dir(s.path))
+	if err := os.Rename(fpTmp, fp); err != nil {
+		_ = os.Remove(fpTmp)
+		return fmt.Errorf("%w: %v", ErrDumpWritten, err)
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 func (s *fileSink) abort(context.Context) {
 	_ = s.f.Close()
 	_ = os.Remove(s.tmp)
-}
-
-// publishFingerprint writes PATH.fingerprint.json by a rename, so that a
-// reader never sees half of it.
-func publishFingerprint(path string, fingerprint []byte) error {
-	fp := path + verify.FingerprintSuffix
-	tmp := filepath.Join(filepath.Dir(fp), "."+filepath.Base(fp)+tempSuffix())
-	if err := os.WriteFile(tmp, fingerprint, 0o644); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, fp); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return nil
 }
 
 func syncDir(dir string) error {
@@ -130,6 +136,9 @@ func newDirSink(path string) (*dirSink, error) {
 	if err := parentExists(path); err != nil {
 		return nil, err
 	}
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("%w: --out %s exists and is not a directory (the directory format writes a directory)", ErrDumpUsage, path)
+	}
 	if entries, err := os.ReadDir(path); err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("%w: --out %s exists and is not empty (pg_dump's directory format writes a new directory)", ErrDumpUsage, path)
 	} else if err == nil {
@@ -144,13 +153,7 @@ func newDirSink(path string) (*dirSink, error) {
 func (s *dirSink) Write(p []byte) (int, error) { return len(p), nil } // pg_dump writes the files itself
 
 func (s *dirSink) commit(_ context.Context, fingerprint []byte) error {
-	if err := publishFingerprint(s.path, fingerprint); err != nil {
-		return err
-	}
-	if err := os.Rename(s.tmp, s.path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(s.path))
+	return publish(s.tmp, s.path, fingerprint)
 }
 
 func (s *dirSink) abort(context.Context) { _ = os.RemoveAll(s.tmp) }
@@ -171,7 +174,6 @@ type s3Sink struct {
 	buf         []byte
 	parts       []types.CompletedPart
 	partSize    int
-	fpPut       bool
 }
 
 func newS3Sink(ctx context.Context, client *s3.Client, bucket, key string) (*s3Sink, error) {
@@ -219,30 +221,24 @@ func (s *s3Sink) commit(ctx context.Context, fingerprint []byte) error {
 			return err
 		}
 	}
-	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key + verify.FingerprintSuffix),
-		Body: bytes.NewReader(fingerprint), ContentType: aws.String("application/json")})
-	if err != nil {
-		return fmt.Errorf("upload s3://%s/%s%s: %w", s.bucket, s.key, verify.FingerprintSuffix, err)
-	}
-	s.fpPut = true
-	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key),
+	_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key),
 		UploadId: aws.String(s.uploadID), MultipartUpload: &types.CompletedMultipartUpload{Parts: s.parts}})
 	if err != nil {
 		return fmt.Errorf("complete the upload to s3://%s/%s: %w", s.bucket, s.key, err)
 	}
 	s.uploadID = ""
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key + verify.FingerprintSuffix),
+		Body: bytes.NewReader(fingerprint), ContentType: aws.String("application/json")})
+	if err != nil {
+		return fmt.Errorf("%w: upload s3://%s/%s%s: %v", ErrDumpWritten, s.bucket, s.key, verify.FingerprintSuffix, err)
+	}
 	return nil
 }
 
-// abort cancels the upload and removes the fingerprint this dump put, if
-// the dump itself never completed.
+// abort cancels an upload that did not complete.
 func (s *s3Sink) abort(ctx context.Context) {
-	ctx = context.WithoutCancel(ctx)
 	if s.uploadID == "" {
 		return
 	}
-	_, _ = s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key), UploadId: aws.String(s.uploadID)})
-	if s.fpPut {
-		_, _ = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key + verify.FingerprintSuffix)})
-	}
+	_, _ = s.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key), UploadId: aws.String(s.uploadID)})
 }
