@@ -302,7 +302,7 @@ func TestDrillCancelledDuringRestore(t *testing.T) {
 	if last.Name != drills.PhaseTeardown || last.Error != "" || run.Target.State != drills.TargetDestroyed {
 		t.Fatalf("teardown: %+v, target %+v", last, run.Target)
 	}
-	if run.Phases[2].Name != drills.PhaseRestore || !strings.Contains(run.Phases[2].Error, "interrupted") {
+	if run.Phases[2].Name != drills.PhaseRestore || !strings.Contains(run.Phases[2].Error, "stopped in the restore phase") {
 		t.Fatalf("restore phase: %+v", run.Phases[2])
 	}
 	t.Logf("interrupted and torn down in %s", time.Since(start))

@@ -225,3 +225,26 @@ type TableResult struct {
 	// Problem says what differs or what is wrong.
 	Problem string `json:"problem,omitempty"`
 }
+
+// SQLText says what a check runs, for people: the query of an sql check,
+// the statement behind the others.
+func (c Check) SQLText() string {
+	t := c.Table
+	switch c.Type {
+	case TypeRowCount:
+		return "select count(*) from " + t
+	case TypeChecksum:
+		return "select count(*), sum(hash_record_extended(t, 0)) from " + t + " t  -- hashed from the text form for enums, json, …; folded to 64 bits"
+	case TypeRecency:
+		return "select max(" + c.Column + ")::timestamptz from " + t
+	case TypeSQL:
+		return c.Query
+	case TypeFingerprint:
+		return "per table: select count(*), sum(hash_record_extended(t, 0)) from only TABLE t; its columns, constraints and indexes from the catalog"
+	case TypeAmcheck:
+		return "bt_index_check(index, heapallindexed) on every B-tree index; verify_heapam(table) on every table"
+	case TypeDrift:
+		return "no query: the inventory of this restore against the last passing run's"
+	}
+	return ""
+}

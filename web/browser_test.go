@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,4 +103,58 @@ func TestBrowserOverviewToRunNow(t *testing.T) {
 		t.Errorf("the new run %s is not first in the history: %q", newID, historyText)
 	}
 	t.Logf("screenshots in %s", out)
+}
+
+// At 390 px (a phone) nothing is cut off: the overview's and a run's
+// cells all lie within the screen, and no page scrolls sideways.
+func TestBrowserPhoneLayout(t *testing.T) {
+	exe := browser(t)
+	b := setup(t, "")
+	out := outputDir(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(390, 844))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	// Cells whose right edge is past the viewport, and the page's overflow.
+	const cutOff = `(() => {
+		const w = document.documentElement.clientWidth;
+		const cells = [...document.querySelectorAll('td, th')].filter(e => e.offsetParent !== null && !e.closest('table:not(.drills):not(.checks):not(.facts)'));
+		const cut = cells.filter(e => e.getBoundingClientRect().right > w + 1).map(e => e.textContent.trim().slice(0, 30));
+		return {width: w, scroll: document.documentElement.scrollWidth, cut: cut};
+	})()`
+	type layout struct {
+		Width  int      `json:"width"`
+		Scroll int      `json:"scroll"`
+		Cut    []string `json:"cut"`
+	}
+	for _, page := range []string{"/", fmt.Sprintf("/runs/%d", b.ids["billing"]), fmt.Sprintf("/runs/%d", b.ids["orders"])} {
+		err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(1)),
+			chromedp.Navigate(b.server.URL+page), chromedp.WaitVisible(chromedp.CSS("main")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[layout](cutOff))
+		if err != nil {
+			t.Fatal(err)
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err == nil {
+			_ = os.WriteFile(filepath.Join(out, "phone"+strings.ReplaceAll(page, "/", "-")+".png"), png, 0o644)
+		}
+		if got.Width > 400 || got.Width < 300 {
+			t.Fatalf("%s: viewport %d px wide, want 390", page, got.Width)
+		}
+		if len(got.Cut) > 0 || got.Scroll > got.Width+1 {
+			t.Errorf("%s at %d px: page %d px wide, cells cut off: %q", page, got.Width, got.Scroll, got.Cut)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"drill/drills"
@@ -88,8 +90,14 @@ type view struct {
 	Version string
 	// Signed says evidence downloads are signed (DRILL_EVIDENCE_KEY).
 	Signed bool
-	Data   any
+	// Refresh, when set, reloads the page every so many seconds (a run in
+	// progress): no JavaScript needed.
+	Refresh int
+	Data    any
 }
+
+// refresher is page data that asks to be reloaded while it changes.
+type refresher interface{ RefreshSeconds() int }
 
 // page wraps a handler that returns a template name and its data.
 func (s *Server) page(fn func(w http.ResponseWriter, r *http.Request) (string, string, any, error)) http.HandlerFunc {
@@ -106,6 +114,9 @@ func (s *Server) page(fn func(w http.ResponseWriter, r *http.Request) (string, s
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
 	var buf bytes.Buffer
 	v := view{Title: title, CSRF: s.csrfToken(w, r), RiverUI: s.RiverUI != nil, Version: s.Version, Signed: s.EvidenceKey != nil, Data: data}
+	if rf, ok := data.(refresher); ok {
+		v.Refresh = rf.RefreshSeconds()
+	}
 	if err := pages[name].Execute(&buf, v); err != nil {
 		s.Logger.Error("render", "page", name, "error", err.Error())
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -176,7 +187,45 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) (string, strin
 		return 3
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rank(rows[i]) < rank(rows[j]) })
-	return "overview", "Restore drills", rows, nil
+	note, err := s.workerNote(r.Context())
+	if err != nil {
+		return "", "", nil, err
+	}
+	return "overview", "Restore drills", overviewData{Rows: rows, WorkerNote: note}, nil
+}
+
+type overviewData struct {
+	Rows []drillRow
+	// WorkerNote warns that scheduled drills exist but no worker runs them.
+	WorkerNote string
+}
+
+// workerSilence is how long without a sign of a worker before the
+// overview says none runs: a worker checks for stale runs every few seconds.
+const workerSilence = 5 * time.Minute
+
+// workerNote says when drills are scheduled but no worker has been seen.
+func (s *Server) workerNote(ctx context.Context) (string, error) {
+	scheduled := 0
+	for _, d := range s.Config.Drills {
+		if d.Schedule != "" {
+			scheduled++
+		}
+	}
+	if scheduled == 0 {
+		return "", nil
+	}
+	seen, err := s.Store.LastWorkerSeen(ctx)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case seen == nil:
+		return fmt.Sprintf("No worker has been seen: %d scheduled drill(s) will not run until `drill worker` runs against this state database.", scheduled), nil
+	case s.Now().Sub(*seen) > workerSilence:
+		return fmt.Sprintf("No worker has been seen for %s: scheduled drills do not run while none does (start `drill worker`).", drills.HumanDuration(s.Now().Sub(*seen).Round(time.Minute))), nil
+	}
+	return "", nil
 }
 
 const pageSize = 50
@@ -222,6 +271,32 @@ func (s *Server) drillPage(w http.ResponseWriter, r *http.Request) (string, stri
 type runPageData struct {
 	Run      *drills.Run
 	Timeline template.HTML
+	// SQL is what each check runs, by check name.
+	SQL map[string]string
+	// LogTail is the end of what the restore programs printed.
+	LogTail string
+	// SignoffAs is who a sign-off from this request is recorded as, when
+	// the server knows (basic auth, a trusted proxy); else the form asks.
+	SignoffAs string
+}
+
+// RefreshSeconds reloads the page of a run in progress every 5 seconds.
+func (d runPageData) RefreshSeconds() int {
+	if d.Run.FinishedAt == nil {
+		return 5
+	}
+	return 0
+}
+
+// logTailLines is how much of the restore log the run page shows.
+const logTailLines = 40
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("[… %d lines above; the whole log is in the evidence bundle …]", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (s *Server) runPage(w http.ResponseWriter, r *http.Request) (string, string, any, error) {
@@ -236,7 +311,20 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) (string, string
 	if err != nil {
 		return "", "", nil, err
 	}
-	return "run", fmt.Sprintf("Run %d of %s", run.ID, run.Drill), runPageData{Run: run, Timeline: timeline(run)}, nil
+	d := runPageData{Run: run, Timeline: timeline(run), SQL: map[string]string{}, SignoffAs: s.knownPerson(r)}
+	for _, c := range run.Policy.Checks {
+		name := c.Name
+		if name == "" {
+			name = c.DefaultName()
+		}
+		d.SQL[name] = c.SQLText()
+	}
+	log, err := s.Store.RestoreLog(r.Context(), id)
+	if err != nil {
+		return "", "", nil, err
+	}
+	d.LogTail = tailLines(log, logTailLines)
+	return "run", fmt.Sprintf("Run %d of %s", run.ID, run.Drill), d, nil
 }
 
 type scheduleRow struct {
@@ -301,4 +389,48 @@ func (s *Server) runNow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, fmt.Sprintf("/runs/%d", run.ID), http.StatusSeeOther)
+}
+
+// signoff records a review or corrective note from the run page's form.
+// The signer is the person the server knows (a trusted proxy's user, the
+// basic-auth user); else the name typed in the form, marked as typed.
+func (s *Server) signoff(w http.ResponseWriter, r *http.Request) {
+	if !s.validCSRF(r) {
+		http.Error(w, "forbidden: missing or invalid CSRF token; reload the page and try again", http.StatusForbidden)
+		return
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.errorPage(w, r, notFound("no run %q", r.PathValue("id")))
+		return
+	}
+	kind := r.PostFormValue("kind")
+	note := strings.TrimSpace(r.PostFormValue("note"))
+	by := s.knownPerson(r)
+	if by == "" {
+		if typed := strings.TrimSpace(r.PostFormValue("by")); typed != "" {
+			by = typed + " (name typed on the web page from " + r.RemoteAddr + ")"
+		}
+	}
+	switch {
+	case kind != drills.SignoffReview && kind != drills.SignoffCorrective:
+		s.errorPage(w, r, &httpError{http.StatusBadRequest, "kind must be review or corrective"})
+		return
+	case note == "" || len(note) > 2000:
+		s.errorPage(w, r, &httpError{http.StatusBadRequest, "a sign-off needs a note (at most 2000 characters): what was reviewed, or what was corrected"})
+		return
+	case by == "" || len(by) > 300:
+		s.errorPage(w, r, &httpError{http.StatusBadRequest, "a sign-off needs the name of who signs"})
+		return
+	}
+	_, err = s.Store.AddSignoff(r.Context(), id, drills.Signoff{Kind: kind, SignedBy: by, Note: note, SignedAt: s.Now()})
+	if errors.Is(err, drills.ErrRunNotFound) {
+		s.errorPage(w, r, notFound("no run %d", id))
+		return
+	}
+	if err != nil {
+		s.errorPage(w, r, &httpError{http.StatusConflict, err.Error()})
+		return
+	}
+	http.Redirect(w, r, fmt.Sprintf("/runs/%d#signoffs", id), http.StatusSeeOther)
 }

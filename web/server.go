@@ -64,6 +64,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /drills/{name}", s.page(s.drillPage))
 	mux.HandleFunc("POST /drills/{name}/run", s.runNow)
 	mux.HandleFunc("GET /runs/{id}", s.page(s.runPage))
+	mux.HandleFunc("POST /runs/{id}/signoff", s.signoff)
 	mux.HandleFunc("GET /schedule", s.page(s.schedulePage))
 	mux.HandleFunc("GET /evidence.zip", s.evidence)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(staticFS)))
@@ -144,10 +145,24 @@ func (s *Server) who(r *http.Request, how string) string {
 			return u
 		}
 	}
-	if u, _, ok := r.BasicAuth(); ok && s.Token != "" && strings.TrimSpace(u) != "" && len(u) <= 200 {
+	if u := s.knownPerson(r); u != "" {
 		return u + " (" + how + ")"
 	}
 	return how + "@" + r.RemoteAddr
+}
+
+// knownPerson is the person the request comes from when the server knows:
+// a trusted proxy's user, or the basic-auth user; else "".
+func (s *Server) knownPerson(r *http.Request) string {
+	if h := s.TrustedUserHeader; h != "" {
+		if u := strings.TrimSpace(r.Header.Get(h)); u != "" && len(u) <= 200 {
+			return u
+		}
+	}
+	if u, _, ok := r.BasicAuth(); ok && s.Token != "" && strings.TrimSpace(u) != "" && len(u) <= 200 {
+		return u
+	}
+	return ""
 }
 
 // LoopbackHost reports whether a Host header (with or without a port)

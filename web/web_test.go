@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 
 	"drill/drills"
 	"drill/drills/drilltest"
+	"drill/drills/evidence"
 	"drill/drills/statedb"
 	"drill/jobs"
 	"drill/web"
@@ -525,4 +528,119 @@ func TestRunsRecordThePerson(t *testing.T) {
 	if len(who) != 2 || who[0] != "dana@example.com" || who[1] != "dana (api)" {
 		t.Fatalf("recorded %q", who)
 	}
+}
+
+// A sign-off made on the run page (CSRF-protected like Run now) shows on
+// the page and goes into the evidence bundle with the signer's name: the
+// basic-auth user when there is one, else the name typed, marked as typed.
+func TestSignoffForm(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "s3cret")
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	id := b.ids["orders"]
+	runURL := fmt.Sprintf("%s/runs/%d", b.server.URL, id)
+	authed := func(method, u string, form url.Values) (int, string) {
+		t.Helper()
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, _ := http.NewRequest(method, u, body)
+		req.SetBasicAuth("Dana Lee", "s3cret")
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	_, page := authed("GET", runURL, nil)
+	if !strings.Contains(page, "signing as <strong>Dana Lee</strong>") || strings.Contains(page, `name="by"`) {
+		t.Fatalf("the form does not sign as the basic-auth user:\n%s", page)
+	}
+	m := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF token in the sign-off form")
+	}
+	if code, _ := authed("POST", runURL+"/signoff", url.Values{"kind": {"review"}, "note": {"looked fine"}}); code != http.StatusForbidden {
+		t.Fatalf("sign-off without a CSRF token: %d, want 403", code)
+	}
+	if code, _ := authed("POST", runURL+"/signoff", url.Values{"csrf_token": {m[1]}, "kind": {"review"}, "note": {" "}}); code != http.StatusBadRequest {
+		t.Fatalf("sign-off without a note: %d, want 400", code)
+	}
+	code, page := authed("POST", runURL+"/signoff", url.Values{"csrf_token": {m[1]}, "kind": {"review"}, "note": {"Q3 drill reviewed <ok>"}, "by": {"Mallory"}})
+	if code != http.StatusOK || !strings.Contains(page, "Q3 drill reviewed &lt;ok&gt;") || !strings.Contains(page, "Dana Lee") || strings.Contains(page, "Mallory") {
+		t.Fatalf("after signing off: %d\n%s", code, page)
+	}
+	run, err := b.store.Run(context.Background(), id)
+	if err != nil || len(run.Signoffs) != 1 || run.Signoffs[0].SignedBy != "Dana Lee" {
+		t.Fatalf("recorded sign-offs: %+v %v", run.Signoffs, err)
+	}
+	var buf bytes.Buffer
+	if _, err := evidence.Export(context.Background(), b.store, &buf, evidence.ExportOpts{Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(unzipAll(t, buf.Bytes()), "Dana Lee") {
+		t.Error("the sign-off is not in the evidence bundle")
+	}
+}
+
+func unzipAll(t *testing.T, b []byte) string {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, f := range zr.File {
+		rc, _ := f.Open()
+		data, _ := io.ReadAll(rc)
+		rc.Close()
+		all.Write(data)
+	}
+	return all.String()
+}
+
+// A run in progress reloads itself (no JavaScript); the overview says
+// when scheduled drills exist but no worker has been seen.
+func TestLiveRunPageAndWorkerNote(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	_, page, _ := get(t, c, b.server.URL+"/")
+	if !strings.Contains(page, "No worker has been seen") {
+		t.Errorf("the overview does not say no worker runs the scheduled drills")
+	}
+	_, page, _ = get(t, c, fmt.Sprintf("%s/runs/%d", b.server.URL, b.ids["orders"]))
+	if strings.Contains(page, `http-equiv="refresh"`) {
+		t.Error("a finished run's page reloads itself")
+	}
+	if !strings.Contains(page, "<summary>SQL</summary><code>select count(*) from orders where total &lt; 0</code>") {
+		t.Errorf("the run page does not show the check's SQL")
+	}
+	resp, err := c.PostForm(b.server.URL+"/drills/adhoc/run", url.Values{"csrf_token": {csrfOf(t, c, b.server.URL+"/drills/adhoc")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `<meta http-equiv="refresh" content="5">`) || !strings.Contains(string(body), "No check has finished yet") {
+		t.Errorf("a queued run's page does not reload itself:\n%s", body)
+	}
+}
+
+func csrfOf(t *testing.T, c *http.Client, u string) string {
+	t.Helper()
+	_, page, _ := get(t, c, u)
+	m := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on %s", u)
+	}
+	return m[1]
 }

@@ -216,3 +216,23 @@ func (s *Store) ClearWaiting(ctx context.Context, runID int64, at time.Time) err
 func (s *Store) SetJob(ctx context.Context, runID, jobID int64) error {
 	return s.exec(ctx, "job", `update drill_runs set job_id = $2 where id = $1`, runID, jobID)
 }
+
+// RestoreLog returns what the restore programs printed in a run ("" when
+// nothing was recorded).
+func (s *Store) RestoreLog(ctx context.Context, runID int64) (string, error) {
+	var log *string
+	err := s.Pool.QueryRow(ctx, `select restore_log from drill_runs where id = $1`, runID).Scan(&log)
+	if err != nil || log == nil {
+		return "", err
+	}
+	return *log, nil
+}
+
+// LastWorkerSeen is when a worker last finished one of its periodic jobs
+// (the stale-run check, every few seconds; the sweep): nil when none ever
+// did, or river's completed jobs were cleaned since.
+func (s *Store) LastWorkerSeen(ctx context.Context) (*time.Time, error) {
+	var at *time.Time
+	err := s.Pool.QueryRow(ctx, `select max(finalized_at) from river_job where kind in ('drill_stale_check', 'drill_sweep') and state = 'completed'`).Scan(&at)
+	return at, err
+}
