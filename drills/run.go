@@ -202,3 +202,20 @@ func (p PhaseRecord) Duration() time.Duration {
 	}
 	return p.FinishedAt.Sub(p.StartedAt)
 }
+
+// RestoredAfter is the time from the run's start to a restored copy (the
+// end of a restore phase that succeeded), or nil. When a check fails
+// there is no verified copy and no RTO, but this says how long the
+// restore itself took.
+func (r *Run) RestoredAfter() *time.Duration {
+	if r.StartedAt == nil {
+		return nil
+	}
+	for _, p := range r.Phases {
+		if p.Name == PhaseRestore && p.FinishedAt != nil && p.Error == "" {
+			d := p.FinishedAt.Sub(*r.StartedAt)
+			return &d
+		}
+	}
+	return nil
+}

@@ -306,3 +306,21 @@ func countCalls(m *memRecorder, name string) int {
 	}
 	return n
 }
+
+// A run whose check failed has no RTO, but says when a restored copy was there.
+func TestRestoredAfter(t *testing.T) {
+	start := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
+	at := func(s int) *time.Time { v := start.Add(time.Duration(s) * time.Second); return &v }
+	r := &drills.Run{StartedAt: &start, Phases: []drills.PhaseRecord{
+		{Name: drills.PhaseLocate, StartedAt: start, FinishedAt: at(1)},
+		{Name: drills.PhaseRestore, StartedAt: *at(1), FinishedAt: at(3)},
+		{Name: drills.PhaseVerify, StartedAt: *at(3), FinishedAt: at(4), Error: "1 of 1 checks failed"},
+	}}
+	if d := r.RestoredAfter(); d == nil || *d != 3*time.Second {
+		t.Fatalf("restored after %v, want 3s", d)
+	}
+	r.Phases[1].Error = "restore failed"
+	if d := r.RestoredAfter(); d != nil {
+		t.Fatalf("a failed restore gave a restored copy after %v", *d)
+	}
+}

@@ -12,19 +12,25 @@ import (
 )
 
 // trendChart draws one measure (RTO or RPO) of the last runs as an inline
-// SVG line chart, with the objective as a dashed line. Failed runs are red
-// dots. Every number is computed here; the only text is escaped.
+// SVG line chart over time, scaled to the data: the objective is a dashed
+// line when it is within twice the largest value, else a note that it is
+// above the chart. Failed runs are red dots. Every number is computed
+// here; the only text is escaped.
 func trendChart(title string, points []statedb.RunPoint, pick func(statedb.RunPoint) *time.Duration, objective time.Duration) template.HTML {
 	const w, h, left, right, top, bottom = 640.0, 190.0, 56.0, 12.0, 22.0, 26.0
 	var vals []float64
 	var idx []int
-	maxV := objective.Seconds()
+	maxV := 0.0
 	for i, p := range points {
 		if d := pick(p); d != nil {
 			vals = append(vals, d.Seconds())
 			idx = append(idx, i)
 			maxV = max(maxV, d.Seconds())
 		}
+	}
+	objectiveShown := objective > 0 && objective.Seconds() <= 2*maxV
+	if objectiveShown {
+		maxV = max(maxV, objective.Seconds())
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %.0f %.0f" role="img" aria-label="%s">`, w, h, html.EscapeString(title))
@@ -37,11 +43,14 @@ func trendChart(title string, points []statedb.RunPoint, pick func(statedb.RunPo
 	if maxV <= 0 {
 		maxV = 1
 	}
+	// Runs sit at their start times.
+	t0, t1 := points[0].StartedAt, points[len(points)-1].StartedAt
+	span := t1.Sub(t0).Seconds()
 	x := func(i int) float64 {
-		if len(points) == 1 {
+		if span <= 0 {
 			return left + (w-left-right)/2
 		}
-		return left + float64(i)*(w-left-right)/float64(len(points)-1)
+		return left + (w-left-right)*points[i].StartedAt.Sub(t0).Seconds()/span
 	}
 	y := func(v float64) float64 { return top + (h-top-bottom)*(1-v/maxV) }
 	// axes and scale
@@ -51,7 +60,10 @@ func trendChart(title string, points []statedb.RunPoint, pick func(statedb.RunPo
 		fmt.Fprintf(&b, `<text class="tick" x="%.0f" y="%.1f" text-anchor="end">%s</text>`, left-6, y(v)+4, drills.HumanDuration(time.Duration(v*float64(time.Second))))
 		fmt.Fprintf(&b, `<line class="grid" x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f"/>`, left, y(v), w-right, y(v))
 	}
-	if objective > 0 {
+	if objective > 0 && !objectiveShown {
+		fmt.Fprintf(&b, `<text class="objective-label" x="%.0f" y="15" text-anchor="end">objective %s: far above every run</text>`, w-right, drills.HumanDuration(objective))
+	}
+	if objectiveShown {
 		oy := y(objective.Seconds())
 		fmt.Fprintf(&b, `<line class="objective" x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f"/>`, left, oy, w-right, oy)
 		fmt.Fprintf(&b, `<text class="objective-label" x="%.0f" y="%.1f" text-anchor="end">objective %s</text>`, w-right, oy-4, drills.HumanDuration(objective))
@@ -73,9 +85,17 @@ func trendChart(title string, points []statedb.RunPoint, pick func(statedb.RunPo
 		fmt.Fprintf(&b, `<circle class="%s" cx="%.1f" cy="%.1f" r="4"><title>run %d, %s: %s</title></circle>`,
 			class, x(idx[k]), y(v), p.ID, p.StartedAt.UTC().Format("2006-01-02"), drills.HumanDuration(time.Duration(v*float64(time.Second))))
 	}
-	first, last := points[0].StartedAt.UTC().Format("2006-01-02"), points[len(points)-1].StartedAt.UTC().Format("2006-01-02")
+	layout := "2006-01-02"
+	if span < 2*86400 {
+		layout = "01-02 15:04"
+	}
+	first, last := t0.UTC().Format(layout), t1.UTC().Format(layout)
 	fmt.Fprintf(&b, `<text class="tick" x="%.0f" y="%.0f">%s</text><text class="tick" x="%.0f" y="%.0f" text-anchor="end">%s</text>`,
 		left, h-6, first, w-right, h-6, last)
+	if span > 0 {
+		mid := t0.Add(time.Duration(span/2) * time.Second).UTC().Format(layout)
+		fmt.Fprintf(&b, `<text class="tick" x="%.0f" y="%.0f" text-anchor="middle">%s</text>`, left+(w-left-right)/2, h-6, mid)
+	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }

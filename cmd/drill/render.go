@@ -143,7 +143,11 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 	if r.Error != "" {
 		fmt.Fprintf(w, "  error:   %s\n", r.Error)
 	}
-	fmt.Fprintf(w, "  RTO:     %s\n", measure(r.RTO, r.Objectives.RTO, r.RTOMet))
+	rto := measure(r.RTO, r.Objectives.RTO, r.RTOMet)
+	if d := r.RestoredAfter(); r.RTO == nil && d != nil {
+		rto += "; a restored copy after " + dur(*d) + ", not verified"
+	}
+	fmt.Fprintf(w, "  RTO:     %s\n", rto)
 	fmt.Fprintf(w, "  RPO:     %s\n", measure(r.RPO, r.Objectives.RPO, r.RPOMet))
 	if r.DataRPO != nil {
 		fmt.Fprintf(w, "  data RPO: %s (drill start − newest row)\n", dur(*r.DataRPO))
