@@ -30,6 +30,9 @@ const (
 // Config configures the workers of one process.
 type Config struct {
 	Drills *drills.Config
+	// Live, when set, is the config in force, replaced on reload; Drills
+	// is then the config the process started with.
+	Live *drills.LiveConfig
 	Store  *statedb.Store
 	Logger *slog.Logger
 	// Concurrency is how many drills this process runs at once (default 2).
@@ -45,6 +48,14 @@ type Config struct {
 	HTTPClient HTTPDoer
 	// Backends builds a drill's Source and Target (default backends.For).
 	Backends func(ctx context.Context, spec *drills.Spec) (drills.Source, drills.Target, error)
+}
+
+// drills is the config in force.
+func (c *Config) drills() *drills.Config {
+	if c.Live != nil {
+		return c.Live.Get()
+	}
+	return c.Drills
 }
 
 func (c *Config) defaults() {

@@ -51,7 +51,7 @@ func (w *notifyWorker) NextRetry(job *river.Job[NotifyArgs]) time.Time {
 func (w *notifyWorker) Timeout(*river.Job[NotifyArgs]) time.Duration { return time.Minute }
 
 func (w *notifyWorker) Work(ctx context.Context, job *river.Job[NotifyArgs]) error {
-	spec := w.cfg.Drills.Drill(job.Args.Drill)
+	spec := w.cfg.drills().Drill(job.Args.Drill)
 	if spec == nil || job.Args.Webhook >= len(spec.Notify) {
 		return river.JobCancel(fmt.Errorf("webhook %d of drill %q is no longer configured", job.Args.Webhook, job.Args.Drill))
 	}
@@ -95,7 +95,7 @@ func (w *notifyWorker) payload(ctx context.Context, spec *drills.Spec, a NotifyA
 		p.Run = &j
 		p.Text = fmt.Sprintf(":rotating_light: Restore drill *%s* failed (run %d, %s): %s", spec.Name, run.ID, run.Reason, run.Error)
 	case EventOverdue:
-		st, err := ScheduleStatuses(ctx, w.cfg.Store, &drills.Config{Drills: []*drills.Spec{spec}, OverdueGrace: w.cfg.Drills.OverdueGrace}, w.cfg.Now())
+		st, err := ScheduleStatuses(ctx, w.cfg.Store, &drills.Config{Drills: []*drills.Spec{spec}, OverdueGrace: w.cfg.drills().OverdueGrace}, w.cfg.Now())
 		if err != nil {
 			return p, err
 		}

@@ -57,7 +57,7 @@ func (w *runWorker) backendsFor(ctx context.Context, spec *drills.Spec) (drills.
 // Timeout is the drill's own timeout plus time for teardown: the runner
 // enforces the drill's deadline itself and then tears down.
 func (w *runWorker) Timeout(job *river.Job[RunDrillArgs]) time.Duration {
-	if spec := w.cfg.Drills.Drill(job.Args.Drill); spec != nil {
+	if spec := w.cfg.drills().Drill(job.Args.Drill); spec != nil {
 		return spec.Timeout + teardownSlack
 	}
 	return teardownSlack
@@ -67,11 +67,11 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunDrillArgs]) erro
 	args := job.Args
 	log := w.cfg.Logger.With("component", "worker", "drill", args.Drill, "job_id", job.ID)
 	store := w.cfg.Store
-	spec := w.cfg.Drills.Drill(args.Drill)
+	spec := w.cfg.drills().Drill(args.Drill)
 	if spec == nil {
 		if args.RunID != 0 {
 			_, _ = store.FailUnfinished(ctx, args.RunID, drills.ReasonLocateFailed,
-				fmt.Sprintf("drill %q is not in this worker's config %s", args.Drill, w.cfg.Drills.Path), w.cfg.Now())
+				fmt.Sprintf("drill %q is not in this worker's config %s", args.Drill, w.cfg.drills().Path), w.cfg.Now())
 		}
 		return river.JobCancel(fmt.Errorf("drill %q is not in the config", args.Drill))
 	}
@@ -129,7 +129,7 @@ func (w *runWorker) runOf(ctx context.Context, job *river.Job[RunDrillArgs], spe
 	if run, err := store.RunByJob(ctx, job.ID); run != nil || err != nil {
 		return run, err
 	}
-	run, err := store.CreateRun(ctx, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, w.cfg.Drills.Path, Version),
+	run, err := store.CreateRun(ctx, drills.CreateRunParams{Spec: spec, Policy: drills.PolicyOf(spec, w.cfg.drills().Path, Version),
 		Status: drills.StatusQueued, Trigger: job.Args.Trigger, TriggeredBy: "schedule@" + workerName()})
 	if errors.Is(err, drills.ErrDrillBusy) {
 		w.cfg.Logger.Warn("scheduled run skipped: the drill is still running", "drill", spec.Name, "error", err.Error())

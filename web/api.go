@@ -50,7 +50,7 @@ func secondsJSON(d time.Duration) *float64 {
 }
 
 func (s *Server) apiDrills(w http.ResponseWriter, r *http.Request) {
-	statuses, err := jobs.ScheduleStatuses(r.Context(), s.Store, s.Config, s.Now())
+	statuses, err := jobs.ScheduleStatuses(r.Context(), s.Store, s.config(), s.Now())
 	if err != nil {
 		s.Logger.Error("api drills", "error", err.Error())
 		apiError(w, http.StatusInternalServerError, "state database error")
@@ -58,7 +58,7 @@ func (s *Server) apiDrills(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]drillJSON, 0, len(statuses))
 	for _, st := range statuses {
-		spec := s.Config.Drill(st.Drill)
+		spec := s.config().Drill(st.Drill)
 		d := drillJSON{Name: st.Drill, Schedule: st.Schedule, NextRunAt: drills.OptRFC3339(st.NextRunAt), LastSuccessAt: drills.OptRFC3339(st.LastSuccessAt), Overdue: st.Overdue}
 		d.Objectives.RTOSeconds, d.Objectives.RPOSeconds = secondsJSON(spec.Objectives.RTO), secondsJSON(spec.Objectives.RPO)
 		if st.LastRun != nil {
@@ -114,7 +114,7 @@ func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
 
 // apiEnqueue queues a run: 201 with {id, drill, status}, 409 while one is queued or running.
 func (s *Server) apiEnqueue(w http.ResponseWriter, r *http.Request) {
-	spec := s.Config.Drill(r.PathValue("name"))
+	spec := s.config().Drill(r.PathValue("name"))
 	if spec == nil {
 		apiError(w, http.StatusNotFound, fmt.Sprintf("no drill named %q", r.PathValue("name")))
 		return

@@ -48,7 +48,7 @@ func (m *businessMetrics) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	statuses, err := jobs.ScheduleStatuses(ctx, m.s.Store, m.s.Config, m.s.Now())
+	statuses, err := jobs.ScheduleStatuses(ctx, m.s.Store, m.s.config(), m.s.Now())
 	if err != nil {
 		gauge(m.up, 0)
 		return

@@ -165,13 +165,13 @@ type drillRow struct {
 func (d drillRow) Failing() bool { return d.Last != nil && d.Last.Status == drills.StatusFailed }
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) (string, string, any, error) {
-	statuses, err := jobs.ScheduleStatuses(r.Context(), s.Store, s.Config, s.Now())
+	statuses, err := jobs.ScheduleStatuses(r.Context(), s.Store, s.config(), s.Now())
 	if err != nil {
 		return "", "", nil, err
 	}
 	rows := make([]drillRow, 0, len(statuses))
 	for _, st := range statuses {
-		spec := s.Config.Drill(st.Drill)
+		spec := s.config().Drill(st.Drill)
 		rows = append(rows, drillRow{Name: st.Drill, Schedule: st.Schedule, Last: st.LastRun, NextRunAt: st.NextRunAt,
 			LastSuccessAt: st.LastSuccessAt, Overdue: st.Overdue, Objectives: spec.Objectives})
 	}
@@ -207,7 +207,7 @@ const workerSilence = 5 * time.Minute
 // workerNote says when drills are scheduled but no worker has been seen.
 func (s *Server) workerNote(ctx context.Context) (string, error) {
 	scheduled := 0
-	for _, d := range s.Config.Drills {
+	for _, d := range s.config().Drills {
 		if d.Schedule != "" {
 			scheduled++
 		}
@@ -241,7 +241,7 @@ type drillPageData struct {
 }
 
 func (s *Server) drillPage(w http.ResponseWriter, r *http.Request) (string, string, any, error) {
-	spec := s.Config.Drill(r.PathValue("name"))
+	spec := s.config().Drill(r.PathValue("name"))
 	if spec == nil {
 		return "", "", nil, notFound("no drill named %q", r.PathValue("name"))
 	}
@@ -340,7 +340,7 @@ func (s *Server) schedulePage(w http.ResponseWriter, r *http.Request) (string, s
 	now := s.Now()
 	yearOut := now.AddDate(1, 0, 0)
 	var rows []scheduleRow
-	for _, d := range s.Config.Drills {
+	for _, d := range s.config().Drills {
 		if d.Schedule == "" {
 			continue
 		}
@@ -370,7 +370,7 @@ func (s *Server) runNow(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "forbidden: missing or invalid CSRF token; reload the page and try again", http.StatusForbidden)
 		return
 	}
-	spec := s.Config.Drill(r.PathValue("name"))
+	spec := s.config().Drill(r.PathValue("name"))
 	if spec == nil {
 		s.errorPage(w, r, notFound("no drill named %q", r.PathValue("name")))
 		return

@@ -26,6 +26,9 @@ import (
 type Server struct {
 	Store  *statedb.Store
 	Config *drills.Config
+	// Live, when set, is the config in force (serve reloads it); Config
+	// is then unused.
+	Live *drills.LiveConfig
 	Logger *slog.Logger
 	// Enqueue queues a run of a drill (Run now, the API). Nil disables both.
 	Enqueue func(ctx context.Context, spec *drills.Spec, trigger, who string) (*drills.Run, error)
@@ -149,6 +152,14 @@ func (s *Server) who(r *http.Request, how string) string {
 		return u + " (" + how + ")"
 	}
 	return how + "@" + r.RemoteAddr
+}
+
+// config is the config in force.
+func (s *Server) config() *drills.Config {
+	if s.Live != nil {
+		return s.Live.Get()
+	}
+	return s.Config
 }
 
 // knownPerson is the person the request comes from when the server knows:

@@ -170,7 +170,9 @@ func whoAmI() string {
 // session is what most commands start with: the config, the logger and
 // the state database.
 type session struct {
-	cfg   *drills.Config
+	cfg *drills.Config
+	// live is cfg as a long-running command reloads it.
+	live  *drills.LiveConfig
 	log   *slog.Logger
 	store *statedb.Store
 	close func()
@@ -204,7 +206,11 @@ func (g *globalOpts) open(ctx context.Context, so sessionOpts) (*session, error)
 	if err != nil {
 		return nil, err
 	}
-	return &session{cfg: cfg, log: log, store: store, close: closeStore}, nil
+	sess := &session{cfg: cfg, log: log, store: store, close: closeStore}
+	if cfg != nil {
+		sess.live = drills.NewLiveConfig(cfg)
+	}
+	return sess, nil
 }
 
 // writeJSON prints v as indented JSON.

@@ -591,3 +591,57 @@ func watchPhase(r io.Reader, phase string, fn func()) {
 		_, _ = io.Copy(io.Discard, r)
 	}()
 }
+
+// serve picks up a drill added to its config without a restart: when the
+// file changes, and on SIGHUP; a broken config is refused and the one in
+// force stays. A run of the new drill, queued from the web, runs under
+// serve's own workers.
+func TestServeReloadsConfig(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(b.backups, "shop.dump"))
+	port := freePort(t)
+	p := start(t, b.env, "serve", "--addr", "127.0.0.1:"+port)
+	status := func(path string) int {
+		resp, err := http.Get("http://127.0.0.1:" + port + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	drilltest.WaitFor(t, 30*time.Second, "serve", func() bool { return status("/drills/shop") == 200 })
+	if code := status("/drills/copy"); code != 404 {
+		t.Fatalf("/drills/copy before it is configured: %d", code)
+	}
+	good := readFile(t, b.config)
+	withCopy := good + strings.Replace(good[strings.Index(good, "  - name: shop"):], "name: shop", "name: copy", 1)
+	if err := os.WriteFile(b.config, []byte(withCopy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	drilltest.WaitFor(t, 20*time.Second, "the new drill's page", func() bool { return status("/drills/copy") == 200 })
+	resp, err := http.Post("http://127.0.0.1:"+port+"/api/drills/copy/runs", "application/json", nil)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("API enqueue of the new drill: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	db := stateDB(t, b.env)
+	drilltest.WaitFor(t, time.Minute, "the new drill's run to pass under serve's workers", func() bool {
+		rs := runs(t, db)
+		return len(rs) == 1 && rs[0].status == "passed"
+	})
+	if err := os.WriteFile(b.config, []byte(withCopy+"  - name: Bad Name\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	drilltest.WaitFor(t, 20*time.Second, "the broken config to be refused", func() bool { return strings.Contains(p.log(), "config not reloaded") })
+	if code := status("/drills/copy"); code != 200 {
+		t.Fatalf("after a broken config: /drills/copy %d, want the config in force kept", code)
+	}
+	// SIGHUP, with the file's time and size unchanged since the last look.
+	if err := os.WriteFile(b.config, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	drilltest.WaitFor(t, 20*time.Second, "the drill removed again", func() bool { return status("/drills/copy") == 404 })
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	drilltest.WaitFor(t, 20*time.Second, "a reload on SIGHUP", func() bool { return strings.Count(p.log(), `"why":"SIGHUP"`) == 1 })
+}

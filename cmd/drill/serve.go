@@ -96,10 +96,10 @@ func runServe(ctx context.Context, o *serveOpts) error {
 	if err := ui.Start(ctx); err != nil {
 		return withCode(exitUnavailable, fmt.Errorf("river UI: %w", err))
 	}
-	srv := &web.Server{Store: s.store, Config: s.cfg, Logger: s.log.With("component", "web"), Token: token, EvidenceKey: key, TrustedUserHeader: o.userHeader,
+	srv := &web.Server{Store: s.store, Live: s.live, Logger: s.log.With("component", "web"), Token: token, EvidenceKey: key, TrustedUserHeader: o.userHeader,
 		RiverUI: ui, Version: version,
 		Enqueue: func(ctx context.Context, spec *drills.Spec, trigger, who string) (*drills.Run, error) {
-			return jobs.Enqueue(ctx, s.store, client, spec, drills.PolicyOf(spec, s.cfg.Path, version), trigger, who)
+			return jobs.Enqueue(ctx, s.store, client, spec, drills.PolicyOf(spec, s.live.Get().Path, version), trigger, who)
 		}}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
@@ -117,6 +117,11 @@ func runServe(ctx context.Context, o *serveOpts) error {
 	url := "http://" + ln.Addr().String() + "/"
 	s.log.Info("serving", "url", url, "workers", !o.noWorker, "auth", token != "")
 	fmt.Fprintf(os.Stderr, "drill: open %s in a browser (Ctrl-C to stop)\n", url)
+	var applied func(*drills.Config)
+	if !o.noWorker {
+		applied = reschedule(client, &o.workerOpts, s.log)
+	}
+	go watchConfig(ctx, s.live, s.log, applied)
 
 	select {
 	case <-ctx.Done():

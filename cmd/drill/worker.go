@@ -65,7 +65,7 @@ func (o *workerOpts) validate() error {
 
 // jobsConfig is the workers' configuration for a session.
 func (o *workerOpts) jobsConfig(s *session) jobs.Config {
-	return jobs.Config{Drills: s.cfg, Store: s.store, Logger: s.log, Concurrency: o.concurrency, SweepEvery: o.sweepEvery, StaleAfter: o.staleAfter}
+	return jobs.Config{Drills: s.cfg, Live: s.live, Store: s.store, Logger: s.log, Concurrency: o.concurrency, SweepEvery: o.sweepEvery, StaleAfter: o.staleAfter}
 }
 
 func runWorker(ctx context.Context, o *workerOpts) error {
@@ -95,7 +95,7 @@ func runWorker(ctx context.Context, o *workerOpts) error {
 		}
 	}
 	log.Info("worker started", "drills", len(cfg.Drills), "scheduled", scheduled, "concurrency", o.concurrency)
-	<-ctx.Done()
+	watchConfig(ctx, s.live, log, reschedule(client, o, log))
 	return stopWorkers(client, o.grace, log)
 }
 
