@@ -32,7 +32,7 @@ type Config struct {
 	Drills *drills.Config
 	// Live, when set, is the config in force, replaced on reload; Drills
 	// is then the config the process started with.
-	Live *drills.LiveConfig
+	Live   *drills.LiveConfig
 	Store  *statedb.Store
 	Logger *slog.Logger
 	// Concurrency is how many drills this process runs at once (default 2).

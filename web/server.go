@@ -28,7 +28,7 @@ type Server struct {
 	Config *drills.Config
 	// Live, when set, is the config in force (serve reloads it); Config
 	// is then unused.
-	Live *drills.LiveConfig
+	Live   *drills.LiveConfig
 	Logger *slog.Logger
 	// Enqueue queues a run of a drill (Run now, the API). Nil disables both.
 	Enqueue func(ctx context.Context, spec *drills.Spec, trigger, who string) (*drills.Run, error)
