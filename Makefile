@@ -50,7 +50,8 @@ demo-rds: ## run a real RDS drill against the RDS API emulator (no AWS account n
 	bash examples/demo/demo-rds.sh
 
 .PHONY: lint
-lint: ## go vet + staticcheck + go mod tidy check
+lint: ## gofmt + go vet + staticcheck + go mod tidy check
+	@test -z "$$(gofmt -l .)" || { echo "gofmt -l: these files need gofmt -w:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	$(GO) mod tidy -diff

@@ -81,6 +81,9 @@ type RunParams struct {
 	// for KeepFor (default DefaultKeep); then the sweeper removes it.
 	Keep    bool
 	KeepFor time.Duration
+	// Inspect, when set, looks at the restored database (read-only, as
+	// checks do) after the checks, before teardown (drill init).
+	Inspect func(ctx context.Context, dsn string, b Backup) error
 }
 
 // ErrStore wraps failures to write the run record: the drill could not be
@@ -486,6 +489,11 @@ func (e *execution) verify(ctx context.Context, progress Progress) *failure {
 	}
 	e.run.Tables = opts.Inventory.Tables
 	e.record(e.Store.SetTables(ctx, e.run.ID, e.run.Tables))
+	if e.p.Inspect != nil {
+		if err := e.p.Inspect(ctx, e.inst.DSN, e.backup); err != nil {
+			return &failure{reason: ReasonVerifyFailed, err: fmt.Errorf("inspect the restored database: %w", err)}
+		}
+	}
 	if failed > 0 {
 		return &failure{reason: ReasonCheckFailed, err: fmt.Errorf("%d of %d checks failed", failed, len(e.p.Spec.Checks))}
 	}

@@ -645,3 +645,41 @@ func TestServeReloadsConfig(t *testing.T) {
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
 	drilltest.WaitFor(t, 20*time.Second, "a reload on SIGHUP", func() bool { return strings.Count(p.log(), `"why":"SIGHUP"`) == 1 })
 }
+
+// drill init writes a starter config from a real restore that then
+// passes; it never overwrites a file, and writes nothing when the restore
+// fails.
+func TestInitWritesAConfigThatPasses(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(b.backups, "shop.dump"))
+	out := filepath.Join(t.TempDir(), "starter.yaml")
+	env := []string{b.env[0]} // the state database only: no config yet
+	r := drill(t, env, "init", "--from", b.backups, "--name", "shop", "--out", out, "--dir", b.targetDir)
+	if r.code != 0 || !strings.Contains(r.stdout, "wrote "+out) {
+		t.Fatalf("init: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	text := readFile(t, out)
+	for _, want := range []string{"type: row_count", `table: "public.orders"`, "type: recency", `column: "created_at"`, "type: checksum", "type: amcheck", "type: drift"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the starter config lacks %q:\n%s", want, text)
+		}
+	}
+	if r := drill(t, env, "run", "shop", "--config", out); r.code != 0 {
+		t.Fatalf("the starter config's drill: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := drill(t, env, "init", "--from", b.backups, "--out", out); r.code != 2 || !strings.Contains(r.stderr, "never overwrites") {
+		t.Fatalf("init onto an existing file: exit %d %s", r.code, r.stderr)
+	}
+	if readFile(t, out) != text {
+		t.Fatal("init changed an existing file")
+	}
+	empty := filepath.Join(t.TempDir(), "none.yaml")
+	if r := drill(t, env, "init", "--from", filepath.Join(b.backups, "nothing"), "--out", empty, "--dir", b.targetDir); r.code != 1 {
+		t.Fatalf("init from nowhere: exit %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(empty); err == nil {
+		t.Fatal("init wrote a config after a failed restore")
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}

@@ -47,6 +47,7 @@ without one, an embedded PostgreSQL under $DRILL_HOME.
 		newVersionCommand(),
 		newDiscardCommand(g),
 		newDumpCommand(),
+		newInitCommand(g),
 	)
 	return root
 }
