@@ -108,7 +108,7 @@ func suggestRecency(ctx context.Context, conn *pgx.Conn, t TableInfo, backupAt t
 		return nil, err
 	}
 	age := max(backupAt.Sub(*newest), 0)
-	maxAge := time.Duration(math.Ceil((age+24*time.Hour).Hours())) * time.Hour
+	maxAge := time.Duration(math.Ceil((age + 24*time.Hour).Hours())) * time.Hour
 	return &Suggestion{Check{Type: TypeRecency, Table: t.Name, Column: best, MaxAge: maxAge},
 		fmt.Sprintf("its newest %s was %s before the backup; a day to spare", best, age.Round(time.Minute))}, nil
 }
