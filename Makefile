@@ -39,7 +39,8 @@ users: ## create the OS user throwaway clusters run as (drill-sandbox; needs roo
 
 .PHONY: test
 test: ## run all tests (real PostgreSQL; DRILL_TEST_DATABASE_URL or a private cluster)
-	$(GO) test -count=1 -timeout 20m ./...
+	@echo "testing every package side by side; results print as they come, the end-to-end tests of the binary (cmd/drill, about 3 minutes) last"
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/cmd/drill$$') ./cmd/drill
 
 .PHONY: demo
 demo: ## run a real drill end to end on a sample database (no AWS needed)
