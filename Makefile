@@ -58,7 +58,8 @@ lint: ## gofmt + go vet + staticcheck + go mod tidy check
 	$(GO) mod tidy -diff
 
 .PHONY: bench
-bench: ## benchmarks (ratios): checksum and fingerprint vs count(*), drill dump vs pg_dump, pages vs /healthz
+bench: ## benchmarks (ratios against a baseline in the same run; docs/performance.md): checksum, fingerprint, checks side by side, drill dump, pages
+	@echo "goals: fingerprint x-count <= 5; checks side by side x-sum <= 0.7 (2 cores); the rest are watched, not bounded"
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./verify/ ./drills/pgdump/
 	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 30m ./web/
 

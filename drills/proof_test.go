@@ -162,3 +162,32 @@ func dumpWithFingerprint(ctx context.Context, url, out string) (*pgdump.DumpResu
 	}
 	return pgdump.Dump(ctx, pgdump.DumpOptions{URL: url, Out: out, Jobs: 2, PGDump: bin.Path("pg_dump"), PGRestore: bin.Path("pg_restore")})
 }
+
+// Checks run side by side (verify_jobs) are recorded in config order,
+// drift among them though it runs last; the record still seals.
+func TestChecksSideBySideKeepConfigOrder(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	drilltest.DumpAs(t, b.shop, "custom", filepath.Join(b.backups, "shop.dump"))
+	spec := shopSpec(b.backups)
+	spec.VerifyJobs = 3
+	spec.Checks = append([]verify.Check{{Type: verify.TypeDrift, Name: "drift"}}, spec.Checks...)
+	run := b.drill(t, context.Background(), spec, nil)
+	if run.Status != drills.StatusPassed {
+		t.Fatalf("%s: %s %+v", run.Status, run.Error, run.Checks)
+	}
+	for i, c := range run.Checks {
+		if c.Name != spec.Checks[i].Name {
+			t.Fatalf("check %d is %q, want %q (config order)", i, c.Name, spec.Checks[i].Name)
+		}
+	}
+	if run.Seal == nil || run.Seal.Integrity == drills.IntegrityAltered {
+		t.Fatalf("seal: %+v", run.Seal)
+	}
+	// drift ran last: it saw the exact count the row_count check made.
+	for _, tb := range run.Tables {
+		if tb.Name == "public.orders" && !tb.RowsExact {
+			t.Errorf("public.orders not counted exactly: %+v", tb)
+		}
+	}
+}

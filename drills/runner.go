@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"drill/verify"
@@ -470,21 +471,47 @@ func (e *execution) verify(ctx context.Context, progress Progress) *failure {
 		e.record(err)
 		return storeFailure(err)
 	}
-	failed := 0
-	// Drift checks go last, to compare the exact row counts other checks made.
-	for _, i := range driftLast(e.p.Spec.Checks) {
-		c := e.p.Spec.Checks[i]
-		res := verify.RunOne(ctx, conn, c, opts)
-		if ctx.Err() != nil {
-			return &failure{reason: ReasonVerifyFailed, err: ctx.Err()}
-		}
+	checks := e.p.Spec.Checks
+	results := make([]*verify.Result, len(checks))
+	var mu sync.Mutex
+	done := func(i int, res verify.Result) {
+		mu.Lock()
+		defer mu.Unlock()
 		exactCounts(opts.Inventory.Tables, res.Counted)
-		e.run.Checks = append(e.run.Checks, res)
-		e.record(e.Store.AddCheck(ctx, e.run.ID, i+1, c, res))
+		results[i] = &res
+		e.record(e.Store.AddCheck(ctx, e.run.ID, i+1, checks[i], res))
 		e.emit(Event{Kind: EventCheck, Phase: PhaseVerify, Check: &res})
 		e.log.Info("check finished", "check", res.Name, "type", res.Type, "passed", res.Passed, "actual", res.Actual, "error", res.Error)
-		if !res.Passed {
-			failed++
+	}
+	// Checks run side by side on up to verify_jobs connections; drift
+	// checks go last, to compare the exact row counts the others made.
+	var first, last []int
+	for _, i := range driftLast(checks) {
+		if checks[i].Type == verify.TypeDrift {
+			last = append(last, i)
+		} else {
+			first = append(first, i)
+		}
+	}
+	jobs := e.p.Spec.VerifyJobs
+	if jobs <= 0 {
+		jobs = VerifyJobs
+	}
+	verify.SideBySide(ctx, conn, checks, first, jobs, opts, done)
+	for _, i := range last {
+		done(i, verify.RunOne(ctx, conn, checks[i], opts))
+	}
+	if ctx.Err() != nil {
+		return &failure{reason: ReasonVerifyFailed, err: ctx.Err()}
+	}
+	failed := 0
+	e.run.Checks = e.run.Checks[:0]
+	for _, res := range results { // the record's order: the config's
+		if res != nil {
+			e.run.Checks = append(e.run.Checks, *res)
+			if !res.Passed {
+				failed++
+			}
 		}
 	}
 	e.run.Tables = opts.Inventory.Tables
@@ -629,8 +656,10 @@ func secondsOrNil(d *time.Duration) any {
 	return d.Seconds()
 }
 
-// VerifyJobs is how many connections a check that works side by side
-// (fingerprint) may use.
+// VerifyJobs is how many checks run side by side, and how many
+// connections a check that works side by side (fingerprint) may use,
+// unless a drill's verify_jobs says otherwise: the cores of this host,
+// where the local target's cluster runs.
 var VerifyJobs = max(runtime.NumCPU(), 1)
 
 // driftLast is the order checks run in: as configured, drift checks last.

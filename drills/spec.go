@@ -64,6 +64,9 @@ type Spec struct {
 	// Controls are the compliance controls the drill evidences (default:
 	// DefaultControls).
 	Controls []string `json:"controls,omitempty"`
+	// VerifyJobs is how many checks run side by side (default VerifyJobs;
+	// 1 runs them one after another in config order).
+	VerifyJobs int `json:"-"`
 	// Line is where the drill starts in its config file.
 	Line int `json:"-"`
 }

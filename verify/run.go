@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -303,4 +304,50 @@ func RedactConnErr(err error) error {
 		return errors.New(first)
 	}
 	return err
+}
+
+// SideBySide runs checks[i] for each i of indexes over up to jobs
+// connections (conn, and more to opts.DSN), calling done, one call at a
+// time, as each check finishes. jobs 1 keeps the order of indexes.
+func SideBySide(ctx context.Context, conn *pgx.Conn, checks []Check, indexes []int, jobs int, opts Opts, done func(int, Result)) {
+	jobs = min(jobs, len(indexes))
+	if jobs <= 1 || opts.DSN == "" {
+		for _, i := range indexes {
+			done(i, RunOne(ctx, conn, checks[i], opts))
+		}
+		return
+	}
+	conns := []*pgx.Conn{conn}
+	defer func() {
+		for _, c := range conns[1:] {
+			c.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	for len(conns) < jobs {
+		c, err := Connect(ctx, opts.DSN, opts)
+		if err != nil {
+			break // check with the connections there are
+		}
+		conns = append(conns, c)
+	}
+	next := make(chan int)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				res := RunOne(ctx, c, checks[i], opts)
+				mu.Lock()
+				done(i, res)
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, i := range indexes {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }

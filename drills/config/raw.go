@@ -85,6 +85,7 @@ type rawDrill struct {
 	Notify           []rawNotify   `yaml:"notify"`
 	Tags             []string      `yaml:"tags"`
 	Controls         []string      `yaml:"controls"`
+	VerifyJobs       *int          `yaml:"verify_jobs"`
 	line             int
 	keys             map[string]int
 }
@@ -200,6 +201,12 @@ func (r rawDrill) spec(i int) (*drills.Spec, []Problem) {
 		add(r.line, "missing required field name")
 	} else if err := drills.ValidName(r.Name); err != nil {
 		add(at(r.keys, "name", r.line), "%v", err)
+	}
+	if r.VerifyJobs != nil {
+		s.VerifyJobs = *r.VerifyJobs
+		if s.VerifyJobs < 1 || s.VerifyJobs > 64 {
+			add(at(r.keys, "verify_jobs", r.line), "verify_jobs %d: must be between 1 and 64", s.VerifyJobs)
+		}
 	}
 	if r.Timeout != nil {
 		s.Timeout = time.Duration(*r.Timeout)
