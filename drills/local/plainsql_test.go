@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func filterScript(t *testing.T, f *plainFilter, in string) (string, error) {
@@ -220,5 +221,21 @@ func TestParseVersion(t *testing.T) {
 		if got := parseVersion([]byte(line)); got != want {
 			t.Errorf("%q: %q, want %q", line, got, want)
 		}
+	}
+}
+
+// pg_restore's progress says how far through the table of contents it is,
+// and how long the rest may take at the rate so far.
+func TestRestoreETA(t *testing.T) {
+	o := restoreOutput{items: 10, done: 4, start: time.Now().Add(-4 * time.Second)}
+	got := o.eta()
+	if !strings.Contains(got, "item 4 of 10 (40%)") || !strings.Contains(got, "about 6s left") {
+		t.Fatalf("eta %q", got)
+	}
+	if (&restoreOutput{}).eta() != "" {
+		t.Fatal("an ETA without a table of contents")
+	}
+	if n := listItems("; comment\n1; 2 3 TABLE public t o\n\n2; 0 3 TABLE DATA public t o\n"); n != 2 {
+		t.Fatalf("listItems = %d, want 2", n)
 	}
 }

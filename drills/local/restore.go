@@ -74,6 +74,18 @@ type restoreCmd struct {
 	progress drills.Progress
 	home     string // HOME and working directory of the programs: runAs's own
 	log      *restoreLog
+	items    int // the items of the archive's table of contents pg_restore restores (0: unknown)
+}
+
+// listItems counts the entries of a pg_restore --use-list file.
+func listItems(list string) int {
+	n := 0
+	for _, line := range strings.Split(list, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, ";") {
+			n++
+		}
+	}
+	return n
 }
 
 // run restores the backup at path. facts, when not nil, is what scanPlain
@@ -130,6 +142,7 @@ func (r restoreCmd) archive(ctx context.Context, format, path string) error {
 		args = append(args, "--jobs", strconv.Itoa(r.jobs))
 	}
 	r.progress.Say(fmt.Sprintf("pg_restore (%s format, %d jobs)", format, max(r.jobs, 1)))
+	r.items = listItems(list)
 	out, err := r.exec(ctx, exec.CommandContext(ctx, r.bin.Path("pg_restore"), append(args, path)...), nil)
 	if err != nil {
 		return err
@@ -444,7 +457,7 @@ func (r restoreCmd) exec(ctx context.Context, cmd *exec.Cmd, stdin io.Reader) (*
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	out := restoreOutput{plain: stdin != nil}
+	out := restoreOutput{plain: stdin != nil, items: r.items, start: time.Now()}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); out.read(stderr, r.progress, r.log) }()
@@ -462,11 +475,13 @@ func (r restoreCmd) exec(ctx context.Context, cmd *exec.Cmd, stdin io.Reader) (*
 // restoreOutput keeps the error lines and the last lines of a restore
 // program's output, and counts the tables whose data pg_restore loaded.
 type restoreOutput struct {
-	plain     bool // psql reading a script that starts with drill's \restrict line
-	errors    []string
-	nerr      int
-	last      []string
-	tableData int
+	items, done int       // TOC items to restore, and those pg_restore has begun
+	start       time.Time // for the ETA
+	plain       bool      // psql reading a script that starts with drill's \restrict line
+	errors      []string
+	nerr        int
+	last        []string
+	tableData   int
 }
 
 func (o *restoreOutput) read(r io.Reader, progress drills.Progress, log *restoreLog) {
@@ -490,9 +505,12 @@ func (o *restoreOutput) read(r io.Reader, progress drills.Progress, log *restore
 				o.tableData++
 			}
 			if time.Since(lastSaid) > 500*time.Millisecond {
-				progress.Say(strings.TrimPrefix(line, "pg_restore: "))
+				progress.Say(strings.TrimPrefix(line, "pg_restore: ") + o.eta())
 				lastSaid = time.Now()
 			}
+		}
+		if strings.HasPrefix(line, "pg_restore: creating ") || strings.HasPrefix(line, "pg_restore: processing data for table") {
+			o.done++
 		}
 		o.last = append(o.last, line)
 		if len(o.last) > 5 {
@@ -523,6 +541,21 @@ func backupLine(line string) string {
 	}
 	n, _ := strconv.Atoi(line[m[2]:m[3]])
 	return fmt.Sprintf("backup line %d: %s", n-1, line[m[1]:])
+}
+
+// eta says how far pg_restore is through the table of contents, and how
+// long the rest may take at the rate so far.
+func (o *restoreOutput) eta() string {
+	if o.items <= 0 || o.done <= 0 {
+		return ""
+	}
+	done := min(o.done, o.items)
+	s := fmt.Sprintf(" — item %d of %d (%d%%)", done, o.items, done*100/o.items)
+	if elapsed := time.Since(o.start); done < o.items && elapsed > 2*time.Second {
+		left := time.Duration(float64(elapsed) * float64(o.items-done) / float64(done))
+		s += ", about " + drills.HumanDuration(left.Round(time.Second)) + " left"
+	}
+	return s
 }
 
 func (o *restoreOutput) summary() string {
