@@ -200,7 +200,15 @@ drills:
 	b.WriteString("    checks:\n")
 	for _, s := range suggestions {
 		c := s.Check
-		fmt.Fprintf(&b, "      # %s\n      - type: %s\n", strings.ReplaceAll(s.Why, "\n", " "), c.Type)
+		// A comment holds table names from the backup: no line break may
+		// end it early.
+		why := strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 {
+				return ' '
+			}
+			return r
+		}, s.Why)
+		fmt.Fprintf(&b, "      # %s\n      - type: %s\n", why, c.Type)
 		if c.Table != "" {
 			fmt.Fprintf(&b, "        table: %s\n", q(c.Table))
 		}
