@@ -49,7 +49,11 @@ const (
 
 // Triggers: who started a run.
 const (
-	TriggerManual   = "manual"
+	TriggerManual = "manual"
+	// TriggerInit is drill init's restore: a run with no checks, kept in
+	// the history but evidence of nothing (coverage and controls leave
+	// it out).
+	TriggerInit     = "init"
 	TriggerSchedule = "schedule"
 	TriggerAPI      = "api"
 )

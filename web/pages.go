@@ -409,7 +409,7 @@ func (s *Server) signoff(w http.ResponseWriter, r *http.Request) {
 	by := s.knownPerson(r)
 	if by == "" {
 		if typed := strings.TrimSpace(r.PostFormValue("by")); typed != "" {
-			by = typed + " (name typed on the web page from " + r.RemoteAddr + ")"
+			by = typed + " (name typed on the web page from " + clientHost(r) + ")"
 		}
 	}
 	switch {

@@ -151,7 +151,16 @@ func (s *Server) who(r *http.Request, how string) string {
 	if u := s.knownPerson(r); u != "" {
 		return u + " (" + how + ")"
 	}
-	return how + "@" + r.RemoteAddr
+	return how + "@" + clientHost(r)
+}
+
+// clientHost is the address a request came from, without its port: a
+// person's identity in the record, not a connection's.
+func clientHost(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
 }
 
 // config is the config in force.

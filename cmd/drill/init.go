@@ -40,7 +40,8 @@ came back, and write a commented drill.yaml whose checks pass on it: a
 row_count for each large table, a recency check where a table has an obvious
 timestamp column, a fingerprint check (when the backup was made with drill
 dump) or a checksum, amcheck and drift. The restore is a real drill run,
-recorded in the history like any other, and torn down after.
+recorded in the history with trigger init (evidence of nothing: coverage
+and controls leave it out), and torn down after.
 
 drill init never overwrites a file: it exits 2 when --out exists.`,
 		Example: `  drill init --from /backups/orders/
@@ -141,7 +142,7 @@ func runInit(ctx context.Context, o *initOpts) error {
 		runner.Events = newProgress(os.Stderr).event
 	}
 	run, err := runner.Run(ctx, drills.RunParams{Spec: spec, Source: src, Target: tgt, Policy: drills.PolicyOf(spec, cfg.Path, version),
-		Trigger: drills.TriggerManual, TriggeredBy: "drill init by " + whoAmI(), Inspect: inspect})
+		Trigger: drills.TriggerInit, TriggeredBy: whoAmI(), Inspect: inspect})
 	if err != nil {
 		return withCode(exitUnavailable, err)
 	}

@@ -668,6 +668,31 @@ func TestInitWritesAConfigThatPasses(t *testing.T) {
 	if r := drill(t, env, "run", "shop", "--config", out); r.code != 0 {
 		t.Fatalf("the starter config's drill: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
+	// init's own restore (run 1, no checks) is in the history, but is
+	// evidence of nothing: controls and coverage count run 2 only.
+	bundle := filepath.Join(t.TempDir(), "ev.zip")
+	if r := drill(t, env, "evidence", "export", "--out", bundle, "--config", out); r.code != 0 {
+		t.Fatalf("export: %d %s", r.code, r.stderr)
+	}
+	zr, err := zip.OpenReader(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Coverage []struct{ Runs []int64 }
+		Controls []struct{ Runs []int64 }
+	}
+	for _, f := range zr.File {
+		if f.Name == "manifest.json" {
+			rc, _ := f.Open()
+			_ = json.NewDecoder(rc).Decode(&m)
+			rc.Close()
+		}
+	}
+	zr.Close()
+	if len(m.Controls) == 0 || fmt.Sprint(m.Controls[0].Runs) != "[2]" || len(m.Coverage) == 0 || fmt.Sprint(m.Coverage[len(m.Coverage)-1].Runs) != "[2]" {
+		t.Errorf("init's run counted as evidence: %+v", m)
+	}
 	if r := drill(t, env, "init", "--from", b.backups, "--out", out); r.code != 2 || !strings.Contains(r.stderr, "never overwrites") {
 		t.Fatalf("init onto an existing file: exit %d %s", r.code, r.stderr)
 	}

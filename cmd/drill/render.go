@@ -16,7 +16,7 @@ import (
 )
 
 // printTarget says where the run restored to and what became of it.
-func printTarget(w io.Writer, r *drills.Run) {
+func printTarget(w io.Writer, r *drills.Run, l look) {
 	t := r.Target
 	if t == nil {
 		return
@@ -28,7 +28,7 @@ func printTarget(w io.Writer, r *drills.Run) {
 	if u := t.Details[drills.KeptUntilDetail]; t.State == drills.TargetKept && u != "" {
 		state += " until " + u + "; drill discard " + strconv.FormatInt(r.ID, 10) + " removes it sooner"
 	}
-	fmt.Fprintf(w, "  target:  %s %s (%s)\n", t.Type, t.InstanceID, state)
+	row(w, "  target:  ", 11, safe(fmt.Sprintf("%s %s (%s)", t.Type, t.InstanceID, state)), l.width)
 }
 
 // printAltered says, first, when a run's row no longer says what was sealed.
@@ -64,6 +64,8 @@ func lookOf(w io.Writer) look {
 	}
 	if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols >= 40 {
 		l.width = cols
+	} else if cols, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && cols >= 40 {
+		l.width = cols // a terminal that does not say its size
 	}
 	_, noColor := os.LookupEnv("NO_COLOR")
 	l.color = !noColor && os.Getenv("TERM") != "dumb"
@@ -147,13 +149,13 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 	if d := r.RestoredAfter(); r.RTO == nil && d != nil {
 		rto += "; a restored copy after " + dur(*d) + ", not verified"
 	}
-	fmt.Fprintf(w, "  RTO:     %s\n", rto)
+	row(w, "  RTO:     ", 11, rto, l.width)
 	fmt.Fprintf(w, "  RPO:     %s\n", measure(r.RPO, r.Objectives.RPO, r.RPOMet))
 	if r.DataRPO != nil {
 		fmt.Fprintf(w, "  data RPO: %s (drill start − newest row)\n", dur(*r.DataRPO))
 	}
 	if b := r.Backup; b != nil {
-		fmt.Fprintf(w, "  backup:  %s (%s, created %s from %s)\n", b.ID, b.Format, b.CreatedAt.UTC().Format(time.RFC3339), b.CreatedAtSource)
+		row(w, "  backup:  ", 11, safe(fmt.Sprintf("%s (%s, created %s from %s)", b.ID, b.Format, b.CreatedAt.UTC().Format(time.RFC3339), b.CreatedAtSource)), l.width)
 		keys := make([]string, 0, len(b.Details))
 		for k := range b.Details {
 			keys = append(keys, k)
@@ -163,10 +165,10 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 			row(w, "           ", 11, safe(k+": "+b.Details[k]), l.width)
 		}
 		if sel := b.Selection; sel != nil && sel.Considered > 1 {
-			fmt.Fprintf(w, "  chosen:  %s, of %d\n", sel.Rule, sel.Considered)
+			row(w, "  chosen:  ", 11, safe(fmt.Sprintf("%s, of %d", sel.Rule, sel.Considered)), l.width)
 		}
 		if b.SHA256 != "" {
-			fmt.Fprintf(w, "  sha256:  %s (%s)\n", b.SHA256, drills.HumanBytes(b.SizeBytes))
+			row(w, "  sha256:  ", 11, b.SHA256+" ("+drills.HumanBytes(b.SizeBytes)+")", l.width)
 		}
 	}
 	if len(r.Tables) > 0 {
@@ -177,7 +179,7 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 		}
 		fmt.Fprintf(w, "  tables:  %s restored (%s rows, %s)\n", plural(len(r.Tables), "table"), verify.GroupDigits(rows), drills.HumanBytes(size))
 	}
-	printTarget(w, r)
+	printTarget(w, r, l)
 	for _, so := range r.Signoffs {
 		fmt.Fprintf(w, "  %-8s %s by %s on %s\n", so.Kind+":", so.Note, so.SignedBy, so.SignedAt.UTC().Format("2006-01-02"))
 	}
@@ -223,7 +225,7 @@ func printChecks(w io.Writer, r *drills.Run, l look) {
 		if c.Passed {
 			passed++
 		}
-		nameWidth = max(nameWidth, min(len([]rune(c.Name)), 30))
+		nameWidth = max(nameWidth, min(len([]rune(c.Name)), max(20, min(40, l.width/3))))
 	}
 	fmt.Fprintln(w)
 	if l.checksShown {

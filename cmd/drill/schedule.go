@@ -85,7 +85,7 @@ func runSchedule(ctx context.Context, o *scheduleOpts) error {
 	for _, j := range out {
 		last := "-"
 		if j.LastRun != nil {
-			last = fmt.Sprintf("%d %s", j.LastRun.ID, j.LastRun.Status)
+			last = fmt.Sprintf("run %d %s", j.LastRun.ID, j.LastRun.Status)
 		}
 		overdue := ""
 		if j.Overdue {

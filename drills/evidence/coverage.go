@@ -22,6 +22,9 @@ type Coverage struct {
 	Period string  `json:"period"`
 	Status string  `json:"status"`
 	Runs   []int64 `json:"runs"`
+	// Note explains a status, such as a period before the drill's first
+	// run (missing all the same: nothing was drilled then).
+	Note string `json:"note,omitempty"`
 }
 
 // ScheduledDrill is a drill whose periods are covered: its schedule and
@@ -149,6 +152,8 @@ func CoverageOf(scheduled []ScheduledDrill, runs []drills.RunJSON, since, until,
 				c.Status = CoverageFailed
 			case end.After(now):
 				c.Status = CoverageOpen
+			case !d.Since.IsZero() && !end.After(d.Since):
+				c.Note = "before the drill's first run (" + d.Since.UTC().Format("2006-01-02") + ")"
 			}
 			out = append(out, c)
 			at = end

@@ -245,10 +245,13 @@ func scheduledDrills(opts ExportOpts, records []decoded, firsts map[string]time.
 	return out
 }
 
+// runsOf are the runs that evidence drills: all but drill init's.
 func runsOf(records []decoded) []drills.RunJSON {
-	out := make([]drills.RunJSON, len(records))
-	for i, d := range records {
-		out[i] = d.Rec.Run
+	out := make([]drills.RunJSON, 0, len(records))
+	for _, d := range records {
+		if d.Rec.Run.Trigger != drills.TriggerInit {
+			out = append(out, d.Rec.Run)
+		}
 	}
 	return out
 }
@@ -258,6 +261,9 @@ func controlsOf(records []decoded) []ControlEvidence {
 	byID := map[string]*ControlEvidence{}
 	var order []string
 	for _, d := range records {
+		if d.Rec.Run.Trigger == drills.TriggerInit {
+			continue
+		}
 		for _, id := range d.Rec.Policy.ControlsOf() {
 			c := drills.ControlOf(id)
 			e := byID[c.ID]

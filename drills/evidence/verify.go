@@ -386,9 +386,9 @@ func checkLogs(rep *Report, files map[string][]byte, byDrill map[string][]RunFil
 			b, ok := files[name]
 			switch {
 			case !ok:
-				rep.fail("%s: missing (run %d's record names its restore log)", name, rf.ID)
+				rep.fail("%s: missing (run %d's record has its digest)", name, rf.ID)
 			case drills.LogDigest(string(b)) != inner.Run.RestoreLogSHA256:
-				rep.fail("%s: does not match the digest in run %d's sealed record", name, rf.ID)
+				rep.fail("%s: does not match the digest in run %d's record (in its chain hash)", name, rf.ID)
 			}
 		}
 	}

@@ -400,7 +400,10 @@ func (r restoreCmd) toolEnv(ctx context.Context) []string {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(dl), time.Second)
 	}
-	return append(baseEnv(r.home), "PGAPPNAME=drill", "PGPASSFILE=/dev/null", "PGSERVICEFILE=/dev/null",
+	return append(baseEnv(r.home), "PGAPPNAME=drill",
+		// Files that do not exist: libpq reads no password or service file
+		// (and, unlike /dev/null, does not warn that it is not a plain file).
+		"PGPASSFILE="+filepath.Join(r.home, ".no-pgpass"), "PGSERVICEFILE="+filepath.Join(r.home, ".no-pg_service.conf"),
 		fmt.Sprintf("PGOPTIONS=-c statement_timeout=%d", timeout.Milliseconds()))
 }
 

@@ -31,6 +31,16 @@ func (s *Store) CreateRunTx(ctx context.Context, q Querier, p drills.CreateRunPa
 	}
 	r := &drills.Run{Drill: p.Spec.Name, Status: p.Status, Trigger: p.Trigger, TriggeredBy: p.TriggeredBy,
 		Policy: p.Policy, Objectives: p.Spec.Objectives}
+	// A busy drill is refused before the insert, so that a refusal takes
+	// no run id (gaps in ids would read as deleted runs); the unique index
+	// still decides a race.
+	var active int64
+	switch err := q.QueryRow(ctx, "select id from drill_runs where drill = $1 and status in ('queued', 'running')", r.Drill).Scan(&active); {
+	case err == nil:
+		return nil, fmt.Errorf("%w: run %d of drill %s", drills.ErrDrillBusy, active, r.Drill)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, fmt.Errorf("record run: %w", err)
+	}
 	err = q.QueryRow(ctx, `insert into drill_runs (drill, status, trigger, triggered_by, spec, objective_rto_seconds, objective_rpo_seconds)
 		values ($1, $2, $3, $4, $5, $6, $7) returning id, created_at`,
 		r.Drill, r.Status, r.Trigger, r.TriggeredBy, policy, drills.ObjectiveSeconds(r.Objectives.RTO), drills.ObjectiveSeconds(r.Objectives.RPO)).
