@@ -3,6 +3,7 @@ package drills
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -22,12 +23,37 @@ type Schedule struct {
 	Spec     string
 	Location *time.Location
 	cron     cron.Schedule
+
+	mu        sync.Mutex
+	period    time.Duration
+	periodDay time.Time
 }
+
+// parsed caches ParseSchedule: pages parse every drill's schedule on
+// every request. A Schedule is read-only once made.
+var parsed sync.Map // spec + "\x00" + tz → *Schedule or error
 
 // ParseSchedule parses quarterly, monthly, weekly, daily, a 5-field cron
 // expression or a descriptor such as @hourly or "@every 30m", in time
 // zone tz (default UTC).
 func ParseSchedule(spec, tz string) (*Schedule, error) {
+	key := spec + "\x00" + tz
+	if v, ok := parsed.Load(key); ok {
+		if err, isErr := v.(error); isErr {
+			return nil, err
+		}
+		return v.(*Schedule), nil
+	}
+	s, err := parseSchedule(spec, tz)
+	if err != nil {
+		parsed.Store(key, err)
+		return nil, err
+	}
+	parsed.Store(key, s)
+	return s, nil
+}
+
+func parseSchedule(spec, tz string) (*Schedule, error) {
 	loc := time.UTC
 	if tz != "" {
 		var err error
@@ -79,8 +105,20 @@ func (s *Schedule) Upcoming(t time.Time, n int) []time.Time {
 }
 
 // Period is the longest gap between ticks over the year after t: a drill
-// whose last success is older than that (plus a grace) is overdue.
+// whose last success is older than that (plus a grace) is overdue. It is
+// computed once a day per schedule.
 func (s *Schedule) Period(t time.Time) time.Duration {
+	day := t.UTC().Truncate(24 * time.Hour)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.periodDay.Equal(day) && s.period > 0 {
+		return s.period
+	}
+	s.period, s.periodDay = s.computePeriod(day), day
+	return s.period
+}
+
+func (s *Schedule) computePeriod(t time.Time) time.Duration {
 	var longest time.Duration
 	prev := s.cron.Next(t)
 	end := t.AddDate(1, 0, 0)

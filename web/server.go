@@ -63,7 +63,8 @@ func (s *Server) Handler() http.Handler {
 	_, _ = rand.Read(s.csrfKey)
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", s.page(s.overview))
+	mc := &microcache{}
+	mux.Handle("GET /{$}", mc.wrap(s.page(s.overview)))
 	mux.HandleFunc("GET /drills/{name}", s.page(s.drillPage))
 	mux.HandleFunc("POST /drills/{name}/run", s.runNow)
 	mux.HandleFunc("GET /runs/{id}", s.page(s.runPage))
@@ -71,12 +72,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /schedule", s.page(s.schedulePage))
 	mux.HandleFunc("GET /evidence.zip", s.evidence)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(staticFS)))
-	mux.HandleFunc("GET /api/drills", s.apiDrills)
-	mux.HandleFunc("GET /api/runs", s.apiRuns)
-	mux.HandleFunc("GET /api/runs/{id}", s.apiRun)
+	mux.Handle("GET /api/drills", mc.wrap(http.HandlerFunc(s.apiDrills)))
+	mux.Handle("GET /api/runs", mc.wrap(http.HandlerFunc(s.apiRuns)))
+	mux.Handle("GET /api/runs/{id}", mc.wrap(http.HandlerFunc(s.apiRun)))
 	mux.HandleFunc("POST /api/drills/{name}/runs", s.apiEnqueue)
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.Handle("GET /metrics", mc.wrap(s.metricsHandler()))
 	if s.RiverUI != nil {
 		mux.Handle("/riverui/", s.RiverUI)
 	}

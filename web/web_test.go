@@ -649,3 +649,25 @@ func csrfOf(t *testing.T, c *http.Client, u string) string {
 	}
 	return m[1]
 }
+
+// Pages that are the same for everyone are served from a one-second cache,
+// which never hands one browser's session cookie to another.
+func TestMicrocacheSharesNoSession(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	for range 2 {
+		resp, err := http.Get(b.server.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if c := resp.Header.Get("Set-Cookie"); c != "" {
+			t.Fatalf("the overview set a cookie: %s", c)
+		}
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	if token := csrfOf(t, c, b.server.URL+"/drills/orders"); token == "" {
+		t.Fatal("the drill page, not cached, gives no session")
+	}
+}
