@@ -47,6 +47,8 @@ type Recorder interface {
 	RecordTargetIntent(ctx context.Context, in Instance, hook IntentHook) (int64, error)
 	SetTargetState(ctx context.Context, targetID int64, in Instance, state TargetState, at time.Time, destroyErr string) error
 	AddCheck(ctx context.Context, runID int64, seq int, c Check, r CheckResult) error
+	// SetProgress records what a run in progress is doing now.
+	SetProgress(ctx context.Context, runID int64, msg string, at time.Time) error
 	// SetRestoreLog records what the restore programs printed.
 	SetRestoreLog(ctx context.Context, runID int64, log string) error
 	// SetTables records the inventory of the restored database.

@@ -73,6 +73,10 @@ type Run struct {
 	// RestoreLogSHA256 is the digest (LogDigest) of what the restore
 	// programs printed; the log itself is kept beside the record.
 	RestoreLogSHA256 string
+	// Progress is the latest progress line of a run in progress, and when
+	// it was written (not part of the record).
+	Progress   string
+	ProgressAt *time.Time
 	// Policy is the drill's spec as it was when the run was created.
 	Policy     Policy
 	CreatedAt  time.Time

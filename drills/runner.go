@@ -118,6 +118,29 @@ type execution struct {
 	targetID int64
 	// resumeFrom is the open phase of a run resumed after waiting.
 	resumeFrom string
+
+	progressMu   sync.Mutex
+	progressSaid time.Time
+}
+
+// progressEvery is how often, at most, a run's progress line is written to
+// the store (for its page).
+const progressEvery = 3 * time.Second
+
+// saveProgress writes msg as the run's progress line, at most every
+// progressEvery; lines in between are dropped.
+func (e *execution) saveProgress(ctx context.Context, msg string) {
+	e.progressMu.Lock()
+	now := e.Now()
+	if now.Sub(e.progressSaid) < progressEvery {
+		e.progressMu.Unlock()
+		return
+	}
+	e.progressSaid = now
+	e.progressMu.Unlock()
+	if err := e.Store.SetProgress(ctx, e.run.ID, msg, now); err != nil {
+		e.log.Warn("could not write the run's progress", "error", err.Error()) // the record is not at stake
+	}
 }
 
 // Execute carries out a run already recorded in the store.
@@ -288,6 +311,7 @@ func (e *execution) phase(ctx context.Context, name string, reopen bool, fn func
 			e.log.Warn(w, "phase", name) // kept where progress lines are not
 		}
 		e.emit(Event{Kind: EventProgress, Phase: name, Message: msg})
+		e.saveProgress(ctx, name+": "+msg)
 	}
 	f := e.untilReady(ctx, fn, progress)
 	if f != nil && f.wait != nil {

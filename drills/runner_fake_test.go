@@ -86,8 +86,9 @@ func (m *memRecorder) RecordTargetIntent(ctx context.Context, _ drills.Instance,
 func (m *memRecorder) SetTargetState(_ context.Context, _ int64, _ drills.Instance, state drills.TargetState, _ time.Time, _ string) error {
 	return m.call("SetTargetState " + string(state))
 }
-func (m *memRecorder) SetRestoreLog(context.Context, int64, string) error         { return nil }
-func (m *memRecorder) SetTables(context.Context, int64, []verify.TableInfo) error { return nil }
+func (m *memRecorder) SetProgress(context.Context, int64, string, time.Time) error { return nil }
+func (m *memRecorder) SetRestoreLog(context.Context, int64, string) error          { return nil }
+func (m *memRecorder) SetTables(context.Context, int64, []verify.TableInfo) error  { return nil }
 func (m *memRecorder) LastInventory(context.Context, string, int64) (*verify.Inventory, error) {
 	return nil, nil
 }

@@ -638,6 +638,17 @@ func TestLiveRunPageAndWorkerNote(t *testing.T) {
 	if !strings.Contains(string(body), `<meta http-equiv="refresh" content="5">`) || !strings.Contains(string(body), "No check has finished yet") {
 		t.Errorf("a queued run's page does not reload itself:\n%s", body)
 	}
+	// The latest progress line of a run in progress shows on its page.
+	var id int64
+	if _, err := fmt.Sscanf(resp.Request.URL.Path, "/runs/%d", &id); err != nil {
+		t.Fatalf("redirected to %s", resp.Request.URL.Path)
+	}
+	if err := b.store.SetProgress(context.Background(), id, "restore: processing data for table public.orders — item 3 of 9 (33%)", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, page, _ := get(t, c, resp.Request.URL.String()); !strings.Contains(page, "Now: <code>restore: processing data for table public.orders — item 3 of 9 (33%)</code>") {
+		t.Errorf("the run page does not show the run's progress")
+	}
 }
 
 func csrfOf(t *testing.T, c *http.Client, u string) string {

@@ -138,6 +138,11 @@ func (s *Store) AddCheck(ctx context.Context, runID int64, seq int, c drills.Che
 		runID, seq, r.Name, r.Type, params, r.Expected, r.Actual, r.Passed, r.Duration.Seconds(), nullString(r.Error), details)
 }
 
+// SetProgress records a run's latest progress line.
+func (s *Store) SetProgress(ctx context.Context, runID int64, msg string, at time.Time) error {
+	return s.exec(ctx, "progress", `update drill_runs set progress = $2, progress_at = $3 where id = $1 and finished_at is null`, runID, msg, at)
+}
+
 // SetRestoreLog records what the restore programs printed, and its digest.
 func (s *Store) SetRestoreLog(ctx context.Context, runID int64, log string) error {
 	return s.exec(ctx, "restore log", `update drill_runs set restore_log = $2, restore_log_sha256 = $3 where id = $1`,
