@@ -140,6 +140,32 @@ type Signoff struct {
 	SignedBy string    `json:"signed_by"`
 	Note     string    `json:"note"`
 	SignedAt time.Time `json:"signed_at"`
+	// Seal is the sealing key's signature of SignoffMessage, made as the
+	// sign-off was given; empty when no sealing key was set.
+	Seal      string `json:"seal,omitempty"`
+	SealKeyID string `json:"seal_key_id,omitempty"`
+}
+
+// SignoffMessage is what the sealing key signs for a sign-off: the
+// sign-off with its run's id and chain hash, so that it cannot be moved to
+// another run or edited.
+func SignoffMessage(runID int64, chainHash string, so Signoff) []byte {
+	b, _ := json.Marshal(struct {
+		RunID     int64  `json:"run_id"`
+		ChainHash string `json:"chain_hash"`
+		Kind      string `json:"kind"`
+		SignedBy  string `json:"signed_by"`
+		Note      string `json:"note"`
+		SignedAt  string `json:"signed_at"`
+	}{runID, chainHash, so.Kind, so.SignedBy, so.Note, so.SignedAt.UTC().Format(time.RFC3339Nano)})
+	return append([]byte("drill signoff v1\n"), b...)
+}
+
+// CheckSignoffSeal tells whether so's seal is pub's signature of it on the
+// run with runID and chainHash.
+func CheckSignoffSeal(pub ed25519.PublicKey, runID int64, chainHash string, so Signoff) bool {
+	sig, err := base64.StdEncoding.DecodeString(so.Seal)
+	return err == nil && len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, SignoffMessage(runID, chainHash, so), sig)
 }
 
 // Sign-off kinds.

@@ -29,15 +29,23 @@ type cached struct {
 	body   []byte
 }
 
+// Bounds of the cache: what a client sends cannot grow it much.
+const (
+	microcacheKeyMax     = 512
+	microcacheEntriesMax = 100
+	microcacheBodyMax    = 1 << 20
+)
+
 func (m *microcache) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.URL.RequestURI() + "\x00" + r.Header.Get("Accept-Encoding")
-		m.mu.Lock()
-		if m.entries == nil {
-			m.entries = map[string]*cached{}
+		if len(key) > microcacheKeyMax {
+			next.ServeHTTP(w, r) // an odd URL is served, not kept
+			return
 		}
-		if len(m.entries) > 1000 { // bounded: a crawler of odd query strings
-			m.entries = map[string]*cached{}
+		m.mu.Lock()
+		if m.entries == nil || len(m.entries) >= microcacheEntriesMax {
+			m.entries = map[string]*cached{} // bounded: a crawler of odd query strings
 		}
 		e := m.entries[key]
 		if e == nil {
@@ -46,25 +54,33 @@ func (m *microcache) wrap(next http.Handler) http.Handler {
 		}
 		m.mu.Unlock()
 
-		e.mu.Lock()
-		if time.Since(e.at) > microcacheTTL {
-			rec := &recorder{header: http.Header{}, status: http.StatusOK}
-			next.ServeHTTP(rec, r)
-			rec.header.Del("Set-Cookie") // a session is one browser's, never shared
-			e.status, e.header, e.body = rec.status, rec.header, rec.body.Bytes()
-			e.at = time.Now()
-			if e.status != http.StatusOK {
-				e.at = time.Time{} // errors are not kept
-			}
-		}
-		status, header, body := e.status, e.header, e.body
-		e.mu.Unlock()
+		status, header, body := e.get(next, r)
 		for k, v := range header {
 			w.Header()[k] = v
 		}
 		w.WriteHeader(status)
 		_, _ = w.Write(body)
 	})
+}
+
+// get returns the entry's response, rendering it when it is stale. The
+// lock is released whatever the handler does (a panic included).
+func (e *cached) get(next http.Handler, r *http.Request) (int, http.Header, []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if time.Since(e.at) > microcacheTTL {
+		e.at = time.Time{}
+		rec := &recorder{header: http.Header{}, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		rec.header.Del("Set-Cookie") // a session is one browser's, never shared
+		e.status, e.header, e.body = rec.status, rec.header, rec.body.Bytes()
+		// Errors (a client that went away, a failed query) and big bodies
+		// are served once, not kept.
+		if e.status == http.StatusOK && len(e.body) <= microcacheBodyMax && r.Context().Err() == nil {
+			e.at = time.Now()
+		}
+	}
+	return e.status, e.header, e.body
 }
 
 // recorder keeps a response in memory.

@@ -273,8 +273,10 @@ type runPageData struct {
 	Timeline template.HTML
 	// SQL is what each check runs, by check name.
 	SQL map[string]string
-	// LogTail is the end of what the restore programs printed.
-	LogTail string
+	// LogTail is the end of what the restore programs printed; LogProblem
+	// says when it is not the log the run's record has the digest of.
+	LogTail    string
+	LogProblem string
 	// SignoffAs is who a sign-off from this request is recorded as, when
 	// the server knows (basic auth, a trusted proxy); else the form asks.
 	SignoffAs string
@@ -324,6 +326,13 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) (string, string
 		return "", "", nil, err
 	}
 	d.LogTail = tailLines(log, logTailLines)
+	switch {
+	case log == "":
+	case run.RestoreLogSHA256 == "" && run.FinishedAt != nil:
+		d.LogProblem = "the run's record has no digest of this log: it is not part of the evidence"
+	case run.RestoreLogSHA256 != "" && drills.LogDigest(log) != run.RestoreLogSHA256:
+		d.LogProblem = "this log does not match the digest in the run's record: it was changed after the run"
+	}
 	return "run", fmt.Sprintf("Run %d of %s", run.ID, run.Drill), d, nil
 }
 
@@ -407,6 +416,10 @@ func (s *Server) signoff(w http.ResponseWriter, r *http.Request) {
 	kind := r.PostFormValue("kind")
 	note := strings.TrimSpace(r.PostFormValue("note"))
 	by := s.knownPerson(r)
+	if by != "" && !s.fromTrustedProxy(r) {
+		// Anyone with the shared token may give any basic-auth name.
+		by += " (basic-auth user name, not verified: the token is shared)"
+	}
 	if by == "" {
 		if typed := strings.TrimSpace(r.PostFormValue("by")); typed != "" {
 			by = typed + " (name typed on the web page from " + clientHost(r) + ")"

@@ -172,6 +172,16 @@ func (s *Server) config() *drills.Config {
 	return s.Config
 }
 
+// fromTrustedProxy says the request names its user in the trusted
+// proxy's header: a person the proxy signed in.
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	if h := s.TrustedUserHeader; h != "" {
+		u := strings.TrimSpace(r.Header.Get(h))
+		return u != "" && len(u) <= 200
+	}
+	return false
+}
+
 // knownPerson is the person the request comes from when the server knows:
 // a trusted proxy's user, or the basic-auth user; else "".
 func (s *Server) knownPerson(r *http.Request) string {

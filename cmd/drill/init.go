@@ -173,6 +173,18 @@ func runInit(ctx context.Context, o *initOpts) error {
 	return nil
 }
 
+// commentLine makes s safe in a YAML comment: it holds table names from
+// the backup and a location from the command line, and no line break may
+// end the comment early.
+func commentLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
 // initYAML renders the starter config: the drill, and each suggested
 // check under a comment that says why.
 func initYAML(name, location, dir string, suggestions []verify.Suggestion) string {
@@ -190,7 +202,7 @@ drills:
       location: %s
     target:
       type: local                 # a private throwaway cluster on this host
-`, time.Now().UTC().Format("2006-01-02"), location, name, q(location))
+`, time.Now().UTC().Format("2006-01-02"), commentLine(location), name, q(location))
 	if dir != "" {
 		fmt.Fprintf(&b, "      dir: %s\n", q(dir))
 	}
@@ -201,14 +213,7 @@ drills:
 	b.WriteString("    checks:\n")
 	for _, s := range suggestions {
 		c := s.Check
-		// A comment holds table names from the backup: no line break may
-		// end it early.
-		why := strings.Map(func(r rune) rune {
-			if r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 {
-				return ' '
-			}
-			return r
-		}, s.Why)
+		why := commentLine(s.Why)
 		fmt.Fprintf(&b, "      # %s\n      - type: %s\n", why, c.Type)
 		if c.Table != "" {
 			fmt.Fprintf(&b, "        table: %s\n", q(c.Table))

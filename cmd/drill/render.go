@@ -181,12 +181,12 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 	}
 	printTarget(w, r, l)
 	for _, so := range r.Signoffs {
-		fmt.Fprintf(w, "  %-8s %s by %s on %s\n", so.Kind+":", so.Note, so.SignedBy, so.SignedAt.UTC().Format("2006-01-02"))
+		row(w, fmt.Sprintf("  %-8s ", safe(so.Kind)+":"), 11, safe(so.Note)+" by "+safe(so.SignedBy)+" on "+so.SignedAt.UTC().Format("2006-01-02"), l.width)
 	}
 	if r.DrillVersion != "" {
-		fmt.Fprintf(w, "  drill:   %s on %s\n", r.DrillVersion, r.Host)
+		fmt.Fprintf(w, "  drill:   %s on %s\n", safe(r.DrillVersion), safe(r.Host))
 	}
-	fmt.Fprintf(w, "  trigger: %s by %s", r.Trigger, r.TriggeredBy)
+	fmt.Fprintf(w, "  trigger: %s by %s", safe(r.Trigger), safe(r.TriggeredBy))
 	if r.StartedAt != nil {
 		fmt.Fprintf(w, ", started %s", r.StartedAt.UTC().Format(time.RFC3339))
 	}

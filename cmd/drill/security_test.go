@@ -404,7 +404,28 @@ func TestForgedHistoryDetected(t *testing.T) {
 		t.Errorf("verify after a removed seal: %d\n%s", r.code, r.stdout)
 	}
 
-	// 3. the newest run deleted: the new bundle no longer extends the old
+	// 3. sign-offs: one given through drill is sealed and verifies; one
+	// written into drill_signoffs by hand, or edited there, does not.
+	if r := drill(t, env, "evidence", "signoff", "1", "--by", "Dana Lee", "--note", "reviewed"); r.code != 0 {
+		t.Fatalf("signoff: %d %s", r.code, r.stderr)
+	}
+	if sos, _ := show("1")["signoffs"].([]any); len(sos) != 1 || fmt.Sprint(sos[0].(map[string]any)["seal"]) == "<nil>" {
+		t.Fatalf("the sign-off is not sealed: %v", sos)
+	}
+	if r := verify(export("signed.zip")); strings.Contains(r.stdout, "sign-off") { // run 2 is still broken: only sign-off problems count here
+		t.Errorf("verify finds a problem with a sign-off given through drill:\n%s", r.stdout)
+	}
+	sql("update drill_signoffs set note = 'reviewed, all fine' where run_id = 1")
+	if r := verify(export("edited-signoff.zip")); r.code != 1 || !strings.Contains(r.stdout, "run 1 (shop): sign-off 1 (review by Dana Lee): its seal does not match it") {
+		t.Errorf("verify after an edited sign-off: %d\n%s", r.code, r.stdout)
+	}
+	sql("delete from drill_signoffs", "insert into drill_signoffs (run_id, kind, signed_by, note) values (1, 'review', 'CFO', 'approved')")
+	if r := verify(export("forged-signoff.zip")); r.code != 1 || !strings.Contains(r.stdout, "run 1 (shop): sign-off 1 (review by CFO) carries no seal, though the run was sealed by the key") {
+		t.Errorf("verify after a forged sign-off: %d\n%s", r.code, r.stdout)
+	}
+	sql("delete from drill_signoffs")
+
+	// 4. the newest run deleted: the new bundle no longer extends the old
 	sql("delete from drill_checks where run_id = 3", "delete from drill_phases where run_id = 3",
 		"delete from drill_targets where run_id = 3", "delete from drill_runs where id = 3")
 	r := verify(export("truncated.zip"), "--previous", old)

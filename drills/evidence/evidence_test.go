@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -477,5 +478,39 @@ func TestReportCoverageControlsAndPrint(t *testing.T) {
 	}
 	if !strings.Contains(page(3), "Drill billing") {
 		t.Errorf("page 3 does not start drill billing:\n%s", page(3))
+	}
+}
+
+// A file under logs/ that no sealed record vouches for, and a zip folder
+// entry that holds content, are not evidence: verify says so.
+func TestVerifyRefusesUnvouchedFiles(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.addRun(t, "orders", time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC), true)
+	z := b.export(t, statedb.SealedFilter{})
+	files := unzip(t, z)
+	files[evidence.LogFileName(id+1000)] = []byte("pg_restore: all tables restored and verified\n")
+	if rep := verifyBytes(t, rezip(t, files), b.pub); rep.Intact || !strings.Contains(problems(rep), evidence.LogFileName(id+1000)) {
+		t.Fatalf("a smuggled log verified: %s", problems(rep))
+	}
+
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, content := range unzip(t, z) {
+		w, _ := zw.Create(name)
+		_, _ = w.Write(content)
+	}
+	// A folder by its mode bits, not by its name: zip tools list it as a
+	// folder and hide what it holds.
+	content := []byte("restore verified by the auditor")
+	h := &zip.FileHeader{Name: "notes", Method: zip.Deflate}
+	h.SetMode(fs.ModeDir | 0o755)
+	w, err := zw.CreateHeader(h)
+	must(t, err)
+	_, err = w.Write(content)
+	must(t, err)
+	must(t, zw.Close())
+	if rep := verifyBytes(t, buf.Bytes(), b.pub); rep.Intact || !strings.Contains(problems(rep), "notes") {
+		t.Fatalf("a folder entry with content verified: %s", problems(rep))
 	}
 }

@@ -80,8 +80,14 @@ func Export(ctx context.Context, store *statedb.Store, w io.Writer, opts ExportO
 	if err != nil {
 		return nil, err
 	}
+	vouched := map[int64]bool{}
+	for _, d := range records {
+		vouched[d.Rec.Run.ID] = d.Rec.Run.RestoreLogSHA256 != ""
+	}
 	for id, log := range logs {
-		files[LogFileName(id)] = []byte(log)
+		if vouched[id] { // a log its sealed record has no digest of is not evidence
+			files[LogFileName(id)] = []byte(log)
+		}
 	}
 	if files[CSVFile], err = runsCSV(records); err != nil {
 		return nil, err

@@ -124,6 +124,9 @@ func readZip(rep *Report, zr *zip.Reader) map[string][]byte {
 	var total int64
 	for _, f := range zr.File {
 		if f.FileInfo().IsDir() {
+			if f.UncompressedSize64 > 0 || !strings.HasSuffix(f.Name, "/") {
+				rep.fail("%s: a folder entry that holds content: a zip reader may show it as a file", f.Name)
+			}
 			continue // folders a zip tool adds hold no content
 		}
 		if f.UncompressedSize64 > maxFileSize {
@@ -372,6 +375,14 @@ func checkRuns(rep *Report, files map[string][]byte, m *Manifest) (map[int64]boo
 // checkLogs compares each restore log with the digest its run's sealed
 // record carries.
 func checkLogs(rep *Report, files map[string][]byte, byDrill map[string][]RunFile) {
+	vouched := map[string]bool{}
+	defer func() {
+		for name := range files {
+			if strings.HasPrefix(name, logsDir) && !vouched[name] {
+				rep.fail("%s: no run's record has its digest: it is not part of the evidence", name)
+			}
+		}
+	}()
 	for _, runs := range byDrill {
 		for _, rf := range runs {
 			var inner struct {
@@ -383,6 +394,7 @@ func checkLogs(rep *Report, files map[string][]byte, byDrill map[string][]RunFil
 				continue
 			}
 			name := LogFileName(rf.ID)
+			vouched[name] = true
 			b, ok := files[name]
 			switch {
 			case !ok:
@@ -404,7 +416,7 @@ func checkSeals(rep *Report, m *Manifest, byDrill map[string][]RunFile) {
 				}
 			}
 		}
-		rep.Notes = append(rep.Notes, "no sealing key: the runs' chains were checked, but someone who could write to the state database could have rewritten a run and its chain hash")
+		rep.Notes = append(rep.Notes, "no sealing key: the runs' chains were checked, but someone who could write to the state database could have rewritten a run and its chain hash, or added a sign-off")
 		return
 	}
 	pub, err := parsePublicKeyPEM([]byte(m.SealingPublicKey))
@@ -433,6 +445,33 @@ func checkSeals(rep *Report, m *Manifest, byDrill map[string][]RunFile) {
 	}
 	if unsealed > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d run(s) finished before the sealing key was set up carry no seal", unsealed))
+	}
+	checkSignoffSeals(rep, m, pub, byDrill)
+}
+
+// checkSignoffSeals checks each sign-off's seal. A sign-off on a run the
+// key sealed was given while the key was set up, so it must carry a seal:
+// one without was written into the state database by hand.
+func checkSignoffSeals(rep *Report, m *Manifest, pub ed25519.PublicKey, byDrill map[string][]RunFile) {
+	unsealed := 0
+	for _, drill := range sortedKeys(byDrill) {
+		for _, rf := range byDrill[drill] {
+			for i, so := range rf.Signoffs {
+				switch {
+				case so.Seal == "" && rf.Seal != "" && rf.SealKeyID == m.SealingKeyID:
+					rep.fail("run %d (%s): sign-off %d (%s by %s) carries no seal, though the run was sealed by the key: it was not given through drill", rf.ID, drill, i+1, so.Kind, so.SignedBy)
+				case so.Seal == "":
+					unsealed++
+				case so.SealKeyID != m.SealingKeyID:
+					rep.Notes = append(rep.Notes, fmt.Sprintf("run %d (%s): sign-off %d sealed by another key (%s): its seal was not checked", rf.ID, drill, i+1, so.SealKeyID))
+				case !drills.CheckSignoffSeal(pub, rf.ID, rf.ChainHash, so):
+					rep.fail("run %d (%s): sign-off %d (%s by %s): its seal does not match it: it was edited or moved from another run", rf.ID, drill, i+1, so.Kind, so.SignedBy)
+				}
+			}
+		}
+	}
+	if unsealed > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d sign-off(s) given before the sealing key was set up carry no seal", unsealed))
 	}
 }
 

@@ -239,3 +239,28 @@ func TestRestoreETA(t *testing.T) {
 		t.Fatalf("listItems = %d, want 2", n)
 	}
 }
+
+// Passwords in what a restore program prints never reach the record.
+func TestRedact(t *testing.T) {
+	for in, secret := range map[string]string{
+		"connect: host=x password=hunter2 user=y": "hunter2",
+		"password='a b c'":                        "a b c",
+		`password='a\' b c'`:                      "b c",
+		`password="dq secret"`:                    "secret",
+		"    password 'hunter2',":                 "hunter2",
+		"CREATE USER MAPPING FOR x SERVER s OPTIONS (user 'u', password 'pw1');": "pw1",
+		"ALTER ROLE r PASSWORD 'md5abc';":                                        "md5abc",
+		"postgres://u:topsecret@h/db":                                            "topsecret",
+		"postgres://u:topsecretpa":                                               "topsecret",
+		"PGPASSWORD=x1y2z3":                                                      "x1y2z3",
+	} {
+		if got := redact(in); strings.Contains(got, secret) {
+			t.Errorf("redact(%q) = %q: %q left", in, got, secret)
+		}
+	}
+	var l restoreLog
+	l.add("postgres://u:" + strings.Repeat("s", 2000) + "@h/db")
+	if strings.Contains(l.String(), "ssss") {
+		t.Error("a cut line kept half a password")
+	}
+}

@@ -563,9 +563,9 @@ func (o *restoreOutput) eta() string {
 
 func (o *restoreOutput) summary() string {
 	if len(o.errors) == 0 {
-		return strings.Join(o.last, "; ")
+		return redact(strings.Join(o.last, "; "))
 	}
-	s := strings.Join(o.errors, "; ")
+	s := redact(strings.Join(o.errors, "; "))
 	if o.nerr > len(o.errors) {
 		s += fmt.Sprintf("; and %d more errors", o.nerr-len(o.errors))
 	}

@@ -25,16 +25,20 @@ const (
 )
 
 // secretLike matches what could be a credential in a restore program's
-// output: a password in a connection string, or a URL's user:password.
-var secretLike = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)|(://[^:/@\s]+:)[^@\s]+@`)
+// output: a password in a connection string (password=…) or in SQL it
+// echoes (OPTIONS (password '…'), PASSWORD '…'), or a URL's user:password.
+var secretLike = regexp.MustCompile(`(?i)(password\s*=?\s*)('(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.)*"?|[^\s,)]+)|(://[^:/@\s]+:)\S*`)
 
+// redact replaces what looks like a password with [redacted]. A URL's
+// password is cut with everything after it on the line: an @ may be
+// missing from a cut line.
 func redact(line string) string {
 	return secretLike.ReplaceAllStringFunc(line, func(m string) string {
 		sub := secretLike.FindStringSubmatch(m)
 		if sub[1] != "" {
 			return sub[1] + "[redacted]"
 		}
-		return sub[3] + "[redacted]@"
+		return sub[3] + "[redacted]"
 	})
 }
 
@@ -42,10 +46,10 @@ func (l *restoreLog) add(line string) {
 	if l == nil {
 		return
 	}
+	line = redact(line) // before the cut, which could leave half a secret
 	if len(line) > logLine {
 		line = line[:logLine] + "…"
 	}
-	line = redact(line)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.head) < logHalf {

@@ -101,13 +101,13 @@ func (s *Store) runQ(ctx context.Context, q Querier, id int64) (*drills.Run, err
 	if err := s.checkIntegrity(ctx, q, r); err != nil {
 		return nil, err
 	}
-	rows, err := q.Query(ctx, `select kind, signed_by, note, signed_at from drill_signoffs where run_id = $1 order by id`, id)
+	rows, err := q.Query(ctx, `select kind, signed_by, note, signed_at, coalesce(seal, ''), coalesce(seal_key_id, '') from drill_signoffs where run_id = $1 order by id`, id)
 	if err != nil {
 		return nil, err
 	}
 	r.Signoffs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (drills.Signoff, error) {
 		var so drills.Signoff
-		err := row.Scan(&so.Kind, &so.SignedBy, &so.Note, &so.SignedAt)
+		err := row.Scan(&so.Kind, &so.SignedBy, &so.Note, &so.SignedAt, &so.Seal, &so.SealKeyID)
 		return so, err
 	})
 	return r, err

@@ -106,13 +106,14 @@ func (s *Store) SealedRuns(ctx context.Context, f SealedFilter) ([]Sealed, map[s
 	for _, r := range out {
 		ids = append(ids, r.ID)
 	}
-	rows, err = s.Pool.Query(ctx, `select run_id, kind, signed_by, note, signed_at from drill_signoffs where run_id = any($1) order by id`, ids)
+	rows, err = s.Pool.Query(ctx, `select run_id, kind, signed_by, note, signed_at, coalesce(seal, ''), coalesce(seal_key_id, '')
+		from drill_signoffs where run_id = any($1) order by id`, ids)
 	if err != nil {
 		return nil, nil, err
 	}
 	var runID int64
 	var so drills.Signoff
-	_, err = pgx.ForEachRow(rows, []any{&runID, &so.Kind, &so.SignedBy, &so.Note, &so.SignedAt}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&runID, &so.Kind, &so.SignedBy, &so.Note, &so.SignedAt, &so.Seal, &so.SealKeyID}, func() error {
 		out[index[runID]].Signoffs = append(out[index[runID]].Signoffs, so)
 		return nil
 	})
@@ -126,10 +127,12 @@ func optTimeArg(t time.Time) *time.Time {
 	return &t
 }
 
-// AddSignoff records a sign-off on a finished run.
+// AddSignoff records a sign-off on a finished run, sealed with the
+// sealing key when there is one.
 func (s *Store) AddSignoff(ctx context.Context, runID int64, so drills.Signoff) (drills.Signoff, error) {
 	var finished *time.Time
-	err := s.Pool.QueryRow(ctx, "select finished_at from drill_runs where id = $1", runID).Scan(&finished)
+	var chainHash string
+	err := s.Pool.QueryRow(ctx, "select finished_at, coalesce(chain_hash, '') from drill_runs where id = $1", runID).Scan(&finished, &chainHash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return so, fmt.Errorf("%w: %d", drills.ErrRunNotFound, runID)
 	}
@@ -139,8 +142,17 @@ func (s *Store) AddSignoff(ctx context.Context, runID int64, so drills.Signoff) 
 	if finished == nil {
 		return so, fmt.Errorf("run %d has not finished: sign off a finished run", runID)
 	}
-	err = s.Pool.QueryRow(ctx, `insert into drill_signoffs (run_id, kind, signed_by, note) values ($1, $2, $3, $4) returning signed_at`,
-		runID, so.Kind, so.SignedBy, so.Note).Scan(&so.SignedAt)
+	// The time is fixed here, at the database's precision, so that what is
+	// signed is what is stored.
+	so.SignedAt = time.Now().UTC().Truncate(time.Microsecond)
+	so.Seal, so.SealKeyID = "", ""
+	if s.SealingKey != nil {
+		so.Seal = base64.StdEncoding.EncodeToString(ed25519.Sign(s.SealingKey, drills.SignoffMessage(runID, chainHash, so)))
+		so.SealKeyID = drills.KeyID(s.SealingKey.Public().(ed25519.PublicKey))
+	}
+	_, err = s.Pool.Exec(ctx, `insert into drill_signoffs (run_id, kind, signed_by, note, signed_at, seal, seal_key_id)
+		values ($1, $2, $3, $4, $5, nullif($6, ''), nullif($7, ''))`,
+		runID, so.Kind, so.SignedBy, so.Note, so.SignedAt, so.Seal, so.SealKeyID)
 	return so, err
 }
 
