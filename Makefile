@@ -37,8 +37,23 @@ users: ## create the OS user throwaway clusters run as (drill-sandbox; needs roo
 	  echo "not root: run 'sudo make users' to create the OS user $(SANDBOX_USER) (see docs/security.md)"; \
 	fi
 
+.PHONY: tools
+tools: ## install the backup tools the physical-backup tests drive (pgbackrest, barman-cli-cloud; Debian, needs root)
+	@missing=""; \
+	command -v pgbackrest >/dev/null 2>&1 || missing="$$missing pgbackrest"; \
+	command -v barman-cloud-restore >/dev/null 2>&1 || missing="$$missing barman-cli-cloud"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || \
+	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }; \
+	  else \
+	    echo "missing:$$missing (sudo apt-get install$$missing); the physical-backup tests fail without them"; \
+	  fi; \
+	fi
+
 .PHONY: test
-test: ## run all tests (real PostgreSQL; DRILL_TEST_DATABASE_URL or a private cluster)
+test: tools ## run all tests (real PostgreSQL; DRILL_TEST_DATABASE_URL or a private cluster)
 	@echo "testing every package side by side; results print as they come, the end-to-end tests of the binary (cmd/drill, about 3 minutes) last"
 	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/cmd/drill$$') ./cmd/drill
 

@@ -55,6 +55,12 @@ type Validator interface {
 	Validate(spec *Spec) []SettingsProblem
 }
 
+// ToolChecker is implemented by settings whose backend runs a program
+// that may not be installed: Missing says how to install it, or is "".
+type ToolChecker interface {
+	Missing() string
+}
+
 // Describer is implemented by source settings that can say in a few words
 // where the backups are (`drill validate`).
 type Describer interface {

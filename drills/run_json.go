@@ -62,6 +62,9 @@ type BackupJSON struct {
 	Details         map[string]string `json:"details,omitempty"`
 	SHA256          string            `json:"sha256,omitempty"`
 	Selection       *Selection        `json:"selection,omitempty"`
+	// RecoveredTo is the recovery point of a physical backup: the time of
+	// the last transaction replayed, which the RPO is measured from.
+	RecoveredTo *string `json:"recovered_to,omitempty"`
 }
 
 // TargetJSON describes the isolated instance.
@@ -155,6 +158,10 @@ func (r *Run) JSON() RunJSON {
 	v.Signoffs = r.Signoffs
 	if b := r.Backup; b != nil {
 		v.Backup = &BackupJSON{ID: b.ID, CreatedAt: rfc3339(b.CreatedAt), CreatedAtSource: b.CreatedAtSource, Format: b.Format, SizeBytes: b.SizeBytes, Details: b.Details, SHA256: b.SHA256, Selection: b.Selection}
+		if b.RecoveredTo != nil {
+			at := rfc3339(*b.RecoveredTo)
+			v.Backup.RecoveredTo = &at
+		}
 	}
 	if t := r.Target; t != nil {
 		v.Target = &TargetJSON{Type: t.Type, ID: t.InstanceID, State: t.State, Details: t.Details, CreatedAt: optTime(t.CreatedAt), TornDownAt: optTime(t.TornDownAt)}

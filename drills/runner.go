@@ -471,6 +471,15 @@ func (e *execution) restore(ctx context.Context, progress Progress) *failure {
 	if err != nil {
 		return &failure{reason: ReasonRestoreFailed, err: err}
 	}
+	if rc, ok := e.p.Target.(Recoverer); ok && b.Physical != nil {
+		if at := rc.RecoveredTo(*e.inst); !at.IsZero() {
+			at = at.UTC().Truncate(time.Microsecond)
+			e.backup.RecoveredTo = &at
+			e.run.Backup.RecoveredTo = &at
+			progress.Say("recovered to " + at.Format(time.RFC3339Nano))
+			e.record(e.Store.SetBackup(ctx, e.run.ID, e.backup))
+		}
+	}
 	e.record(e.Store.SetTargetState(ctx, e.targetID, *e.inst, TargetCreated, *e.run.Target.CreatedAt, ""))
 	return nil
 }
@@ -613,7 +622,8 @@ func (e *execution) finish(ctx context.Context, f *failure) {
 	o := Outcome{Status: StatusPassed, FinishedAt: e.Now()}
 	spec := e.p.Spec
 	if e.run.Backup != nil {
-		rpo := e.start.Sub(e.backup.CreatedAt)
+		// A physical backup's RPO runs from the point its recovery reached.
+		rpo := e.start.Sub(e.backup.RPOFrom())
 		o.RPO = &rpo
 		if spec.Objectives.RPO > 0 {
 			met := rpo <= spec.Objectives.RPO

@@ -49,6 +49,15 @@ type Backup struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// Selection says how the backup was chosen among others.
 	Selection *Selection `json:"selection,omitempty"`
+	// RecoveredTo is, for a physical backup restored with its WAL, the
+	// time of the last transaction the recovery replayed: the RPO is
+	// measured from it (CreatedAt is the base backup's stop time).
+	RecoveredTo *time.Time `json:"recovered_to,omitempty"`
+
+	// Physical restores a physical backup (a base backup and archived
+	// WAL): a target that can restore one calls it in place of
+	// pg_restore. Nil for pg_dump archives and snapshots.
+	Physical PhysicalBackup `json:"-"`
 
 	// Fingerprint is what `drill dump` recorded of the database in the
 	// snapshot it dumped, when the backup has one; the record keeps its
@@ -61,6 +70,56 @@ type Backup struct {
 	// called with bytes done so far and the total (or -1).
 	Fetch func(ctx context.Context, dir string, progress func(done, total int64)) (string, error) `json:"-"`
 }
+
+// RPOFrom is the moment the restored data is current to: the recovery
+// point of a physical backup, else when the backup was taken.
+func (b Backup) RPOFrom() time.Time {
+	if b.RecoveredTo != nil {
+		return *b.RecoveredTo
+	}
+	return b.CreatedAt
+}
+
+// PhysicalBackup is a base backup and the archived WAL that brings it to
+// a point in time, restored by the tool that made them (pgBackRest,
+// barman-cloud). The repository is only ever read.
+type PhysicalBackup interface {
+	// MajorVersion is the PostgreSQL major version that took the backup:
+	// the cluster runs that version's binaries.
+	MajorVersion() int
+	// Restore writes the base backup into dirs.Data, running the backup
+	// tool through run (as the cluster's OS user).
+	Restore(ctx context.Context, dirs RestoreDirs, run ToolRunner) error
+	// RestoreCommand is the server's restore_command (with %f and %p)
+	// for a cluster restored into dirs.
+	RestoreCommand(dirs RestoreDirs) string
+	// Env is what the backup tool needs in its environment besides PATH
+	// and HOME (a cloud endpoint, credentials): the server has it while it
+	// replays WAL, and is restarted without it before anything else
+	// connects.
+	Env() []string
+	// TargetTime is the recovery target; zero replays all archived WAL.
+	TargetTime() time.Time
+	// LastWAL names the newest WAL segment in the archive ("" when not
+	// known): a recovery to the end of the archive that stops before it
+	// met a missing or unreadable segment.
+	LastWAL(ctx context.Context) (string, error)
+}
+
+// RestoreDirs are the directories of a physical restore, all the cluster's
+// OS user's: Data is empty, every tablespace goes under Tablespaces (never
+// where it was on the backed-up host), Work is the tool's own (locks,
+// spool) and its working directory.
+type RestoreDirs struct {
+	Data, Tablespaces, Work string
+}
+
+// ToolRunner runs a program as the cluster's OS user with env added to a
+// clean environment, and returns what it printed.
+type ToolRunner func(ctx context.Context, env []string, name string, args ...string) ([]byte, error)
+
+// FormatPhysical is the format of a physical backup restored with WAL.
+const FormatPhysical = "physical"
 
 // Formats of pg_dump backups.
 const (

@@ -101,3 +101,10 @@ type RestoreLogger interface {
 type CheckPreparer interface {
 	PrepareChecks(ctx context.Context, in Instance, checkTypes []string) error
 }
+
+// Recoverer is a Target that restores physical backups to a point in
+// time: RecoveredTo returns the time of the last transaction the recovery
+// replayed (zero when none was), once Restore has succeeded.
+type Recoverer interface {
+	RecoveredTo(in Instance) time.Time
+}

@@ -12,6 +12,7 @@ import (
 
 	"drill/drills"
 	"drill/drills/backends"
+	"drill/drills/local"
 	"drill/drills/statedb"
 	"drill/jobs"
 
@@ -142,6 +143,9 @@ func runRun(ctx context.Context, o *runOpts) error {
 		return nil
 	case run.Reason == drills.ReasonInterrupted:
 		return withCode(exitInterrupted, errors.New("interrupted; the instance was torn down"))
+	case run.Reason == drills.ReasonProvisionFailed && strings.Contains(run.Error, local.ErrNoBinaries.Error()):
+		// The backup needs PostgreSQL binaries this host does not have.
+		return withCode(exitUnavailable, fmt.Errorf("drill %s could not be carried out here (%s): %s", run.Drill, run.Reason, run.Error))
 	default:
 		return withCode(exitFailed, fmt.Errorf("drill %s failed (%s): %s", run.Drill, run.Reason, run.Error))
 	}

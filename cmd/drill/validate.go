@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 
+	"drill/drills"
+
 	"github.com/spf13/cobra"
 )
 
@@ -53,6 +55,11 @@ func runValidate(o *validateOpts) error {
 			fmt.Fprint(o.stdout, " (no checks: only the restore itself is verified)")
 		}
 		fmt.Fprintln(o.stdout)
+		if m, ok := d.Source.Settings.(drills.ToolChecker); ok {
+			if missing := m.Missing(); missing != "" {
+				fmt.Fprintf(o.stdout, "    warning: %s: this drill cannot run here\n", missing)
+			}
+		}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	// The backends: each registers its source and target types.
 	_ "drill/drills/local"
+	_ "drill/drills/pgbackrest"
 	_ "drill/drills/pgdump"
 	_ "drill/drills/rds"
 )

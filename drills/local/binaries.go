@@ -84,3 +84,39 @@ func versionOf(path string) int {
 	}
 	return best
 }
+
+// FindBinariesFor locates the binaries of PostgreSQL major version major:
+// $DRILL_PG_BIN when it holds that version, else the usual install
+// locations, else pg_ctl on $PATH. A physical backup runs only on the
+// version that took it.
+func FindBinariesFor(major int) (Binaries, error) {
+	var dirs []string
+	if dir := os.Getenv("DRILL_PG_BIN"); dir != "" {
+		dirs = append(dirs, dir)
+	}
+	for _, pattern := range searchDirs {
+		matches, _ := filepath.Glob(pattern)
+		dirs = append(dirs, matches...)
+	}
+	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		dirs = append(dirs, filepath.Dir(p))
+	}
+	var seen []string
+	for _, dir := range dirs {
+		b := Binaries{Dir: dir}
+		if b.check() != nil {
+			continue
+		}
+		v := b.version()
+		if m, _, _ := strings.Cut(v, "."); m == strconv.Itoa(major) {
+			return b, nil
+		}
+		seen = append(seen, v+" in "+dir)
+	}
+	found := "none found"
+	if len(seen) > 0 {
+		found = "found " + strings.Join(seen, ", ")
+	}
+	return Binaries{}, fmt.Errorf("%w: the backup was taken by PostgreSQL %d and restores only on that major version (%s); install it (Debian/Ubuntu: apt-get install postgresql-%d) or set DRILL_PG_BIN to its bin directory",
+		ErrNoBinaries, major, found, major)
+}

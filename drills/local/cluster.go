@@ -85,6 +85,36 @@ const maxSocketPath = 107
 // Init creates the data directory with initdb and writes the settings.
 // Dir must exist.
 func (c *Cluster) Init(ctx context.Context) error {
+	if err := c.prepareDirs(); err != nil {
+		return err
+	}
+	args := []string{"-D", c.DataDir(), "-U", c.superuser(), "-E", "UTF8", "--locale=C",
+		"--auth-local=trust", "--no-sync", "--no-instructions"}
+	if c.Password != "" {
+		pwfile := filepath.Join(c.Dir, "pwfile")
+		if err := os.WriteFile(pwfile, []byte(c.Password+"\n"), 0o600); err != nil {
+			return err
+		}
+		defer os.Remove(pwfile)
+		if err := c.RunAs.chown(pwfile); err != nil {
+			return err
+		}
+		args = append(args, "--auth-host=scram-sha-256", "--pwfile="+pwfile)
+	} else {
+		args = append(args, "--auth-host=reject")
+	}
+	if err := c.run(ctx, c.Bin.Path("initdb"), args...); err != nil {
+		if c.RunAs.set {
+			return fmt.Errorf("initdb as OS user %s (every directory above %s must be reachable by that user): %w", c.RunAs.Name, c.Dir, err)
+		}
+		return fmt.Errorf("initdb: %w", err)
+	}
+	return c.writeSettings()
+}
+
+// prepareDirs makes Dir (drill's own) and, inside it, the data and socket
+// directories and the server log (the cluster's user's).
+func (c *Cluster) prepareDirs() error {
 	sock := filepath.Join(c.SocketDir(), ".s.PGSQL."+strconv.Itoa(c.Port))
 	if len(sock) > maxSocketPath {
 		return fmt.Errorf("cluster directory %s is too deep for a Unix socket path (%d > %d bytes); choose a shorter directory", c.Dir, len(sock), maxSocketPath)
@@ -119,28 +149,7 @@ func (c *Cluster) Init(ctx context.Context) error {
 	if err := c.RunAs.chown(c.logFile()); err != nil {
 		return err
 	}
-	args := []string{"-D", c.DataDir(), "-U", c.superuser(), "-E", "UTF8", "--locale=C",
-		"--auth-local=trust", "--no-sync", "--no-instructions"}
-	if c.Password != "" {
-		pwfile := filepath.Join(c.Dir, "pwfile")
-		if err := os.WriteFile(pwfile, []byte(c.Password+"\n"), 0o600); err != nil {
-			return err
-		}
-		defer os.Remove(pwfile)
-		if err := c.RunAs.chown(pwfile); err != nil {
-			return err
-		}
-		args = append(args, "--auth-host=scram-sha-256", "--pwfile="+pwfile)
-	} else {
-		args = append(args, "--auth-host=reject")
-	}
-	if err := c.run(ctx, c.Bin.Path("initdb"), args...); err != nil {
-		if c.RunAs.set {
-			return fmt.Errorf("initdb as OS user %s (every directory above %s must be reachable by that user): %w", c.RunAs.Name, c.Dir, err)
-		}
-		return fmt.Errorf("initdb: %w", err)
-	}
-	return c.writeSettings()
+	return nil
 }
 
 func (c *Cluster) writeSettings() error {
@@ -199,12 +208,19 @@ func (c *Cluster) Start(ctx context.Context) error {
 // drill that made it, even when no drill runs on this host again. It waits
 // until the server accepts connections.
 func (c *Cluster) StartAttached(ctx context.Context) error {
+	return c.startAttached(ctx, baseEnv(c.Dir), 2*time.Minute, nil)
+}
+
+// startAttached starts the server attached, with env, and waits at most
+// maxWait (0: as long as ctx lets it) until it accepts connections,
+// calling tick now and then meanwhile.
+func (c *Cluster) startAttached(ctx context.Context, env []string, maxWait time.Duration, tick func()) error {
 	logf, err := os.OpenFile(c.logFile(), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return err
 	}
 	cmd := exec.Command(c.Bin.Path("postgres"), "-D", c.DataDir())
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = c.Dir, baseEnv(c.Dir), logf, logf
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = c.Dir, env, logf, logf
 	c.RunAs.apply(cmd)
 	attach(cmd, false)
 	if err := cmd.Start(); err != nil {
@@ -213,7 +229,11 @@ func (c *Cluster) StartAttached(ctx context.Context) error {
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	deadline := time.After(2 * time.Minute)
+	var deadline <-chan time.Time
+	if maxWait > 0 {
+		deadline = time.After(maxWait)
+	}
+	lastTick := time.Now()
 	for !c.ready() {
 		select {
 		case <-exited:
@@ -223,8 +243,12 @@ func (c *Cluster) StartAttached(ctx context.Context) error {
 			return ctx.Err()
 		case <-deadline:
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			return fmt.Errorf("start PostgreSQL in %s: not ready after 2 minutes%s", c.Dir, c.logTail())
+			return fmt.Errorf("start PostgreSQL in %s: not ready after %s%s", c.Dir, maxWait, c.logTail())
 		case <-time.After(20 * time.Millisecond):
+		}
+		if tick != nil && time.Since(lastTick) > 2*time.Second {
+			tick()
+			lastTick = time.Now()
 		}
 	}
 	return nil

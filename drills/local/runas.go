@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -106,4 +107,14 @@ func (r RunAs) chown(path string) error {
 		return nil
 	}
 	return os.Chown(path, int(r.UID), int(r.GID))
+}
+
+// Command is a command that runs as the user with a clean environment
+// (PATH, HOME=home, locale, time zone), and dies with this process.
+func (r RunAs) Command(ctx context.Context, home, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir, cmd.Env = home, baseEnv(home)
+	r.apply(cmd)
+	attach(cmd, true)
+	return cmd
 }

@@ -113,8 +113,12 @@ func (t *Target) Plan(run drills.RunRef) (drills.Instance, error) {
 // Cluster is the cluster of an instance this target made.
 func (t *Target) Cluster(in drills.Instance) *Cluster {
 	port, _ := strconv.Atoi(in.Details["port"])
-	return &Cluster{Dir: in.ID, Bin: t.bin, RunAs: t.runAs, Port: port, ListenTCP: true,
-		Settings: ThrowawaySettings()}
+	bin := t.bin
+	if dir := in.Details[binDetail]; dir != "" {
+		bin = Binaries{Dir: dir} // a physical backup's own major version
+	}
+	return &Cluster{Dir: in.ID, Bin: bin, RunAs: t.runAs, Port: port, ListenTCP: true,
+		Settings: ThrowawaySettings(), Superuser: in.Details[superuserDetail]}
 }
 
 // Provision makes the directory (with its marker), runs initdb and starts
@@ -135,6 +139,9 @@ func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Ba
 		return err
 	}
 	in.Details["port"] = strconv.Itoa(port)
+	if b.Physical != nil {
+		return t.provisionPhysical(in, b.Physical, progress)
+	}
 	c := t.Cluster(*in)
 	// TCP needs a password nobody knows: restores and checks use the private socket.
 	c.Password = RandomPassword()
@@ -166,6 +173,9 @@ func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Ba
 // Restore creates the database and loads the backup with pg_restore (or psql
 // for plain SQL), then runs ANALYZE.
 func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Backup, progress drills.Progress) error {
+	if b.Physical != nil {
+		return t.restorePhysical(ctx, in, b.Physical, progress)
+	}
 	if b.Fetch == nil {
 		return fmt.Errorf("backup %s is not a pg_dump archive; the local target restores pg_dump backups only", b.ID)
 	}

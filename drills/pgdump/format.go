@@ -9,6 +9,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -113,6 +114,9 @@ func readArchiveHeader(ctx context.Context, pgRestore, path string) (archiveHead
 	h := parseListHeader(out)
 	_, _ = io.Copy(io.Discard, out)
 	if err := cmd.Wait(); err != nil && h.CreatedAt.IsZero() {
+		if msg := newerArchive(pgRestore, stderr.String()); msg != "" {
+			return archiveHeader{}, fmt.Errorf("%s: %s", filepath.Base(path), msg)
+		}
 		return archiveHeader{}, fmt.Errorf("pg_restore --list %s: %v: %s", filepath.Base(path), err, strings.TrimSpace(stderr.String()))
 	}
 	if h.CreatedAt.IsZero() {
@@ -146,4 +150,31 @@ func parseListHeader(r io.Reader) archiveHeader {
 		}
 	}
 	return h
+}
+
+var unsupportedArchive = regexp.MustCompile(`unsupported version \((\d+)\.(\d+)\) in file header`)
+
+// archiveVersions maps an archive format version to the first PostgreSQL
+// release whose pg_dump writes it.
+var archiveVersions = map[string]int{"1.14": 14, "1.15": 16, "1.16": 17}
+
+// newerArchive explains pg_restore's "unsupported version" error: the
+// archive was written by a newer pg_dump than this pg_restore reads.
+func newerArchive(pgRestore, stderr string) string {
+	m := unsupportedArchive.FindStringSubmatch(stderr)
+	if m == nil {
+		return ""
+	}
+	version := m[1] + "." + m[2]
+	need := "a newer PostgreSQL"
+	pkg := "a newer postgresql-client"
+	if v, ok := archiveVersions[version]; ok {
+		need, pkg = fmt.Sprintf("PostgreSQL %d or later", v), fmt.Sprintf("postgresql-client-%d", v)
+	}
+	have := ""
+	if out, err := exec.Command(pgRestore, "--version").Output(); err == nil {
+		have = " (this host's pg_restore: " + strings.TrimSpace(string(out)) + ")"
+	}
+	return fmt.Sprintf("the archive (format %s) was made by the pg_dump of %s, newer than the pg_restore here reads%s; install %s (Debian/Ubuntu: apt-get install %s) or set DRILL_PG_BIN to its bin directory",
+		version, need, have, need, pkg)
 }

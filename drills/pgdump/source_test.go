@@ -182,3 +182,29 @@ func TestS3SourceMissingBucketAndPrefix(t *testing.T) {
 		t.Errorf("missing prefix: %v", err)
 	}
 }
+
+// A custom archive of a newer format than this pg_restore reads: drill
+// says which PostgreSQL version made it, not pg_restore's raw error. The
+// archive is this host's own with its format version byte raised (the
+// one error no pg_dump on this host can produce).
+func TestNewerArchiveNamesTheVersion(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(dir, "shop.dump"))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[6] = 16 // "PGDMP", vmaj, vmin: 1.16 is PostgreSQL 17's
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := pgdump.NewSource(context.Background(), pgdump.SourceConfig{Location: path, PGRestore: drilltest.Binaries(t).Path("pg_restore")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = src.Latest(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "PostgreSQL 17 or later") || !strings.Contains(err.Error(), "postgresql-client-17") {
+		t.Fatalf("error %v", err)
+	}
+}

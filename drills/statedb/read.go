@@ -16,7 +16,7 @@ const runColumns = `id, drill, status, coalesce(reason, ''), coalesce(error, '')
 	backup_id, backup_created_at, coalesce(backup_created_at_source, ''), coalesce(backup_format, ''),
 	coalesce(backup_size_bytes, 0), coalesce(backup_database, ''),
 	rto_seconds, rpo_seconds, data_rpo_seconds, objective_rto_seconds, objective_rpo_seconds, rto_met, rpo_met,
-	heartbeat_at, waiting_until, backup_details, coalesce(backup_sha256, ''), backup_selection, tables, coalesce(drill_version, ''), coalesce(host, ''), coalesce(restore_log_sha256, ''), coalesce(progress, ''), progress_at,
+	heartbeat_at, waiting_until, backup_details, coalesce(backup_sha256, ''), backup_selection, tables, coalesce(drill_version, ''), coalesce(host, ''), coalesce(restore_log_sha256, ''), coalesce(progress, ''), progress_at, backup_recovered_to,
 	record, coalesce(prev_hash, ''), chain_hash, coalesce(seal, ''), coalesce(seal_key_id, '')`
 
 func scanRun(row pgx.Row) (*drills.Run, error) {
@@ -32,7 +32,7 @@ func scanRun(row pgx.Row) (*drills.Run, error) {
 	err := row.Scan(&r.ID, &r.Drill, &r.Status, &r.Reason, &r.Error, &r.Trigger, &r.TriggeredBy, &policy,
 		&r.CreatedAt, &r.StartedAt, &r.FinishedAt, &r.Deadline,
 		&backupID, &backupAt, &b.CreatedAtSource, &b.Format, &b.SizeBytes, &b.Database,
-		&rto, &rpo, &dataRPO, &objRTO, &objRPO, &r.RTOMet, &r.RPOMet, &r.HeartbeatAt, &r.WaitingUntil, &backupDetails, &b.SHA256, &selection, &tables, &r.DrillVersion, &r.Host, &r.RestoreLogSHA256, &r.Progress, &r.ProgressAt,
+		&rto, &rpo, &dataRPO, &objRTO, &objRPO, &r.RTOMet, &r.RPOMet, &r.HeartbeatAt, &r.WaitingUntil, &backupDetails, &b.SHA256, &selection, &tables, &r.DrillVersion, &r.Host, &r.RestoreLogSHA256, &r.Progress, &r.ProgressAt, &b.RecoveredTo,
 		&record, &st.PrevHash, &chainHash, &st.Seal, &st.KeyID)
 	if err != nil {
 		return nil, err

@@ -91,8 +91,9 @@ func (s *Store) SetBackup(ctx context.Context, runID int64, b drills.Backup) err
 		selection, _ = json.Marshal(b.Selection)
 	}
 	return s.exec(ctx, "backup", `update drill_runs set backup_id = $2, backup_created_at = $3, backup_created_at_source = $4,
-		backup_format = $5, backup_size_bytes = $6, backup_database = $7, backup_details = $8, backup_sha256 = $9, backup_selection = $10 where id = $1`,
-		runID, b.ID, b.CreatedAt, b.CreatedAtSource, b.Format, b.SizeBytes, nullString(b.Database), details, nullString(b.SHA256), selection)
+		backup_format = $5, backup_size_bytes = $6, backup_database = $7, backup_details = $8, backup_sha256 = $9, backup_selection = $10,
+		backup_recovered_to = $11 where id = $1`,
+		runID, b.ID, b.CreatedAt, b.CreatedAtSource, b.Format, b.SizeBytes, nullString(b.Database), details, nullString(b.SHA256), selection, b.RecoveredTo)
 }
 
 // RecordTargetIntent records, before anything is created, the instance a

@@ -1,0 +1,264 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"drill/drills/drilltest"
+)
+
+// physicalDrill writes a config with one drill of a physical source and
+// returns the environment to run it with.
+func physicalDrill(t *testing.T, name, source, checks string) ([]string, string) {
+	t.Helper()
+	targetDir := drilltest.SharedDir(t)
+	config := filepath.Join(t.TempDir(), "drill.yaml")
+	yaml := fmt.Sprintf(`drills:
+  - name: %s
+    timeout: 5m
+    source:
+%s
+    target:
+      type: local
+      dir: %s
+      run_as: postgres   # the repository's owner: it reads the repository
+    checks:
+%s
+`, name, source, targetDir, checks)
+	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"DRILL_DATABASE_URL=" + drilltest.NewDatabase(t), "DRILL_CONFIG=" + config}, targetDir
+}
+
+func runPhysical(t *testing.T, env []string, name string) (int, map[string]any, result) {
+	t.Helper()
+	r := drill(t, env, "run", name, "--json")
+	var run map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &run); err != nil {
+		t.Fatalf("exit %d, stdout is not JSON: %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	return r.code, run, r
+}
+
+func countCheck(n int) string {
+	return fmt.Sprintf(`      - type: sql
+        name: rows
+        query: select count(*) from t
+        expect: "%d"
+      - type: amcheck`, n)
+}
+
+// The done-when of pgBackRest drills: a full backup, rows written after it,
+// a target time between two batches; a drill to the target time restores
+// exactly the rows before it and measures RPO from the recovery point, a
+// drill to latest restores them all, the repository is unchanged, and
+// nothing is left. Then the bad cases, each a clear error.
+func TestPgBackRestPointInTime(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("pgbackrest"); err != nil {
+		t.Fatal("pgbackrest is not installed: make test installs it (apt-get install pgbackrest)")
+	}
+	src := drilltest.PgBackRestSource(t)
+	src.Insert(t, 1, 100)
+	src.Backrest(t, "--type=full", "backup")
+	lastBefore := src.Insert(t, 101, 150)
+	src.SwitchWAL(t) // a segment of its own: the missing-segment case removes it
+	time.Sleep(1500 * time.Millisecond)
+	target := lastBefore.Add(700 * time.Millisecond).UTC().Truncate(time.Millisecond)
+	src.Insert(t, 151, 170)
+	src.SwitchWAL(t)
+	repoBefore := drilltest.Checksum(t, src.Repo)
+
+	source := func(targetTime string) string {
+		return fmt.Sprintf("      type: pgbackrest\n      stanza: main\n      config: %s\n      target_time: %q", src.Config, targetTime)
+	}
+	t.Run("target time", func(t *testing.T) {
+		env, dir := physicalDrill(t, "orders", source(target.Format(time.RFC3339Nano)), countCheck(150))
+		code, run, r := runPhysical(t, env, "orders")
+		if code != 0 || run["status"] != "passed" {
+			t.Fatalf("exit %d status %v error %v\n%s", code, run["status"], run["error"], r.stderr)
+		}
+		b := run["backup"].(map[string]any)
+		recovered, err := time.Parse(time.RFC3339Nano, fmt.Sprint(b["recovered_to"]))
+		if err != nil {
+			t.Fatalf("backup.recovered_to %v: %v", b["recovered_to"], err)
+		}
+		if recovered.Before(lastBefore.Add(-time.Second)) || recovered.After(target) {
+			t.Errorf("recovered_to %s, want the commit of the last row before the target (%s … %s)", recovered, lastBefore, target)
+		}
+		started, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(run["started_at"]))
+		if rpo := run["rpo_seconds"].(float64); rpo < started.Sub(recovered).Seconds()-1 || rpo > started.Sub(recovered).Seconds()+1 {
+			t.Errorf("rpo_seconds %v, want started_at − recovered_to = %v", rpo, started.Sub(recovered).Seconds())
+		}
+		d := b["details"].(map[string]any)
+		if b["format"] != "physical" || d["label"] == nil || d["stop_lsn"] == nil || d["pg_version"] != "15" || b["created_at_source"] != "pgBackRest backup stop time" {
+			t.Errorf("backup record %v", b)
+		}
+		if sel := b["selection"].(map[string]any); !strings.Contains(fmt.Sprint(sel["rule"]), "before target_time") {
+			t.Errorf("selection %v", sel)
+		}
+		drilltest.AssertNothingLeft(t, dir)
+	})
+	t.Run("latest", func(t *testing.T) {
+		env, dir := physicalDrill(t, "orders", source("latest"), countCheck(170))
+		code, run, r := runPhysical(t, env, "orders")
+		if code != 0 {
+			t.Fatalf("exit %d error %v\n%s", code, run["error"], r.stderr)
+		}
+		drilltest.AssertNothingLeft(t, dir)
+	})
+	if after := drilltest.Checksum(t, src.Repo); after != repoBefore {
+		t.Error("the drills changed the pgBackRest repository")
+	}
+
+	t.Run("bad input", func(t *testing.T) {
+		cases := []struct {
+			name, source, reason, want string
+		}{
+			{"wrong stanza", strings.Replace(source("latest"), "stanza: main", "stanza: nosuch", 1), "locate_failed", "stanza nosuch"},
+			{"early target", source("2001-01-01T00:00:00Z"), "no_backup", "no backup in stanza main finished before target_time 2001-01-01T00:00:00Z"},
+			{"late target", source(time.Now().Add(time.Hour).UTC().Format(time.RFC3339)), "restore_failed", "recovery ended before configured recovery target was reached"},
+			{"unknown set", source("latest") + "\n      set: 20010101-000000F", "no_backup", "no usable backup labelled 20010101-000000F"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				env, dir := physicalDrill(t, "orders", c.source, countCheck(170))
+				code, run, r := runPhysical(t, env, "orders")
+				if code != 1 || run["reason"] != c.reason || !strings.Contains(fmt.Sprint(run["error"]), c.want) {
+					t.Fatalf("exit %d reason %v error %v, want 1 %s %q\n%s", code, run["reason"], run["error"], c.reason, c.want, r.stderr)
+				}
+				drilltest.AssertNothingLeft(t, dir)
+			})
+		}
+	})
+
+	// A copy of the repository with one WAL segment between the backup and
+	// the end removed: the drill must fail, not pass with fewer rows.
+	t.Run("missing WAL", func(t *testing.T) {
+		cp := copyRepo(t, src)
+		segs, _ := filepath.Glob(filepath.Join(cp.repo, "archive", "main", "15-1", "*", "*"))
+		var wal []string
+		for _, s := range segs {
+			if base := filepath.Base(s); len(base) > 24 && !strings.Contains(base, ".backup") {
+				wal = append(wal, s)
+			}
+		}
+		if len(wal) < 4 {
+			t.Fatalf("want at least 4 archived segments, have %v", wal)
+		}
+		if err := os.Remove(wal[len(wal)-2]); err != nil { // rows 101–150: after the backup's own segment, before the last
+			t.Fatal(err)
+		}
+		for _, tt := range []struct{ targetTime, want string }{
+			{"latest", "recovery stopped before the end of the archived WAL"},
+			{target.Format(time.RFC3339Nano), "recovery ended before configured recovery target was reached"},
+		} {
+			env, dir := physicalDrill(t, "orders", strings.Replace(source(tt.targetTime), src.Config, cp.config, 1), countCheck(170))
+			code, run, r := runPhysical(t, env, "orders")
+			if code != 1 || run["reason"] != "restore_failed" || !strings.Contains(fmt.Sprint(run["error"]), tt.want) {
+				t.Fatalf("%s: exit %d reason %v error %v\n%s", tt.targetTime, code, run["reason"], run["error"], r.stderr)
+			}
+			drilltest.AssertNothingLeft(t, dir)
+		}
+	})
+	t.Run("corrupt file", func(t *testing.T) {
+		cp := copyRepo(t, src)
+		files, _ := filepath.Glob(filepath.Join(cp.repo, "backup", "main", "*F", "pg_data", "base", "*", "*"))
+		var biggest string
+		var size int64
+		for _, f := range files {
+			if fi, err := os.Stat(f); err == nil && fi.Size() > size {
+				biggest, size = f, fi.Size()
+			}
+		}
+		data, err := os.ReadFile(biggest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[len(data)/2] ^= 0xff
+		if err := os.WriteFile(biggest, data, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		env, dir := physicalDrill(t, "orders", strings.Replace(source("latest"), src.Config, cp.config, 1), countCheck(170))
+		code, run, r := runPhysical(t, env, "orders")
+		t.Logf("corrupt file: %v", run["error"])
+		if code != 1 || run["reason"] != "restore_failed" || !strings.Contains(fmt.Sprint(run["error"]), "pgbackrest") {
+			t.Fatalf("exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
+		}
+		drilltest.AssertNothingLeft(t, dir)
+	})
+}
+
+type repoCopy struct{ repo, config string }
+
+// copyRepo copies the source's repository (owned by postgres, as the
+// original) and writes a config that points at the copy.
+func copyRepo(t *testing.T, src *drilltest.PhysicalSource) repoCopy {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "drill-repo-copy-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(dir, "repo")
+	if out, err := exec.Command("cp", "-a", src.Repo, repo).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	conf, err := os.ReadFile(src.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "pgbackrest.conf")
+	if err := os.WriteFile(config, []byte(strings.Replace(string(conf), src.Repo, repo, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return repoCopy{repo: repo, config: config}
+}
+
+// A stanza with no backup yet fails with no_backup.
+func TestPgBackRestEmptyStanza(t *testing.T) {
+	t.Parallel()
+	src := drilltest.PgBackRestSource(t)
+	env, dir := physicalDrill(t, "orders", fmt.Sprintf("      type: pgbackrest\n      stanza: main\n      config: %s", src.Config), countCheck(0))
+	code, run, r := runPhysical(t, env, "orders")
+	if code != 1 || run["reason"] != "no_backup" || !strings.Contains(fmt.Sprint(run["error"]), "stanza main has no backup") {
+		t.Fatalf("exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
+	}
+	drilltest.AssertNothingLeft(t, dir)
+}
+
+// A backup of a PostgreSQL major version this host has no binaries of
+// cannot be restored here: exit 3, naming the version to install. This
+// host has one version only, so pgbackrest info is a script here that
+// lists a backup of version 99: the one error path no real repository
+// on this host can produce.
+func TestPhysicalBackupOfAnotherMajorVersion(t *testing.T) {
+	t.Parallel()
+	bin := t.TempDir()
+	info := `[{"name":"main","status":{"code":0,"message":"ok"},"db":[{"id":1,"version":"99"}],
+"archive":[{"database":{"id":1},"max":"000000010000000000000009"}],
+"backup":[{"label":"20261101-030000F","type":"full","error":false,"timestamp":{"start":1793500000,"stop":1793500100},
+"lsn":{"start":"0/2000028","stop":"0/2000100"},"archive":{"start":"000000010000000000000002","stop":"000000010000000000000002"},
+"info":{"size":1000,"repository":{"size":100}},"database":{"id":1}}]}]`
+	script := "#!/bin/sh\ncat <<'EOF'\n" + info + "\nEOF\n"
+	if err := os.WriteFile(filepath.Join(bin, "pgbackrest"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env, dir := physicalDrill(t, "orders", "      type: pgbackrest\n      stanza: main", countCheck(0))
+	env = append(env, "PATH="+bin+":"+os.Getenv("PATH"))
+	r := drill(t, env, "run", "orders")
+	if r.code != 3 || !strings.Contains(r.stderr, "taken by PostgreSQL 99") || !strings.Contains(r.stderr, "apt-get install postgresql-99") {
+		t.Fatalf("exit %d, want 3 naming PostgreSQL 99\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	drilltest.AssertNothingLeft(t, dir)
+}

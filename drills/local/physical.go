@@ -1,0 +1,358 @@
+package local
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"drill/drills"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Instance details of a cluster restored from a physical backup.
+const (
+	// binDetail is the bin directory of the backup's PostgreSQL version.
+	binDetail = "pg_bin"
+	// superuserDetail is the backup's own superuser (initdb's -U), which
+	// sets the restored cluster up over its private socket.
+	superuserDetail = "superuser"
+)
+
+// recoveries holds, per instance, the time of the last transaction its
+// recovery replayed, until the runner asks.
+var recoveries sync.Map // instance id → time.Time
+
+var _ drills.Recoverer = (*Target)(nil)
+
+// RecoveredTo returns the time of the last transaction the recovery of a
+// physical backup replayed into in (zero when none).
+func (t *Target) RecoveredTo(in drills.Instance) time.Time {
+	v, ok := recoveries.LoadAndDelete(in.ID)
+	if !ok {
+		return time.Time{}
+	}
+	return v.(time.Time)
+}
+
+// provisionPhysical chooses the binaries of the backup's PostgreSQL
+// version and makes the cluster's directories; Restore fills them.
+func (t *Target) provisionPhysical(in *drills.Instance, p drills.PhysicalBackup, progress drills.Progress) error {
+	bin, err := FindBinariesFor(p.MajorVersion())
+	if err != nil {
+		return err
+	}
+	in.Details[binDetail] = bin.Dir
+	in.Details["postgres_version"] = bin.version()
+	c := t.Cluster(*in)
+	progress.Say(fmt.Sprintf("PostgreSQL %s from %s", in.Details["postgres_version"], bin.Dir))
+	if err := c.prepareDirs(); err != nil {
+		return err
+	}
+	for _, d := range []string{c.tablespaceDir(), c.toolDir()} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return err
+		}
+		if err := c.RunAs.chown(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tablespaceDir holds the restored cluster's tablespaces: none is
+// restored where it was on the backed-up host.
+func (c *Cluster) tablespaceDir() string { return filepath.Join(c.Dir, "tablespaces") }
+
+// toolDir is the backup tool's home, lock and spool directory.
+func (c *Cluster) toolDir() string { return filepath.Join(c.Dir, "tool") }
+
+// restorePhysical has the backup tool write the base backup, replaces
+// every setting the backup brought with drill's own, replays WAL to the
+// target, and sets the cluster up for the checks.
+func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p drills.PhysicalBackup, progress drills.Progress) error {
+	c := t.Cluster(*in)
+	log := &restoreLog{}
+	restoreLogs.Store(in.ID, log)
+	run := t.toolRunner(c.toolDir(), log)
+	progress.Say("restoring the base backup")
+	dirs := drills.RestoreDirs{Data: c.DataDir(), Tablespaces: c.tablespaceDir(), Work: c.toolDir()}
+	if err := p.Restore(ctx, dirs, run); err != nil {
+		return err
+	}
+	if v, err := os.ReadFile(filepath.Join(c.DataDir(), "PG_VERSION")); err != nil || strings.TrimSpace(string(v)) != strconv.Itoa(p.MajorVersion()) {
+		return fmt.Errorf("the restored data directory is not of PostgreSQL %d (PG_VERSION %q)", p.MajorVersion(), strings.TrimSpace(string(v)))
+	}
+	if err := t.ownSettings(c, p, dirs); err != nil {
+		return fmt.Errorf("write the restored cluster's settings: %w", err)
+	}
+	goal := ""
+	if tt := p.TargetTime(); !tt.IsZero() {
+		goal = " to " + tt.UTC().Format(time.RFC3339)
+	} else {
+		goal = " to the end of the archived WAL"
+	}
+	progress.Say(fmt.Sprintf("replaying WAL%s on 127.0.0.1:%d", goal, c.Port))
+	last, lastErr := p.LastWAL(ctx)
+	env := append(baseEnv(c.toolDir()), p.Env()...)
+	err := c.startAttached(ctx, env, 0, func() {
+		if seg := newestRestoredWAL(c.logFile(), 64<<10); seg != "" {
+			msg := "replayed WAL up to segment " + seg
+			if last != "" {
+				msg += " (the archive ends at " + last + ")"
+			}
+			progress.Say(msg)
+		}
+	})
+	addServerLog(log, c.logFile())
+	if err != nil {
+		return fmt.Errorf("recovery%s failed: %w", goal, err)
+	}
+	if err := t.findSuperuser(ctx, in, c); err != nil {
+		return err
+	}
+	at, err := replayedTo(ctx, c)
+	if err != nil {
+		return err
+	}
+	if p.TargetTime().IsZero() {
+		// Recovery to the end of the archive stops quietly at the first
+		// segment it cannot fetch: make sure that was past the newest.
+		got := newestRestoredWAL(c.logFile(), 0)
+		switch {
+		case lastErr != nil:
+			return fmt.Errorf("list the archived WAL: %w", lastErr)
+		case last != "" && (got == "" || got < last):
+			if got == "" {
+				got = "none"
+			}
+			return fmt.Errorf("recovery stopped before the end of the archived WAL: it replayed segments up to %s, but the archive holds segments up to %s; a segment between them is missing or unreadable", got, last)
+		}
+	}
+	if !at.IsZero() {
+		recoveries.Store(in.ID, at)
+	}
+	if len(p.Env()) > 0 {
+		// The tool's environment (an endpoint, credentials) was for the
+		// replay only: nothing that connects from now on may find it.
+		progress.Say("restarting PostgreSQL without the backup tool's environment")
+		if err := c.Stop(ctx, "fast"); err != nil {
+			return err
+		}
+		if err := c.waitGone(ctx); err != nil {
+			return err
+		}
+		if err := c.StartAttached(ctx); err != nil {
+			return err
+		}
+	}
+	if err := createRoles(ctx, c); err != nil {
+		return err
+	}
+	db, err := t.physicalDatabase(ctx, c)
+	if err != nil {
+		return err
+	}
+	in.Details["database"] = db
+	progress.Say("checking database " + db)
+	in.DSN = c.SocketDSNAs(CheckRole, db)
+	return nil
+}
+
+// toolRunner runs the backup tool as the cluster's OS user, in its own
+// directory, with a clean environment plus env; what it prints goes to
+// the restore log.
+func (t *Target) toolRunner(dir string, log *restoreLog) drills.ToolRunner {
+	return func(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Dir, cmd.Env = dir, append(baseEnv(dir), env...)
+		t.runAs.apply(cmd)
+		attach(cmd, true)
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		for _, b := range [][]byte{out.Bytes(), stderr.Bytes()} {
+			for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+				if line != "" {
+					log.add(line)
+				}
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("%s: %w: %s", filepath.Base(name), err, redact(tail(stderr.Bytes(), 1500)))
+		}
+		return out.Bytes(), nil
+	}
+}
+
+// ownSettings replaces every configuration file the backup brought: a
+// backup is untrusted, and its settings could archive into production's
+// repository, connect to production as a standby, or load a library. The
+// cluster gets drill's throwaway settings, a private socket, no TCP login,
+// no archiving, and the recovery target.
+func (t *Target) ownSettings(c *Cluster, p drills.PhysicalBackup, dirs drills.RestoreDirs) error {
+	for _, name := range []string{"postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf",
+		"recovery.conf", "recovery.signal", "standby.signal", "postmaster.pid", "postmaster.opts"} {
+		if err := os.Remove(filepath.Join(c.DataDir(), name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	files := map[string]string{
+		"postgresql.conf":      "# written by drill: none of the backup's settings are used\n",
+		"postgresql.auto.conf": "# written by drill: ALTER SYSTEM settings of the backup are not used\n",
+		"pg_hba.conf":          "local all all trust\nhost all all all reject\n",
+		"pg_ident.conf":        "",
+		"recovery.signal":      "",
+	}
+	for name, content := range files {
+		if err := c.WriteDataFile(name, []byte(content)); err != nil {
+			return err
+		}
+	}
+	c.Settings = ThrowawaySettings()
+	c.Settings["wal_level"] = "replica" // archive recovery of WAL from a replica-level primary
+	c.Settings["hot_standby"] = "off"   // nothing connects before the target is reached
+	c.Settings["restore_command"] = quoteConf(p.RestoreCommand(dirs))
+	c.Settings["recovery_target_timeline"] = "'latest'"
+	c.Settings["recovery_target_action"] = "'promote'"
+	if tt := p.TargetTime(); !tt.IsZero() {
+		c.Settings["recovery_target_time"] = quoteConf(RecoveryTime(tt))
+	}
+	return c.writeSettings()
+}
+
+// RecoveryTime writes t the way recovery_target_time reads it.
+func RecoveryTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04:05.999999") + "+00"
+}
+
+var restoredWAL = regexp.MustCompile(`restored log file "([0-9A-F]{24})" from archive`)
+
+// newestRestoredWAL returns the newest WAL segment the server log says was
+// restored from the archive, reading at most the last limit bytes (0:
+// all of it).
+func newestRestoredWAL(logFile string, limit int64) string {
+	f, err := os.Open(logFile)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if limit > 0 {
+		if fi, err := f.Stat(); err == nil && fi.Size() > limit {
+			_, _ = f.Seek(fi.Size()-limit, 0)
+		}
+	}
+	newest := ""
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if m := restoredWAL.FindStringSubmatch(sc.Text()); m != nil && m[1] > newest {
+			newest = m[1]
+		}
+	}
+	return newest
+}
+
+// addServerLog copies the server log (the recovery) into the restore log.
+func addServerLog(log *restoreLog, logFile string) {
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if line != "" {
+			log.add(line)
+		}
+	}
+}
+
+// findSuperuser finds the backup's bootstrap superuser: postgres, else the
+// cluster's OS user (initdb's default).
+func (t *Target) findSuperuser(ctx context.Context, in *drills.Instance, c *Cluster) error {
+	candidates := []string{"postgres"}
+	if t.runAs.Name != "" && t.runAs.Name != "postgres" {
+		candidates = append(candidates, t.runAs.Name)
+	}
+	var lastErr error
+	for _, name := range candidates {
+		conn, err := connect(ctx, c.SocketDSNAs(name, "template1"), time.Minute)
+		if err == nil {
+			var super bool
+			err = conn.QueryRow(ctx, "select rolsuper from pg_roles where rolname = current_user").Scan(&super)
+			conn.Close(context.WithoutCancel(ctx))
+			if err == nil && super {
+				in.Details[superuserDetail] = name
+				c.Superuser = name
+				return nil
+			}
+		}
+		var pgErr *pgconn.PgError
+		if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "28000") {
+			return fmt.Errorf("connect to the restored cluster: %w", err)
+		}
+		lastErr = err
+	}
+	return fmt.Errorf("the restored cluster has no superuser named %s: drill sets it up as its bootstrap superuser (%v)", strings.Join(candidates, " or "), lastErr)
+}
+
+// replayedTo returns the time of the last transaction the recovery
+// replayed, which the server keeps after promotion (zero when none).
+func replayedTo(ctx context.Context, c *Cluster) (time.Time, error) {
+	conn, err := connect(ctx, c.SocketDSN("template1"), time.Minute)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var at *time.Time
+	var inRecovery bool
+	if err := conn.QueryRow(ctx, "select pg_last_xact_replay_timestamp(), pg_is_in_recovery()").Scan(&at, &inRecovery); err != nil {
+		return time.Time{}, fmt.Errorf("read the recovery point: %w", err)
+	}
+	if inRecovery {
+		return time.Time{}, errors.New("the restored cluster is still in recovery after it accepted connections")
+	}
+	if at == nil {
+		return time.Time{}, nil
+	}
+	return *at, nil
+}
+
+// physicalDatabase is the database the checks run in: target.database,
+// else the largest database of the restored cluster besides postgres,
+// else postgres.
+func (t *Target) physicalDatabase(ctx context.Context, c *Cluster) (string, error) {
+	conn, err := connect(ctx, c.SocketDSN("template1"), time.Minute)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if db := t.cfg.Database; db != "" {
+		var ok bool
+		if err := conn.QueryRow(ctx, "select exists (select 1 from pg_database where datname = $1 and datallowconn)", db).Scan(&ok); err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", fmt.Errorf("target.database %q is not a database of the restored cluster", db)
+		}
+		return db, nil
+	}
+	var db string
+	err = conn.QueryRow(ctx, `select coalesce((select datname from pg_database where datallowconn and not datistemplate and datname <> 'postgres'
+		order by pg_database_size(oid) desc, datname limit 1), 'postgres')`).Scan(&db)
+	return db, err
+}
