@@ -262,3 +262,114 @@ func TestPhysicalBackupOfAnotherMajorVersion(t *testing.T) {
 	}
 	drilltest.AssertNothingLeft(t, dir)
 }
+
+// The done-when of barman-cloud drills, against an S3 server over HTTP:
+// a drill to the target time restores exactly the rows before it, latest
+// restores them all, RPO runs from the recovery point, the bucket is
+// unchanged, nothing is left; a wrong server name and a missing WAL
+// segment fail the drill.
+func TestBarmanCloudPointInTime(t *testing.T) { // not parallel: the S3 server is in the environment
+	for _, p := range []string{"barman-cloud-backup", "barman-cloud-restore"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("%s is not installed: make test installs it (apt-get install barman-cli-cloud)", p)
+		}
+	}
+	s3 := drilltest.NewS3(t)
+	s3.Bucket(t, "backups")
+	src := drilltest.NewBarmanSource(t, s3, "backups")
+	src.Insert(t, 1, 100)
+	src.Backup(t)
+	lastBefore := src.Insert(t, 101, 150)
+	seg := src.SwitchWAL(t)
+	time.Sleep(1500 * time.Millisecond)
+	target := lastBefore.Add(700 * time.Millisecond).UTC().Truncate(time.Millisecond)
+	src.Insert(t, 151, 170)
+	src.SwitchWAL(t)
+	bucketBefore := s3.Digest(t, "backups")
+
+	source := func(server, targetTime string) string {
+		return fmt.Sprintf("      type: barman-cloud\n      location: %s\n      server: %s\n      target_time: %q", src.Location, server, targetTime)
+	}
+	env, dir := physicalDrill(t, "orders", source("orders", target.Format(time.RFC3339Nano)), countCheck(150))
+	code, run, r := runPhysical(t, env, "orders")
+	if code != 0 {
+		t.Fatalf("target time: exit %d error %v\n%s", code, run["error"], r.stderr)
+	}
+	b := run["backup"].(map[string]any)
+	recovered, err := time.Parse(time.RFC3339, fmt.Sprint(b["recovered_to"]))
+	if err != nil || recovered.Before(lastBefore.Add(-time.Second)) || recovered.After(target) {
+		t.Errorf("recovered_to %v (%v), want between %s and %s", b["recovered_to"], err, lastBefore, target)
+	}
+	if b["created_at_source"] != "barman-cloud backup stop time" || b["details"].(map[string]any)["stop_lsn"] == nil {
+		t.Errorf("backup record %v", b)
+	}
+	drilltest.AssertNothingLeft(t, dir)
+
+	env, dir = physicalDrill(t, "orders", source("orders", "latest"), countCheck(170))
+	if code, run, r := runPhysical(t, env, "orders"); code != 0 {
+		t.Fatalf("latest: exit %d error %v\n%s", code, run["error"], r.stderr)
+	}
+	drilltest.AssertNothingLeft(t, dir)
+	if after := s3.Digest(t, "backups"); after != bucketBefore {
+		t.Errorf("the drills changed the bucket: %s, was %s", after, bucketBefore)
+	}
+
+	env, dir = physicalDrill(t, "orders", source("nosuch", "latest"), countCheck(170))
+	if code, run, r := runPhysical(t, env, "orders"); code != 1 || run["reason"] != "no_backup" || !strings.Contains(fmt.Sprint(run["error"]), "server nosuch has no backup") {
+		t.Fatalf("wrong server: exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
+	}
+	drilltest.AssertNothingLeft(t, dir)
+
+	// The segment of rows 101–150 removed from the bucket.
+	s3.Delete(t, "backups", "barman/orders/wals/"+seg[:16]+"/"+seg)
+	env, dir = physicalDrill(t, "orders", source("orders", "latest"), countCheck(170))
+	if code, run, r := runPhysical(t, env, "orders"); code != 1 || run["reason"] != "restore_failed" || !strings.Contains(fmt.Sprint(run["error"]), "recovery stopped before the end of the archived WAL") {
+		t.Fatalf("missing segment: exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
+	}
+	drilltest.AssertNothingLeft(t, dir)
+}
+
+// drill validate says when a physical source's tool is not installed on
+// this host (the config itself is fine: exit 0).
+func TestValidateSaysToolMissing(t *testing.T) {
+	t.Parallel()
+	config := filepath.Join(t.TempDir(), "drill.yaml")
+	yaml := `drills:
+  - name: orders
+    source: { type: pgbackrest, stanza: main, target_time: latest }
+  - name: billing
+    source: { type: barman-cloud, location: s3://backups/barman, server: billing }
+`
+	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := drill(t, []string{"PATH=" + t.TempDir()}, "validate", "--config", config)
+	if r.code != 0 || !strings.Contains(r.stdout, "warning: pgbackrest is not installed on this host (Debian/Ubuntu: apt-get install pgbackrest)") ||
+		!strings.Contains(r.stdout, "warning: barman-cloud-restore is not installed on this host (Debian/Ubuntu: apt-get install barman-cli-cloud)") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Bad settings: each a problem with its line.
+	yaml = `drills:
+  - name: orders
+    source:
+      type: pgbackrest
+      target_time: yesterday
+  - name: billing
+    source:
+      type: barman-cloud
+      location: /var/backups
+      server: billing
+`
+	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = drill(t, nil, "validate", "--config", config)
+	for _, want := range []string{"drill.yaml:3:", "missing required field stanza", "drill.yaml:5:", `target_time "yesterday" is neither latest nor an RFC 3339 time`, "drill.yaml:9:", "s3://bucket/prefix"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("validate lacks %q\n%s", want, r.stderr)
+		}
+	}
+	if r.code != 2 {
+		t.Errorf("exit %d, want 2", r.code)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"drill/drills/config"
 
 	// The backends: each registers its source and target types.
+	_ "drill/drills/barmancloud"
 	_ "drill/drills/local"
 	_ "drill/drills/pgbackrest"
 	_ "drill/drills/pgdump"

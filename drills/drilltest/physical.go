@@ -109,8 +109,9 @@ func (p *PhysicalSource) Insert(t testing.TB, from, to int) time.Time {
 	return at
 }
 
-// SwitchWAL closes the current WAL segment and waits until it is archived.
-func (p *PhysicalSource) SwitchWAL(t testing.TB) {
+// SwitchWAL closes the current WAL segment, waits until it is archived,
+// and returns its name.
+func (p *PhysicalSource) SwitchWAL(t testing.TB) string {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), p.URL())
 	must(t, err)
@@ -122,6 +123,7 @@ func (p *PhysicalSource) SwitchWAL(t testing.TB) {
 		_ = conn.QueryRow(context.Background(), "select coalesce(last_archived_wal, '') from pg_stat_archiver").Scan(&last)
 		return last >= seg
 	})
+	return seg
 }
 
 // Checksum digests every file under dir (names, sizes, contents, modes):
@@ -146,4 +148,60 @@ func Checksum(t testing.TB, dir string) string {
 	})
 	must(t, err)
 	return hex.EncodeToString(b.Sum(nil))
+}
+
+// BarmanSource is a PostgreSQL cluster that archives its WAL with
+// barman-cloud-wal-archive to s3://Bucket/Prefix (server "orders") on the
+// test's S3 server, run as the postgres OS user.
+type BarmanSource struct {
+	PhysicalSource
+	S3       S3Server
+	Location string // s3://bucket/prefix
+	Server   string
+}
+
+// NewBarmanSource starts such a cluster with a table t(id, at), without a
+// base backup yet. The bucket must exist.
+func NewBarmanSource(t *testing.T, s3 S3Server, bucket string) *BarmanSource {
+	t.Helper()
+	runAs, err := local.LookupRunAs(local.DefaultRunAs)
+	must(t, err)
+	dir, err := os.MkdirTemp("", "drill-barman-")
+	must(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	must(t, os.Chmod(dir, 0o755))
+	port, err := local.FreePort()
+	must(t, err)
+	c := &local.Cluster{Dir: filepath.Join(dir, "pg"), Bin: Binaries(t), RunAs: runAs, Port: port}
+	b := &BarmanSource{PhysicalSource: PhysicalSource{Dir: dir, Cluster: c, runAs: runAs}, S3: s3,
+		Location: "s3://" + bucket + "/barman", Server: "orders"}
+	c.Settings = map[string]string{
+		"wal_level":       "replica",
+		"archive_mode":    "on",
+		"archive_command": "'barman-cloud-wal-archive --endpoint-url " + s3.URL + " " + b.Location + " " + b.Server + " %p'",
+		"fsync":           "off",
+	}
+	ctx := context.Background()
+	must(t, c.Init(ctx))
+	// The server's HOME is its directory: the archive command finds its
+	// credentials there, as a production server's would in ~/.aws.
+	aws := filepath.Join(c.Dir, ".aws")
+	must(t, os.Mkdir(aws, 0o755))
+	must(t, os.WriteFile(filepath.Join(aws, "credentials"), []byte("[default]\naws_access_key_id = test\naws_secret_access_key = test\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(aws, "config"), []byte("[default]\nregion = eu-west-1\n"), 0o644))
+	must(t, c.StartAttached(ctx))
+	t.Cleanup(func() { _ = c.Stop(context.Background(), "immediate") })
+	b.Exec(t, "create table t (id int primary key, at timestamptz not null default clock_timestamp())")
+	return b
+}
+
+// Backup takes a base backup with barman-cloud-backup as the postgres user.
+func (b *BarmanSource) Backup(t testing.TB) {
+	t.Helper()
+	cmd := b.runAs.Command(context.Background(), b.Cluster.Dir, "barman-cloud-backup", "--endpoint-url", b.S3.URL,
+		"-h", b.Cluster.SocketDir(), "-p", fmt.Sprint(b.Cluster.Port), "-U", "postgres", "--immediate-checkpoint", b.Location, b.Server)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("barman-cloud-backup: %v: %s", err, out)
+	}
 }

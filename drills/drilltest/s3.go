@@ -3,6 +3,8 @@ package drilltest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 
@@ -51,6 +53,37 @@ func (s S3Server) Put(t *testing.T, bucket, key string, body []byte) {
 	t.Helper()
 	_, err := s.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)})
 	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Digest digests every object of a bucket (key, size, ETag): equal digests
+// mean nothing was written there.
+func (s S3Server) Digest(t *testing.T, bucket string) string {
+	t.Helper()
+	h := sha256.New()
+	p := s3.NewListObjectsV2Paginator(s.Client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	n := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			fmt.Fprintf(h, "%s %d %s\n", aws.ToString(o.Key), aws.ToInt64(o.Size), aws.ToString(o.ETag))
+			n++
+		}
+	}
+	return fmt.Sprintf("%d objects %x", n, h.Sum(nil))
+}
+
+// Delete removes an object, failing the test when it does not exist.
+func (s S3Server) Delete(t *testing.T, bucket, key string) {
+	t.Helper()
+	if _, err := s.Client.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	if _, err := s.Client.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
 		t.Fatal(err)
 	}
 }

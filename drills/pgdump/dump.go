@@ -353,7 +353,7 @@ func (o *DumpOptions) sink(ctx context.Context) (sink, error) {
 		return newFileSink(o.Out)
 	}
 	u, _ := url.Parse(o.Out)
-	client, err := newS3Client(ctx, o.Region, o.Endpoint, o.Out)
+	client, err := NewS3Client(ctx, o.Region, o.Endpoint, o.Out)
 	if err != nil {
 		return nil, err
 	}

@@ -37,15 +37,15 @@ func newS3Source(ctx context.Context, cfg SourceConfig) (*s3Source, error) {
 		return nil, fmt.Errorf("location %q: want s3://bucket/prefix/", cfg.Location)
 	}
 	s := &s3Source{cfg: cfg, bucket: u.Host, prefix: strings.TrimPrefix(u.Path, "/")}
-	if s.client, err = newS3Client(ctx, cfg.Region, cfg.Endpoint, cfg.Location); err != nil {
+	if s.client, err = NewS3Client(ctx, cfg.Region, cfg.Endpoint, cfg.Location); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// newS3Client is an S3 client for the AWS environment, with region and
+// NewS3Client is an S3 client for the AWS environment, with region and
 // endpoint (when set) overriding it; what names the location in errors.
-func newS3Client(ctx context.Context, region, endpoint, what string) (*s3.Client, error) {
+func NewS3Client(ctx context.Context, region, endpoint, what string) (*s3.Client, error) {
 	var opts []func(*config.LoadOptions) error
 	custom := endpoint != "" || os.Getenv("AWS_ENDPOINT_URL_S3") != "" || os.Getenv("AWS_ENDPOINT_URL") != ""
 	if region != "" {
