@@ -61,6 +61,10 @@ test: tools ## run all tests (real PostgreSQL; DRILL_TEST_DATABASE_URL or a priv
 demo: ## run a real drill end to end on a sample database (no AWS needed)
 	bash examples/demo/demo.sh
 
+.PHONY: demo-physical
+demo-physical: ## a point-in-time drill of a pgBackRest repository made on the spot
+	bash examples/demo/demo-physical.sh
+
 .PHONY: demo-rds
 demo-rds: ## run a real RDS drill against the RDS API emulator (no AWS account needed)
 	bash examples/demo/demo-rds.sh

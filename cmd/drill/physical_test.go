@@ -104,6 +104,9 @@ func TestPgBackRestPointInTime(t *testing.T) {
 		if sel := b["selection"].(map[string]any); !strings.Contains(fmt.Sprint(sel["rule"]), "before target_time") {
 			t.Errorf("selection %v", sel)
 		}
+		if show := drill(t, env, "show", fmt.Sprint(run["id"])); !strings.Contains(show.stdout, "from the recovery point "+recovered.UTC().Format(time.RFC3339)) {
+			t.Errorf("drill show does not say where the RPO runs from:\n%s", show.stdout)
+		}
 		drilltest.AssertNothingLeft(t, dir)
 	})
 	t.Run("latest", func(t *testing.T) {

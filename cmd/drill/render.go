@@ -151,6 +151,9 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 	}
 	row(w, "  RTO:     ", 11, rto, l.width)
 	fmt.Fprintf(w, "  RPO:     %s\n", measure(r.RPO, r.Objectives.RPO, r.RPOMet))
+	if b := r.Backup; b != nil && b.RecoveredTo != nil {
+		fmt.Fprintf(w, "           from the recovery point %s (the last transaction replayed)\n", b.RecoveredTo.UTC().Format(time.RFC3339))
+	}
 	if r.DataRPO != nil {
 		fmt.Fprintf(w, "  data RPO: %s (drill start − newest row)\n", dur(*r.DataRPO))
 	}
