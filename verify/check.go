@@ -24,10 +24,13 @@ const (
 	TypeAmcheck = "amcheck"
 	// TypeDrift compares the table inventory with the last passing run.
 	TypeDrift = "drift"
+	// TypeCompare compares a table's rows with a live database (a
+	// replica): the one check that reads production, when asked to.
+	TypeCompare = "compare"
 )
 
 // Types lists every check type, in documentation order.
-var Types = []string{TypeRowCount, TypeChecksum, TypeRecency, TypeSQL, TypeFingerprint, TypeAmcheck, TypeDrift}
+var Types = []string{TypeRowCount, TypeChecksum, TypeRecency, TypeSQL, TypeFingerprint, TypeAmcheck, TypeDrift, TypeCompare}
 
 // Check is one verification to run against a restored database.
 // Which fields apply depends on Type; Validate says which are missing.
@@ -60,6 +63,26 @@ type Check struct {
 	// MaxShrinkPercent is how much a table's rows may shrink since the last
 	// passing run before a drift check fails (default 10).
 	MaxShrinkPercent *float64 `json:"max_shrink_percent,omitempty"`
+
+	// SourceURL is the live database a compare check reads (read-only).
+	// It holds a password: never stored, logged, rendered or exported.
+	SourceURL string `json:"-"`
+	// Source names that database without user or password (host:port/db),
+	// for the record.
+	Source string `json:"source,omitempty"`
+	// Key is the compare check's key column (default: the primary key);
+	// Where a predicate applied on both sides; MaxDifferences how many
+	// differing rows still pass (default 0).
+	Key            string `json:"key,omitempty"`
+	Where          string `json:"where,omitempty"`
+	MaxDifferences *int64 `json:"max_differences,omitempty"`
+}
+
+func (c Check) maxDifferences() int64 {
+	if c.MaxDifferences != nil {
+		return *c.MaxDifferences
+	}
+	return 0
 }
 
 // DefaultMaxShrinkPercent is a drift check's max_shrink when none is given.
@@ -112,6 +135,19 @@ func (c Check) Validate() error {
 	case TypeDrift:
 		if p := c.MaxShrinkPercent; p != nil && (*p < 0 || *p > 100) {
 			return fmt.Errorf("drift check: max_shrink %g%% is not between 0%% and 100%%", *p)
+		}
+	case TypeCompare:
+		if c.Table == "" {
+			return fmt.Errorf("compare check needs table")
+		}
+		if c.SourceURL == "" {
+			return fmt.Errorf("compare check needs source_url (a read-only connection to a replica, from the environment: ${VAR})")
+		}
+		if SourceDescription(c.SourceURL) == "" {
+			return fmt.Errorf("compare check: source_url is not a valid PostgreSQL connection string")
+		}
+		if c.MaxDifferences != nil && *c.MaxDifferences < 0 {
+			return fmt.Errorf("compare check: max_differences must be 0 or more")
 		}
 	case "":
 		return fmt.Errorf("check needs type (one of %s)", strings.Join(Types, ", "))
@@ -175,6 +211,8 @@ func (c Check) Expected() string {
 		return "no corruption"
 	case TypeDrift:
 		return fmt.Sprintf("none gone or shrunk > %g%%", c.maxShrink())
+	case TypeCompare:
+		return fmt.Sprintf("at most %d rows differing from %s", c.maxDifferences(), c.Source)
 	}
 	return ""
 }
@@ -245,6 +283,13 @@ func (c Check) SQLText() string {
 		return "bt_index_check(index, heapallindexed) on every B-tree index; verify_heapam(table) on every table"
 	case TypeDrift:
 		return "no query: the inventory of this restore against the last passing run's"
+	case TypeCompare:
+		w := ""
+		if c.Where != "" {
+			w = " where " + c.Where
+		}
+		return "on both sides, per range of 10,000 keys: select count(*), sum(hash_record_extended(t, 0)) from " + t + " t" + w +
+			" and key ≤ the restored copy's largest; ranges that differ row by row (source: " + c.Source + ", read-only)"
 	}
 	return ""
 }

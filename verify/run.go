@@ -55,6 +55,15 @@ func Connect(ctx context.Context, dsn string, opts Opts) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, errors.New("verify: the restored database's connection string is invalid")
 	}
+	conn, err := connectPinned(ctx, cfg, opts)
+	if err != nil {
+		return nil, fmt.Errorf("verify: connect to restored database %s on %s: %w", cfg.Database, cfg.Host, RedactConnErr(err))
+	}
+	return conn, nil
+}
+
+// connectPinned connects with sessionParams and the statement timeout.
+func connectPinned(ctx context.Context, cfg *pgx.ConnConfig, opts Opts) (*pgx.Conn, error) {
 	timeout := opts.StatementTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Minute
@@ -63,11 +72,7 @@ func Connect(ctx context.Context, dsn string, opts Opts) (*pgx.Conn, error) {
 		cfg.RuntimeParams[k] = v
 	}
 	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("verify: connect to restored database %s on %s: %w", cfg.Database, cfg.Host, RedactConnErr(err))
-	}
-	return conn, nil
+	return pgx.ConnectConfig(ctx, cfg)
 }
 
 // RunOne runs a single check inside its own read-only transaction.
@@ -84,6 +89,8 @@ func RunOne(ctx context.Context, conn *pgx.Conn, c Check, opts Opts) Result {
 		err = fingerprintCheck(ctx, conn, c, opts, &r)
 	case c.Type == TypeDrift:
 		err = driftCheck(c, opts, &r)
+	case c.Type == TypeCompare:
+		err = compareCheck(ctx, conn, c, opts, &r)
 	default:
 		if c.Type == TypeAmcheck {
 			ensureAmcheck(ctx, conn)

@@ -157,6 +157,11 @@ type rawCheck struct {
 	Tables         []string `yaml:"tables"`
 	HeapAllIndexed *bool    `yaml:"heapallindexed"`
 	MaxShrink      *Percent `yaml:"max_shrink"`
+	// compare checks
+	SourceURL      string `yaml:"source_url"`
+	Key            string `yaml:"key"`
+	Where          string `yaml:"where"`
+	MaxDifferences *int64 `yaml:"max_differences"`
 	line           int
 }
 
@@ -336,7 +341,8 @@ func (r rawDrill) checks(add adder) []verify.Check {
 	for j, rc := range r.Checks {
 		c := verify.Check{Type: rc.Type, Name: rc.Name, Table: rc.Table, Column: rc.Column, Query: rc.Query,
 			Min: rc.Min, Max: rc.Max, Equals: rc.Equals, Expect: rc.Expect,
-			Exclude: rc.Exclude, Tables: rc.Tables, HeapAllIndexed: rc.HeapAllIndexed}
+			Exclude: rc.Exclude, Tables: rc.Tables, HeapAllIndexed: rc.HeapAllIndexed,
+			SourceURL: rc.SourceURL, Source: verify.SourceDescription(rc.SourceURL), Key: rc.Key, Where: rc.Where, MaxDifferences: rc.MaxDifferences}
 		if rc.MaxAge != nil {
 			c.MaxAge = time.Duration(*rc.MaxAge)
 		}
