@@ -61,6 +61,10 @@ test: tools ## run all tests (real PostgreSQL; DRILL_TEST_DATABASE_URL or a priv
 demo: ## run a real drill end to end on a sample database (no AWS needed)
 	bash examples/demo/demo.sh
 
+.PHONY: demo-aurora
+demo-aurora: ## a real Aurora drill (cluster snapshot → cluster + instance) against the RDS API emulator
+	bash examples/demo/demo-rds.sh aurora
+
 .PHONY: demo-physical
 demo-physical: ## a point-in-time drill of a pgBackRest repository made on the spot
 	bash examples/demo/demo-physical.sh

@@ -38,6 +38,7 @@ type bundle struct {
 	emu    *fakerds.Server
 	store  *statedb.Store
 	dbName string
+	dump   string // the source's data
 	logs   *syncBuffer
 }
 
@@ -74,7 +75,7 @@ func setup(t *testing.T, delay time.Duration, throttle float64) bundle {
 	t.Setenv("AWS_ENDPOINT_URL_RDS", ts.URL)
 	name := shop[strings.Index(shop, "dbname=")+len("dbname="):]
 	name = name[:strings.Index(name, " ")]
-	return bundle{emu: emu, store: drilltest.Store(t), dbName: name, logs: &syncBuffer{}}
+	return bundle{emu: emu, store: drilltest.Store(t), dbName: name, dump: dump, logs: &syncBuffer{}}
 }
 
 func i64(n int64) *int64 { return &n }
@@ -119,6 +120,9 @@ func (b bundle) drill(t *testing.T, spec *drills.Spec) (*drills.Run, string) {
 		Events: func(e drills.Event) {
 			if e.Kind == drills.EventPhaseStart && e.Phase == drills.PhaseVerify {
 				password = b.emu.Password(e.Run.Target.InstanceID)
+				if password == "" { // an Aurora cluster
+					password = b.emu.ClusterPassword(e.Run.Target.InstanceID)
+				}
 			}
 		}}
 	run, err := r.Run(ctx, drills.RunParams{Spec: spec, Source: src, Target: tgt, Policy: drills.PolicyOf(spec, "", "test"), Trigger: drills.TriggerManual})

@@ -57,11 +57,7 @@ func (s SourceSettings) Validate(spec *drills.Spec) []drills.SettingsProblem {
 	if s.Instance == "" {
 		add("", "missing required field instance (the RDS instance identifier)")
 	}
-	for _, st := range s.SnapshotTypes {
-		if st != "automated" && st != "manual" {
-			add("snapshot_types", "snapshot_types: %q is not automated or manual", st)
-		}
-	}
+	ps = append(ps, s.snapshotProblems()...)
 	if rt := s.RestoreTime; rt != "" {
 		if spec.Source.Type != PITRSourceType {
 			add("restore_time", "restore_time applies to rds-pitr only")
@@ -71,6 +67,17 @@ func (s SourceSettings) Validate(spec *drills.Spec) []drills.SettingsProblem {
 	}
 	if spec.Target.Type != TargetType {
 		ps = append(ps, drills.SettingsProblem{DrillKey: "target", Msg: fmt.Sprintf("an %s source restores into an rds target (add target: {type: rds, ...})", spec.Source.Type)})
+	}
+	return ps
+}
+
+// snapshotProblems checks snapshot_types.
+func (s SourceSettings) snapshotProblems() []drills.SettingsProblem {
+	var ps []drills.SettingsProblem
+	for _, st := range s.SnapshotTypes {
+		if st != "automated" && st != "manual" {
+			ps = append(ps, drills.SettingsProblem{Key: "snapshot_types", Msg: fmt.Sprintf("snapshot_types: %q is not automated or manual", st)})
+		}
 	}
 	return ps
 }

@@ -71,16 +71,9 @@ func (s *Source) Latest(ctx context.Context) (drills.Backup, error) {
 		if err != nil {
 			return drills.Backup{}, explain("DescribeDBSnapshots", err)
 		}
-		for i := range page.DBSnapshots {
-			sn := &page.DBSnapshots[i]
-			if aws.ToString(sn.Status) != "available" || !slices.Contains(s.cfg.SnapshotTypes, aws.ToString(sn.SnapshotType)) || sn.SnapshotCreateTime == nil {
-				continue
-			}
-			candidates = append(candidates, drills.Candidate{Name: aws.ToString(sn.DBSnapshotIdentifier), Time: *sn.SnapshotCreateTime})
-			if best == nil || sn.SnapshotCreateTime.After(*best.SnapshotCreateTime) {
-				best = sn
-			}
-		}
+		best, candidates = newestSnapshot(page.DBSnapshots, s.cfg.SnapshotTypes, best, candidates, func(sn *types.DBSnapshot) snapshotFacts {
+			return snapshotFacts{sn.DBSnapshotIdentifier, sn.Status, sn.SnapshotType, sn.SnapshotCreateTime}
+		})
 	}
 	if best == nil {
 		// RDS lists no snapshots for an unknown instance: say which it is.
@@ -133,3 +126,27 @@ func (s *Source) pointInTime(ctx context.Context) (drills.Backup, error) {
 
 // Reopen returns a recorded backup as it was: nothing needs fetching.
 func (s *Source) Reopen(_ context.Context, b drills.Backup) (drills.Backup, error) { return b, nil }
+
+// snapshotFacts are what choosing a snapshot reads of one.
+type snapshotFacts struct {
+	id, status, typ *string
+	created         *time.Time
+}
+
+// newestSnapshot adds a page of snapshots to the candidates (available
+// ones of the wanted types) and returns the newest so far by creation
+// time: RDS instance and Aurora cluster snapshots alike.
+func newestSnapshot[T any](page []T, types []string, best *T, candidates []drills.Candidate, facts func(*T) snapshotFacts) (*T, []drills.Candidate) {
+	for i := range page {
+		sn := &page[i]
+		f := facts(sn)
+		if aws.ToString(f.status) != "available" || !slices.Contains(types, aws.ToString(f.typ)) || f.created == nil {
+			continue
+		}
+		candidates = append(candidates, drills.Candidate{Name: aws.ToString(f.id), Time: *f.created})
+		if best == nil || f.created.After(*facts(best).created) {
+			best = sn
+		}
+	}
+	return best, candidates
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TargetType is the target type of this package in drill.yaml.
@@ -267,13 +268,46 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 	if status := aws.ToString(db.DBInstanceStatus); status != "available" || db.Endpoint == nil {
 		return t.wait(in, status)
 	}
-	dsn := t.dsn(db, pw)
+	return t.tryConnect(ctx, in, t.dsn(db, pw), progress)
+}
+
+func (t *Target) database() string {
+	if t.cfg.Database != "" {
+		return t.cfg.Database
+	}
+	return "postgres"
+}
+
+func (t *Target) dsn(db *types.DBInstance, pw string) string {
+	return t.dsnFor(aws.ToString(db.Endpoint.Address), aws.ToInt32(db.Endpoint.Port), aws.ToString(db.MasterUsername), pw)
+}
+
+// dsnFor connects to host:port as user over TLS (verify-full with
+// ca_bundle, else require).
+func (t *Target) dsnFor(host string, port int32, user, pw string) string {
+	q := drills.DSNValue
+	ssl := "sslmode=require"
+	if t.cfg.CABundle != "" {
+		ssl = "sslmode=verify-full sslrootcert=" + q(t.cfg.CABundle)
+	}
+	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s %s connect_timeout=10 application_name=drill",
+		q(host), port, q(user), q(pw), q(t.database()), ssl)
+}
+
+// tryConnect connects once with dsn: nil when the database answers, a
+// WaitError while it does not yet, an error when its certificate does not
+// verify.
+func (t *Target) tryConnect(ctx context.Context, in *drills.Instance, dsn string, progress drills.Progress) error {
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(cctx, dsn)
 	var certErr *tls.CertificateVerificationError
 	if errors.As(err, &certErr) {
 		return fmt.Errorf("the certificate of %s does not verify against ca_bundle %s: %v", in.ID, t.cfg.CABundle, certErr.Err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // invalid_catalog_name: waiting does not help
+		return fmt.Errorf("database %q does not exist in %s: set target.database to a database of the backup", t.database(), in.ID)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -287,23 +321,6 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 	delete(in.Details, "status")
 	in.DSN = dsn
 	return nil
-}
-
-func (t *Target) database() string {
-	if t.cfg.Database != "" {
-		return t.cfg.Database
-	}
-	return "postgres"
-}
-
-func (t *Target) dsn(db *types.DBInstance, pw string) string {
-	q := drills.DSNValue
-	ssl := "sslmode=require"
-	if t.cfg.CABundle != "" {
-		ssl = "sslmode=verify-full sslrootcert=" + q(t.cfg.CABundle)
-	}
-	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s %s connect_timeout=10 application_name=drill",
-		q(aws.ToString(db.Endpoint.Address)), aws.ToInt32(db.Endpoint.Port), q(aws.ToString(db.MasterUsername)), q(pw), q(t.database()), ssl)
 }
 
 // Destroy deletes the instance after reading its tags: it must carry

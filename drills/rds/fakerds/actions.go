@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"drill/drills"
 	"drill/drills/local"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +41,7 @@ type xmlInstance struct {
 	DeletionProtection    bool     `xml:"DeletionProtection"`
 	BackupRetentionPeriod int      `xml:"BackupRetentionPeriod"`
 	DBSubnetGroupName     string   `xml:"DBSubnetGroup>DBSubnetGroupName,omitempty"`
+	DBClusterIdentifier   string   `xml:"DBClusterIdentifier,omitempty"`
 	VpcSecurityGroups     []xmlSG  `xml:"VpcSecurityGroups>VpcSecurityGroupMembership"`
 	TagList               []xmlTag `xml:"TagList>Tag"`
 }
@@ -124,7 +126,13 @@ func (s *Server) instanceXML(in *instance) xmlInstance {
 		Engine: "postgres", EngineVersion: in.engineVersion, MasterUsername: "postgres", InstanceCreateTime: ts(in.created),
 		PubliclyAccessible: in.public, MultiAZ: in.multiAZ, StorageEncrypted: true, DeletionProtection: in.deletionProt,
 		BackupRetentionPeriod: in.backupRetention, DBSubnetGroupName: in.subnetGroup}
-	if in.status == "available" || in.status == "modifying" {
+	switch {
+	case in.dbCluster != "":
+		x.Engine, x.DBClusterIdentifier, x.BackupRetentionPeriod = auroraEngine, in.dbCluster, 1
+		if port := s.memberEndpoint(in); in.status == "available" && port > 0 {
+			x.EndpointAddress, x.EndpointPort = "127.0.0.1", port
+		}
+	case in.status == "available" || in.status == "modifying":
 		x.EndpointAddress, x.EndpointPort = "127.0.0.1", in.cluster.Port
 	}
 	for _, sg := range in.securityGroups {
@@ -246,43 +254,46 @@ func (s *Server) startRestore(action, id string, src *source, form map[string][]
 	return instanceResp(action, s.instanceXML(in)), nil
 }
 
+// materialize makes a real cluster holding dump's data under database
+// (default postgres), with a server certificate, and starts it.
+func (s *Server) materialize(ctx context.Context, c *local.Cluster, database string, dump drills.Backup) error {
+	if err := c.Init(ctx); err != nil {
+		return err
+	}
+	if err := s.ca.writeCertificate(c); err != nil {
+		return err
+	}
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	db := database
+	if db == "" {
+		db = "postgres"
+	}
+	if db != "postgres" {
+		conn, err := pgx.Connect(ctx, c.SocketDSN("postgres"))
+		if err != nil {
+			return err
+		}
+		_, err = conn.Exec(ctx, "create database "+pgx.Identifier{db}.Sanitize())
+		conn.Close(context.Background())
+		if err != nil {
+			return err
+		}
+	}
+	path, err := dump.Fetch(ctx, c.Dir, nil)
+	if err != nil {
+		return err
+	}
+	return local.RestoreArchive(ctx, s.bin, c.SocketDSN(db), dump.Format, path, 2, nil)
+}
+
 // build makes the cluster, restores the source's data under its own
 // database name, and turns the instance available after CreateDelay.
 func (s *Server) build(ctx context.Context, in *instance, src *source) {
 	defer s.wg.Done()
 	start := time.Now()
-	err := func() error {
-		c := in.cluster
-		if err := c.Init(ctx); err != nil {
-			return err
-		}
-		if err := s.ca.writeCertificate(c); err != nil {
-			return err
-		}
-		if err := c.Start(ctx); err != nil {
-			return err
-		}
-		db := in.database
-		if db == "" {
-			db = "postgres"
-		}
-		if db != "postgres" {
-			conn, err := pgx.Connect(ctx, c.SocketDSN("postgres"))
-			if err != nil {
-				return err
-			}
-			_, err = conn.Exec(ctx, "create database "+pgx.Identifier{db}.Sanitize())
-			conn.Close(context.Background())
-			if err != nil {
-				return err
-			}
-		}
-		path, err := src.dump.Fetch(ctx, c.Dir, nil)
-		if err != nil {
-			return err
-		}
-		return local.RestoreArchive(ctx, s.bin, c.SocketDSN(db), src.dump.Format, path, 2, nil)
-	}()
+	err := s.materialize(ctx, in.cluster, in.database, src.dump)
 	if err == nil {
 		select {
 		case <-ctx.Done():
@@ -325,6 +336,9 @@ func (s *Server) modify(form map[string][]string) (any, *apiError) {
 	if in.status != "available" {
 		return nil, badRequest("InvalidDBInstanceState", "Database instance is not in available state.")
 	}
+	if in.dbCluster != "" && get(form, "MasterUserPassword") != "" {
+		return nil, badRequest("InvalidParameterCombination", "The requested DB Instance will be a member of a DB Cluster. Set master user password for the DB Cluster.")
+	}
 	if pw := get(form, "MasterUserPassword"); pw != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -354,6 +368,12 @@ func (s *Server) delete(form map[string][]string) (any, *apiError) {
 	}
 	if in.status == "deleting" {
 		return nil, badRequest("InvalidDBInstanceState", "Instance %s is already being deleted.", in.id)
+	}
+	if in.dbCluster != "" { // a cluster's instance: its data stays with the cluster
+		x := s.instanceXML(in)
+		s.deleteMemberLocked(in)
+		x.DBInstanceStatus = "deleting"
+		return instanceResp("DeleteDBInstance", x), nil
 	}
 	if get(form, "SkipFinalSnapshot") != "true" {
 		return nil, badRequest("InvalidParameterCombination", "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
@@ -395,6 +415,16 @@ func (s *Server) instanceByARN(name string) (*instance, *apiError) {
 func (s *Server) listTags(form map[string][]string) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c, isCluster, aerr := s.clusterByARN(get(form, "ResourceName")); isCluster {
+		if aerr != nil {
+			return nil, aerr
+		}
+		resp := listTagsResponse{NS: ns, RequestID: requestID(), Tags: []xmlTag{}}
+		for _, t := range c.tags {
+			resp.Tags = append(resp.Tags, xmlTag(t))
+		}
+		return resp, nil
+	}
 	in, aerr := s.instanceByARN(get(form, "ResourceName"))
 	if aerr != nil {
 		return nil, aerr

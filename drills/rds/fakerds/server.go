@@ -42,13 +42,15 @@ type Server struct {
 	ThrottleRate float64
 	Logger       *slog.Logger
 
-	mu        sync.Mutex
-	sources   map[string]*source
-	instances map[string]*instance
-	bin       local.Binaries
-	runAs     local.RunAs
-	wg        sync.WaitGroup
-	ca        *authority
+	mu             sync.Mutex
+	sources        map[string]*source
+	instances      map[string]*instance
+	clusterSources map[string]*clusterSource
+	clusters       map[string]*dbCluster
+	bin            local.Binaries
+	runAs          local.RunAs
+	wg             sync.WaitGroup
+	ca             *authority
 }
 
 // CAPEM is the certificate authority of the instances' certificates (the
@@ -77,6 +79,9 @@ type instance struct {
 	database                       string
 	engineVersion                  string
 	cancel                         context.CancelFunc
+	// dbCluster names the Aurora cluster of an instance created in one:
+	// it has no PostgreSQL of its own and serves its cluster's.
+	dbCluster string
 }
 
 type tag struct{ Key, Value string }
@@ -101,7 +106,8 @@ func New(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{Dir: dir, sources: map[string]*source{}, instances: map[string]*instance{}, bin: bin, runAs: runAs,
+	return &Server{Dir: dir, sources: map[string]*source{}, instances: map[string]*instance{},
+		clusterSources: map[string]*clusterSource{}, clusters: map[string]*dbCluster{}, bin: bin, runAs: runAs,
 		Logger: slog.New(slog.DiscardHandler), ca: ca}, nil
 }
 
@@ -150,7 +156,14 @@ func (s *Server) Password(id string) string {
 func (s *Server) Close() {
 	s.mu.Lock()
 	for _, in := range s.instances {
-		s.deleteLocked(in)
+		if in.dbCluster == "" {
+			s.deleteLocked(in)
+		}
+	}
+	for _, c := range s.clusters {
+		if c.status != "deleting" {
+			s.deleteClusterLocked(c)
+		}
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -189,6 +202,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp, err = s.addTags(r.Form)
 	case "ListTagsForResource":
 		resp, err = s.listTags(r.Form)
+	case "DescribeDBClusters":
+		resp, err = s.describeClusters(r.Form)
+	case "DescribeDBClusterSnapshots":
+		resp, err = s.describeClusterSnapshots(r.Form)
+	case "RestoreDBClusterFromSnapshot":
+		resp, err = s.restoreClusterFromSnapshot(r.Form)
+	case "RestoreDBClusterToPointInTime":
+		resp, err = s.restoreClusterToPointInTime(r.Form)
+	case "ModifyDBCluster":
+		resp, err = s.modifyCluster(r.Form)
+	case "DeleteDBCluster":
+		resp, err = s.deleteCluster(r.Form)
+	case "CreateDBInstance":
+		resp, err = s.createInstance(r.Form)
 	default:
 		err = &apiError{http.StatusBadRequest, "InvalidAction", fmt.Sprintf("action %q is not supported by this emulator", action)}
 	}
