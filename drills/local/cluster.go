@@ -88,8 +88,7 @@ func (c *Cluster) Init(ctx context.Context) error {
 	if err := c.prepareDirs(); err != nil {
 		return err
 	}
-	args := []string{"-D", c.DataDir(), "-U", c.superuser(), "-E", "UTF8", "--locale=C",
-		"--auth-local=trust", "--no-sync", "--no-instructions"}
+	args := append([]string{"-D", c.DataDir(), "-U", c.superuser()}, initdbOptions(c.Password != "")...)
 	if c.Password != "" {
 		pwfile := filepath.Join(c.Dir, "pwfile")
 		if err := os.WriteFile(pwfile, []byte(c.Password+"\n"), 0o600); err != nil {
@@ -99,9 +98,7 @@ func (c *Cluster) Init(ctx context.Context) error {
 		if err := c.RunAs.chown(pwfile); err != nil {
 			return err
 		}
-		args = append(args, "--auth-host=scram-sha-256", "--pwfile="+pwfile)
-	} else {
-		args = append(args, "--auth-host=reject")
+		args = append(args, "--pwfile="+pwfile)
 	}
 	if err := c.run(ctx, c.Bin.Path("initdb"), args...); err != nil {
 		if c.RunAs.set {

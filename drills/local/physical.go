@@ -156,7 +156,7 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 			return err
 		}
 	}
-	if err := createRoles(ctx, c); err != nil {
+	if err := createRoles(ctx, c, false); err != nil {
 		return err
 	}
 	db, err := t.physicalDatabase(ctx, c)

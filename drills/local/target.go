@@ -47,6 +47,9 @@ type TargetConfig struct {
 	Database string
 	// Jobs is pg_restore's -j (default: number of CPUs).
 	Jobs int
+	// TemplateDir keeps the template clusters copied in place of initdb
+	// (default: templates under DefaultHome; "-": initdb every time).
+	TemplateDir string
 }
 
 // Target restores into throwaway clusters.
@@ -84,6 +87,9 @@ func NewTarget(cfg TargetConfig) (*Target, error) {
 	}
 	if cfg.Jobs <= 0 {
 		cfg.Jobs = numCPU()
+	}
+	if cfg.TemplateDir == "" {
+		cfg.TemplateDir = filepath.Join(DefaultHome(), "templates")
 	}
 	return &Target{cfg: cfg, bin: bin, runAs: runAs, warning: warning}, nil
 }
@@ -145,9 +151,25 @@ func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Ba
 	c := t.Cluster(*in)
 	// TCP needs a password nobody knows: restores and checks use the private socket.
 	c.Password = RandomPassword()
-	progress.Say("initdb " + c.DataDir())
-	if err := c.Init(ctx); err != nil {
-		return err
+	fromTemplate := t.cfg.TemplateDir != "-"
+	if fromTemplate {
+		progress.Say("copying the template cluster into " + c.DataDir())
+		if err := c.InitFromTemplate(ctx, t.cfg.TemplateDir); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			progress.Say("warning: " + err.Error() + "; running initdb instead")
+			fromTemplate = false
+			if err := resetClusterDir(in.ID); err != nil {
+				return err
+			}
+		}
+	}
+	if !fromTemplate {
+		progress.Say("initdb " + c.DataDir())
+		if err := c.Init(ctx); err != nil {
+			return err
+		}
 	}
 	in.Details["postgres_version"] = t.bin.version()
 	// Another process may take the port between FreePort and the start: try a few.
@@ -155,7 +177,7 @@ func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Ba
 		progress.Say(fmt.Sprintf("starting PostgreSQL on 127.0.0.1:%d", c.Port))
 		err = c.StartAttached(ctx)
 		if err == nil {
-			return createRoles(ctx, c)
+			return createRoles(ctx, c, fromTemplate) // a copy of the template has no password yet
 		}
 		if attempt == 3 || ctx.Err() != nil || !strings.Contains(err.Error(), "could not bind") {
 			return err
@@ -233,6 +255,23 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 	return nil
 }
 
+// resetClusterDir empties a cluster directory but for its marker, after a
+// failed copy of the template.
+func resetClusterDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != markerFile {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // dumpDatabaseName refuses the name a `pg_dump -C` dump creates when it
 // holds what psql or a shell could read as more than a name.
 func dumpDatabaseName(name string) error {
@@ -242,17 +281,23 @@ func dumpDatabaseName(name string) error {
 	return nil
 }
 
-// createRoles makes RestoreRole and CheckRole in a new cluster.
-func createRoles(ctx context.Context, c *Cluster) error {
+// createRoles makes RestoreRole and CheckRole in a new cluster, and sets
+// the superuser's password when setPassword says so.
+func createRoles(ctx context.Context, c *Cluster, setPassword bool) error {
 	conn, err := connect(ctx, c.SocketDSN("postgres"), time.Minute)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	for _, q := range []string{
+	qs := []string{
 		"create role " + RestoreRole + " login nosuperuser nocreaterole nocreatedb bypassrls",
 		"create role " + CheckRole + " login nosuperuser nocreaterole nocreatedb bypassrls in role pg_read_all_data",
-	} {
+	}
+	if setPassword && c.Password != "" {
+		// ALTER ROLE takes no parameters: the password is a quoted literal.
+		qs = append(qs, "alter role "+pgx.Identifier{c.superuser()}.Sanitize()+" password '"+strings.ReplaceAll(c.Password, "'", "''")+"'")
+	}
+	for _, q := range qs {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("create the cluster's roles: %w", err)
 		}
