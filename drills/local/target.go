@@ -387,16 +387,8 @@ func (t *Target) Destroy(ctx context.Context, in drills.Instance) error {
 // killed in the middle leaves a directory that still says whose it is, and
 // the sweeper finishes the job.
 func removeMarkedLast(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+	if err := resetClusterDir(dir); err != nil {
 		return err
-	}
-	for _, e := range entries {
-		if e.Name() != markerFile {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				return err
-			}
-		}
 	}
 	return os.RemoveAll(dir)
 }
