@@ -37,13 +37,17 @@ func SpecialFile(path string) string {
 	if err != nil {
 		return ""
 	}
-	return specialMode(fi.Mode())
+	return SpecialMode(fi.Mode())
 }
 
-func specialMode(m fs.FileMode) string {
+// SpecialMode names what a file of mode m is when it is neither a regular
+// file nor a directory ("a socket"), else "".
+func SpecialMode(m fs.FileMode) string {
 	switch {
 	case m.IsRegular() || m.IsDir():
 		return ""
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
 	case m&fs.ModeNamedPipe != 0:
 		return "a named pipe (FIFO)"
 	case m&fs.ModeSocket != 0:
@@ -66,7 +70,7 @@ func OpenRegular(path string) (*os.File, error) {
 		f.Close()
 		return nil, err
 	}
-	if kind := specialMode(fi.Mode()); kind != "" || fi.IsDir() {
+	if kind := SpecialMode(fi.Mode()); kind != "" || fi.IsDir() {
 		f.Close()
 		if fi.IsDir() {
 			kind = "a directory"

@@ -26,8 +26,7 @@ func physicalDrill(t *testing.T, name, source, checks string) ([]string, string)
 %s
     target:
       type: local
-      dir: %s
-      run_as: postgres   # the repository's owner: it reads the repository
+      dir: %s            # run as drill-sandbox, which reads the repository through its group
     checks:
 %s
 `, name, source, targetDir, checks)
@@ -272,11 +271,7 @@ func TestPhysicalBackupOfAnotherMajorVersion(t *testing.T) {
 // unchanged, nothing is left; a wrong server name and a missing WAL
 // segment fail the drill.
 func TestBarmanCloudPointInTime(t *testing.T) { // not parallel: the S3 server is in the environment
-	for _, p := range []string{"barman-cloud-backup", "barman-cloud-restore"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Fatalf("%s is not installed: make test installs it (apt-get install barman-cli-cloud)", p)
-		}
-	}
+	needBarman(t)
 	s3 := drilltest.NewS3(t)
 	s3.Bucket(t, "backups")
 	src := drilltest.NewBarmanSource(t, s3, "backups")
@@ -374,5 +369,98 @@ func TestValidateSaysToolMissing(t *testing.T) {
 	}
 	if r.code != 2 {
 		t.Errorf("exit %d, want 2", r.code)
+	}
+}
+
+// A physical backup is untrusted: its catalogs may hold per-role and
+// per-database settings that put its own functions first on the
+// search_path (shadowing pg_last_xact_replay_timestamp, say), an event
+// trigger that fires on drill's DDL, and a SECURITY DEFINER function of a
+// superuser behind a view a check reads. None of it may run as drill's
+// superuser or reach the host; the RPO comes from the real recovery
+// point, and the check that reads the view fails rather than the host.
+func TestPhysicalBackupCannotRunCode(t *testing.T) {
+	t.Parallel()
+	out := worldWritable(t)
+	src := drilltest.PgBackRestSource(t)
+	src.Insert(t, 1, 100)
+	prog := func(name string) string { return "copy (select 1) to program ''id > " + out + "/" + name + ".txt''" }
+	src.Exec(t,
+		"create schema evil",
+		"create function evil.pg_last_xact_replay_timestamp() returns timestamptz language sql as $$ select now() + interval '30 days' $$",
+		"create function evil.pg_is_in_recovery() returns bool language plpgsql as $$ begin execute '"+prog("shadowed")+"'; return false; end $$",
+		"create function evil.pwn() returns event_trigger language plpgsql as $$ begin execute '"+prog("event_trigger")+"'; end $$",
+		"create function public.leak() returns bigint language plpgsql security definer as $$ begin execute '"+prog("security_definer")+"'; return 1; end $$",
+		"create view public.looks_innocent as select public.leak() as n",
+		"create event trigger pwn on ddl_command_start execute function evil.pwn()", // last: it fires on the source too
+		"alter database template1 set search_path = evil, pg_catalog",
+		"alter database postgres set search_path = evil, pg_catalog",
+		"alter role postgres set search_path = evil, pg_catalog",
+	)
+	src.Backrest(t, "--type=full", "backup")
+	src.SwitchWAL(t)
+	if entries, _ := os.ReadDir(out); len(entries) > 0 {
+		t.Fatalf("the source ran the attack itself: %v", entries)
+	}
+
+	checks := countCheck(100) + `
+      - type: sql
+        name: through-the-view
+        query: select n from public.looks_innocent
+        expect: "1"`
+	env, dir := physicalDrill(t, "orders", fmt.Sprintf("      type: pgbackrest\n      stanza: main\n      config: %s", src.Config), checks)
+	code, run, r := runPhysical(t, env, "orders")
+	if entries, _ := os.ReadDir(out); len(entries) > 0 {
+		t.Fatalf("the backup ran code on the host: %v\n%s", entries, r.stderr)
+	}
+	if code != 1 || run["reason"] != "check_failed" {
+		t.Fatalf("exit %d reason %v error %v, want only the view's check to fail\n%s", code, run["reason"], run["error"], r.stderr)
+	}
+	for _, c := range run["checks"].([]any) {
+		c := c.(map[string]any)
+		wantPass := c["name"] != "through-the-view"
+		if c["passed"] != wantPass {
+			t.Errorf("check %v passed %v: %v %v", c["name"], c["passed"], c["actual"], c["error"])
+		}
+		if !wantPass && !strings.Contains(fmt.Sprint(c["error"]), "permission denied for function leak") {
+			t.Errorf("the view's check failed with %v, want permission denied", c["error"])
+		}
+	}
+	if rpo, _ := run["rpo_seconds"].(float64); rpo <= 0 {
+		t.Errorf("rpo_seconds %v: the recovery point came from the backup's function", run["rpo_seconds"])
+	}
+	drilltest.AssertNothingLeft(t, dir)
+}
+
+// A physical backup holding a symbolic link out of its data directory is
+// refused before the server starts.
+func TestPhysicalBackupWithLinkRefused(t *testing.T) {
+	needBarman(t)
+	s3 := drilltest.NewS3(t)
+	s3.Bucket(t, "backups")
+	src := drilltest.NewBarmanSource(t, s3, "backups")
+	src.Insert(t, 1, 10)
+	link := filepath.Join(src.Cluster.DataDir(), "escape")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	src.Backup(t)
+	src.SwitchWAL(t)
+	env, dir := physicalDrill(t, "orders", fmt.Sprintf("      type: barman-cloud\n      location: %s\n      server: %s", src.Location, src.Server), countCheck(10))
+	code, run, r := runPhysical(t, env, "orders")
+	if code != 1 || run["reason"] != "restore_failed" || !strings.Contains(fmt.Sprint(run["error"]), "escape is a symbolic link") {
+		t.Fatalf("exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
+	}
+	drilltest.AssertNothingLeft(t, dir)
+}
+
+// needBarman fails the test when barman-cloud is not installed (make test
+// installs it).
+func needBarman(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{"barman-cloud-backup", "barman-cloud-restore"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("%s is not installed: make test installs it (apt-get install barman-cli-cloud)", p)
+		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,7 +101,11 @@ func newFromSpec(ctx context.Context, spec *drills.Spec) (drills.Source, error) 
 			endpoint = os.Getenv(v)
 		}
 	}
-	return &Source{s: s, target: target, client: client, endpoint: endpoint,
+	list, err := physical.ListAs(spec, awsVariable)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{s: s, target: target, client: client, endpoint: endpoint, list: list,
 		bucket: u.Host, prefix: strings.Trim(u.Path, "/")}, nil
 }
 
@@ -111,6 +117,7 @@ type Source struct {
 	endpoint string
 	bucket   string
 	prefix   string
+	list     func(ctx context.Context, name string, args ...string) *exec.Cmd
 }
 
 // env is what the barman-cloud programs need from drill's environment:
@@ -118,10 +125,7 @@ type Source struct {
 func (src *Source) env() []string {
 	var out []string
 	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch name {
-		case "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
-			"AWS_CA_BUNDLE", "AWS_EC2_METADATA_DISABLED", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_SESSION_NAME":
+		if name, _, _ := strings.Cut(kv, "="); awsVariable(name) {
 			out = append(out, kv)
 		}
 	}
@@ -129,6 +133,17 @@ func (src *Source) env() []string {
 		out = append(out, "AWS_DEFAULT_REGION="+src.s.Region, "AWS_REGION="+src.s.Region)
 	}
 	return out
+}
+
+// awsVariable names the variables of drill's environment the barman-cloud
+// programs get: AWS credentials and region, nothing else of drill's.
+func awsVariable(name string) bool {
+	switch name {
+	case "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
+		"AWS_CA_BUNDLE", "AWS_EC2_METADATA_DISABLED", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_SESSION_NAME":
+		return true
+	}
+	return false
 }
 
 // cloudArgs are the options every barman-cloud program gets.
@@ -154,10 +169,17 @@ type listed struct {
 	Error       *string             `json:"error"`
 }
 
+// tablespaceName is a tablespace name barman-cloud-restore may map:
+// nothing that could leave the run's directory or split its NAME:LOCATION.
+var tablespaceName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+
 // Latest chooses the base backup to restore by Barman's own metadata.
 func (src *Source) Latest(ctx context.Context) (drills.Backup, error) {
-	args := append(src.cloudArgs(), "--format", "json", src.s.Location, src.s.Server)
-	cmd := exec.CommandContext(ctx, "barman-cloud-backup-list", args...)
+	args := append(src.cloudArgs(), "--format", "json", "--", src.s.Location, src.s.Server)
+	cmd := src.list(ctx, "barman-cloud-backup-list", args...)
+	if src.s.Region != "" {
+		cmd.Env = append(cmd.Env, "AWS_DEFAULT_REGION="+src.s.Region, "AWS_REGION="+src.s.Region)
+	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -207,17 +229,19 @@ func (src *Source) Latest(ctx context.Context) (drills.Backup, error) {
 			args := src.cloudArgs()
 			for _, ts := range l.Tablespaces { // [name, oid, location]
 				var name string
-				if len(ts) > 0 && json.Unmarshal(ts[0], &name) == nil && name != "" {
-					args = append(args, "--tablespace", name+":"+path.Join(dirs.Tablespaces, name))
+				if len(ts) == 0 || json.Unmarshal(ts[0], &name) != nil || !tablespaceName.MatchString(name) {
+					return fmt.Errorf("%w: backup %s has a tablespace named %s: drill maps only plain names (letters, digits, _) into the run's directory",
+						local.ErrUnsafeBackup, chosen.Label, strconv.Quote(name))
 				}
+				args = append(args, "--tablespace", name+":"+path.Join(dirs.Tablespaces, name))
 			}
-			args = append(args, src.s.Location, src.s.Server, chosen.Label, dirs.Data)
+			args = append(args, "--", src.s.Location, src.s.Server, chosen.Label, dirs.Data)
 			_, err := run(ctx, src.env(), "barman-cloud-restore", args...)
 			return err
 		},
 		Command: func(drills.RestoreDirs) string {
 			var args []string
-			for _, a := range append(src.cloudArgs(), src.s.Location, src.s.Server) {
+			for _, a := range append(src.cloudArgs(), "--", src.s.Location, src.s.Server) {
 				args = append(args, physical.ShellQuote(a))
 			}
 			return "barman-cloud-wal-restore " + strings.Join(args, " ") + ` %f "%p"`
@@ -287,6 +311,9 @@ func (src *Source) lastWAL(ctx context.Context) (string, error) {
 		}
 		for _, o := range page.Contents {
 			name := path.Base(aws.ToString(o.Key))
+			if strings.Contains(name, ".partial") || strings.Contains(name, ".backup") {
+				continue // not a whole segment
+			}
 			if i := strings.IndexByte(name, '.'); i >= 0 {
 				name = name[:i] // .gz, .bz2, .snappy
 			}

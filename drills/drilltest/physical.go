@@ -53,6 +53,13 @@ func PgBackRestSource(t *testing.T) *PhysicalSource {
 		must(t, os.Mkdir(d, 0o750))
 		must(t, os.Chown(d, int(runAs.UID), int(runAs.GID)))
 	}
+	// The repository is readable by the OS user drill's clusters run as
+	// (its group, inherited by everything pgBackRest writes there), as the
+	// docs ask; that user cannot write there.
+	if sandbox, err := local.LookupRunAs(local.SandboxUser); err == nil && sandbox.Name == local.SandboxUser {
+		must(t, os.Chown(p.Repo, int(runAs.UID), int(sandbox.GID)))
+		must(t, os.Chmod(p.Repo, 0o750|os.ModeSetgid))
+	}
 	c.Settings = map[string]string{
 		"wal_level":       "replica",
 		"archive_mode":    "on",

@@ -172,7 +172,7 @@ func (c *Cluster) writeSettings() error {
 	for _, k := range keys {
 		fmt.Fprintf(&buf, "%s = %s\n", k, settings[k])
 	}
-	f, err := os.OpenFile(filepath.Join(c.DataDir(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(filepath.Join(c.DataDir(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
@@ -371,10 +371,28 @@ func (c *Cluster) waitGone(ctx context.Context) error {
 
 // WriteDataFile writes a file into the data directory, owned by the
 // cluster's user (server certificates, for instance).
+//
+// The data directory is the cluster's user's: what is there by the name
+// (a link it made) is removed first, the file is made new and never
+// through a link, and given away by its descriptor.
 func (c *Cluster) WriteDataFile(name string, data []byte) error {
 	path := filepath.Join(c.DataDir(), name)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return c.RunAs.chown(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if c.RunAs.set {
+		if err := f.Chown(int(c.RunAs.UID), int(c.RunAs.GID)); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }

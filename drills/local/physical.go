@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"drill/drills"
@@ -28,6 +31,10 @@ const (
 	// sets the restored cluster up over its private socket.
 	superuserDetail = "superuser"
 )
+
+// minPhysicalVersion is the oldest PostgreSQL major version whose physical
+// backups drill restores.
+const minPhysicalVersion = 14
 
 // recoveries holds, per instance, the time of the last transaction its
 // recovery replayed, until the runner asks.
@@ -48,6 +55,9 @@ func (t *Target) RecoveredTo(in drills.Instance) time.Time {
 // provisionPhysical chooses the binaries of the backup's PostgreSQL
 // version and makes the cluster's directories; Restore fills them.
 func (t *Target) provisionPhysical(in *drills.Instance, p drills.PhysicalBackup, progress drills.Progress) error {
+	if v := p.MajorVersion(); v < minPhysicalVersion {
+		return fmt.Errorf("the backup was taken by PostgreSQL %d: drill restores physical backups of PostgreSQL %d and later (its checks' role needs pg_read_all_data)", v, minPhysicalVersion)
+	}
 	bin, err := FindBinariesFor(p.MajorVersion())
 	if err != nil {
 		return err
@@ -77,9 +87,12 @@ func (c *Cluster) tablespaceDir() string { return filepath.Join(c.Dir, "tablespa
 // toolDir is the backup tool's home, lock and spool directory.
 func (c *Cluster) toolDir() string { return filepath.Join(c.Dir, "tool") }
 
-// restorePhysical has the backup tool write the base backup, replaces
-// every setting the backup brought with drill's own, replays WAL to the
-// target, and sets the cluster up for the checks.
+// restorePhysical has the backup tool write the base backup, checks what
+// it wrote, replaces every setting the backup brought with drill's own,
+// replays WAL to the target, and sets the cluster up for the checks. The
+// backup is untrusted: its files may hold links out of the run's
+// directory, and its catalogs settings, event triggers and functions that
+// would run code as drill's superuser connects — none of them may.
 func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p drills.PhysicalBackup, progress drills.Progress) error {
 	c := t.Cluster(*in)
 	log := &restoreLog{}
@@ -90,23 +103,27 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 	if err := p.Restore(ctx, dirs, run); err != nil {
 		return err
 	}
-	if v, err := os.ReadFile(filepath.Join(c.DataDir(), "PG_VERSION")); err != nil || strings.TrimSpace(string(v)) != strconv.Itoa(p.MajorVersion()) {
-		return fmt.Errorf("the restored data directory is not of PostgreSQL %d (PG_VERSION %q)", p.MajorVersion(), strings.TrimSpace(string(v)))
+	if err := checkRestoredTree(dirs); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnsafeBackup, err)
+	}
+	if v, err := readSmall(filepath.Join(c.DataDir(), "PG_VERSION"), 16); err != nil || strings.TrimSpace(v) != strconv.Itoa(p.MajorVersion()) {
+		return fmt.Errorf("the restored data directory is not of PostgreSQL %d (its PG_VERSION says otherwise)", p.MajorVersion())
 	}
 	if err := t.ownSettings(c, p, dirs); err != nil {
 		return fmt.Errorf("write the restored cluster's settings: %w", err)
 	}
-	goal := ""
+	goal := " to the end of the archived WAL"
 	if tt := p.TargetTime(); !tt.IsZero() {
 		goal = " to " + tt.UTC().Format(time.RFC3339)
-	} else {
-		goal = " to the end of the archived WAL"
 	}
 	progress.Say(fmt.Sprintf("replaying WAL%s on 127.0.0.1:%d", goal, c.Port))
 	last, lastErr := p.LastWAL(ctx)
+	// Only what the server writes from now on is read back: anything in
+	// the log before (the tool ran as the cluster's user) is ignored.
+	logStart := fileSize(c.logFile())
 	env := append(baseEnv(c.toolDir()), p.Env()...)
 	err := c.startAttached(ctx, env, 0, func() {
-		if seg := newestRestoredWAL(c.logFile(), 64<<10); seg != "" {
+		if seg := newestRestoredWAL(c.logFile(), logStart, 64<<10); seg != "" {
 			msg := "replayed WAL up to segment " + seg
 			if last != "" {
 				msg += " (the archive ends at " + last + ")"
@@ -114,9 +131,23 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 			progress.Say(msg)
 		}
 	})
-	addServerLog(log, c.logFile())
+	addServerLog(log, c.logFile(), logStart)
 	if err != nil {
 		return fmt.Errorf("recovery%s failed: %w", goal, err)
+	}
+	if p.TargetTime().IsZero() {
+		// Recovery to the end of the archive stops quietly at the first
+		// segment it cannot fetch: make sure that was past the newest.
+		got := newestRestoredWAL(c.logFile(), logStart, 0)
+		switch {
+		case lastErr != nil:
+			return fmt.Errorf("list the archived WAL: %w", lastErr)
+		case last != "" && (got == "" || segmentNumber(got) < segmentNumber(last)):
+			if got == "" {
+				got = "none"
+			}
+			return fmt.Errorf("recovery stopped before the end of the archived WAL: it replayed segments up to %s, but the archive holds segments up to %s; a segment between them is missing or unreadable", got, last)
+		}
 	}
 	if err := t.findSuperuser(ctx, in, c); err != nil {
 		return err
@@ -125,19 +156,8 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 	if err != nil {
 		return err
 	}
-	if p.TargetTime().IsZero() {
-		// Recovery to the end of the archive stops quietly at the first
-		// segment it cannot fetch: make sure that was past the newest.
-		got := newestRestoredWAL(c.logFile(), 0)
-		switch {
-		case lastErr != nil:
-			return fmt.Errorf("list the archived WAL: %w", lastErr)
-		case last != "" && (got == "" || got < last):
-			if got == "" {
-				got = "none"
-			}
-			return fmt.Errorf("recovery stopped before the end of the archived WAL: it replayed segments up to %s, but the archive holds segments up to %s; a segment between them is missing or unreadable", got, last)
-		}
+	if at.After(time.Now().Add(time.Minute)) {
+		return fmt.Errorf("%w: the last transaction replayed is dated %s, in the future", ErrUnsafeBackup, at.UTC().Format(time.RFC3339))
 	}
 	if !at.IsZero() {
 		recoveries.Store(in.ID, at)
@@ -156,6 +176,9 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 			return err
 		}
 	}
+	if err := disarmSettings(ctx, c); err != nil {
+		return err
+	}
 	if err := createRoles(ctx, c, false); err != nil {
 		return err
 	}
@@ -163,9 +186,59 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 	if err != nil {
 		return err
 	}
+	if err := disarmDatabase(ctx, c, db); err != nil {
+		return err
+	}
 	in.Details["database"] = db
 	progress.Say("checking database " + db)
 	in.DSN = c.SocketDSNAs(CheckRole, db)
+	return nil
+}
+
+// disarmSettings removes every per-role and per-database setting the
+// backup brought (ALTER ROLE … SET, ALTER DATABASE … SET): a
+// search_path that puts the backup's functions first, a
+// session_preload_libraries that loads its code.
+func disarmSettings(ctx context.Context, c *Cluster) error {
+	conn, err := connectSuper(ctx, c.SocketDSN("template1"), time.Minute)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "delete from pg_catalog.pg_db_role_setting"); err != nil {
+		return fmt.Errorf("remove the backup's role and database settings: %w", err)
+	}
+	return nil
+}
+
+// disarmDatabase makes the checked database safe to run checks and
+// drill's own statements in: its event triggers are removed (drill's
+// superuser runs DDL there, for amcheck), and no one but its owner may
+// call a function that would run as someone else (SECURITY DEFINER) or
+// outside SQL's sandbox (an untrusted language, C code from outside
+// PostgreSQL's library directory).
+func disarmDatabase(ctx context.Context, c *Cluster, db string) error {
+	conn, err := connectSuper(ctx, c.SocketDSN(db), time.Minute)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, `delete from pg_catalog.pg_event_trigger;
+do $$
+declare
+	f pg_catalog.regprocedure;
+begin
+	for f in select p.oid::pg_catalog.regprocedure from pg_catalog.pg_proc p join pg_catalog.pg_language l on l.oid = p.prolang
+		where p.pronamespace not in ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace)
+		  and (p.prosecdef or (not l.lanpltrusted and l.lanname <> 'internal'
+		       and not (l.lanname = 'c' and p.probin like '$libdir/%')))
+	loop
+		execute pg_catalog.format('revoke all on routine %s from public', f);
+	end loop;
+end $$`)
+	if err != nil {
+		return fmt.Errorf("disarm the restored database %s: %w", db, err)
+	}
 	return nil
 }
 
@@ -207,7 +280,7 @@ func (t *Target) toolRunner(dir string, log *restoreLog) drills.ToolRunner {
 // no archiving, and the recovery target.
 func (t *Target) ownSettings(c *Cluster, p drills.PhysicalBackup, dirs drills.RestoreDirs) error {
 	for _, name := range []string{"postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf",
-		"recovery.conf", "recovery.signal", "standby.signal", "postmaster.pid", "postmaster.opts"} {
+		"recovery.conf", "recovery.signal", "standby.signal", "postmaster.pid", "postmaster.opts", "tablespace_map"} {
 		if err := os.Remove(filepath.Join(c.DataDir(), name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -225,6 +298,10 @@ func (t *Target) ownSettings(c *Cluster, p drills.PhysicalBackup, dirs drills.Re
 		}
 	}
 	c.Settings = ThrowawaySettings()
+	// The log is read back: its lines in one known form and zone.
+	c.Settings["log_line_prefix"] = "'%m [%p] '"
+	c.Settings["log_timezone"] = "'UTC'"
+	c.Settings["timezone"] = "'UTC'"
 	c.Settings["wal_level"] = "replica" // archive recovery of WAL from a replica-level primary
 	c.Settings["hot_standby"] = "off"   // nothing connects before the target is reached
 	c.Settings["restore_command"] = quoteConf(p.RestoreCommand(dirs))
@@ -244,41 +321,140 @@ func RecoveryTime(t time.Time) string {
 var restoredWAL = regexp.MustCompile(`restored log file "([0-9A-F]{24})" from archive`)
 
 // newestRestoredWAL returns the newest WAL segment the server log says was
-// restored from the archive, reading at most the last limit bytes (0:
-// all of it).
-func newestRestoredWAL(logFile string, limit int64) string {
-	f, err := os.Open(logFile)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	if limit > 0 {
-		if fi, err := f.Stat(); err == nil && fi.Size() > limit {
-			_, _ = f.Seek(fi.Size()-limit, 0)
-		}
-	}
+// restored from the archive, reading from offset from, at most the last
+// limit bytes (0: all of it).
+func newestRestoredWAL(logFile string, from, limit int64) string {
 	newest := ""
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if m := restoredWAL.FindStringSubmatch(sc.Text()); m != nil && m[1] > newest {
+	_ = serverLogLines(logFile, from, limit, func(line string) {
+		if m := restoredWAL.FindStringSubmatch(line); m != nil && (newest == "" || segmentNumber(m[1]) > segmentNumber(newest) || segmentNumber(m[1]) == segmentNumber(newest) && m[1] > newest) {
 			newest = m[1]
 		}
-	}
+	})
 	return newest
 }
 
-// addServerLog copies the server log (the recovery) into the restore log.
-func addServerLog(log *restoreLog, logFile string) {
-	b, err := os.ReadFile(logFile)
-	if err != nil {
-		return
+// segmentNumber is a WAL segment's place in the WAL, whatever its
+// timeline: the last 16 hex digits of its name.
+func segmentNumber(name string) string {
+	if len(name) != 24 {
+		return name
 	}
-	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+	return name[8:]
+}
+
+// serverLogLines calls fn with each line of the server log from offset
+// from (the last limit bytes of it when limit > 0).
+func serverLogLines(logFile string, from, limit int64, fn func(string)) error {
+	f, err := os.Open(logFile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if limit > 0 && fi.Size()-limit > from {
+		from = fi.Size() - limit
+	}
+	if _, err := f.Seek(from, 0); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fn(sc.Text())
+	}
+	return sc.Err()
+}
+
+// addServerLog copies the server log from offset from (the recovery)
+// into the restore log.
+func addServerLog(log *restoreLog, logFile string, from int64) {
+	_ = serverLogLines(logFile, from, 4<<20, func(line string) {
 		if line != "" {
 			log.add(line)
 		}
+	})
+}
+
+// fileSize is the size of a file, or 0.
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
 	}
+	return fi.Size()
+}
+
+// readSmall reads at most n bytes of a regular file that is not a link.
+func readSmall(path string, n int) (string, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", path)
+	}
+	b := make([]byte, n)
+	k, err := io.ReadFull(f, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return string(b[:k]), nil
+}
+
+// checkRestoredTree refuses a restored data directory (and tablespaces)
+// holding anything but directories and regular files with one link each,
+// besides pg_tblspc/OID links to a directory under dirs.Tablespaces: a
+// link, a hard link or a device there could make the server, or drill,
+// read or write outside the run's directory.
+func checkRestoredTree(dirs drills.RestoreDirs) error {
+	tsRoot := filepath.Clean(dirs.Tablespaces) + string(filepath.Separator)
+	check := func(root string, links bool) error {
+		return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			switch mode := info.Mode(); {
+			case mode.IsDir():
+				return nil
+			case mode.IsRegular():
+				if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+					return fmt.Errorf("%s has %d hard links", rel, st.Nlink)
+				}
+				return nil
+			case mode&fs.ModeSymlink != 0 && links && filepath.Dir(rel) == "pg_tblspc":
+				target, err := os.Readlink(p)
+				if err != nil {
+					return err
+				}
+				if _, err := strconv.ParseUint(filepath.Base(rel), 10, 32); err != nil || !filepath.IsAbs(target) ||
+					!strings.HasPrefix(filepath.Clean(target)+string(filepath.Separator), tsRoot) {
+					return fmt.Errorf("%s links to %s, outside the run's tablespace directory", rel, target)
+				}
+				if fi, err := os.Lstat(target); err != nil || !fi.IsDir() {
+					return fmt.Errorf("%s links to %s, which is not a directory", rel, target)
+				}
+				return nil
+			default:
+				return fmt.Errorf("%s is %s: a backup holds directories and regular files only", rel, drills.SpecialMode(mode))
+			}
+		})
+	}
+	if err := check(dirs.Data, true); err != nil {
+		return fmt.Errorf("the restored data directory: %w", err)
+	}
+	if err := check(dirs.Tablespaces, false); err != nil {
+		return fmt.Errorf("the restored tablespaces: %w", err)
+	}
+	return nil
 }
 
 // findSuperuser finds the backup's bootstrap superuser: postgres, else the
@@ -290,10 +466,10 @@ func (t *Target) findSuperuser(ctx context.Context, in *drills.Instance, c *Clus
 	}
 	var lastErr error
 	for _, name := range candidates {
-		conn, err := connect(ctx, c.SocketDSNAs(name, "template1"), time.Minute)
+		conn, err := connectSuper(ctx, c.SocketDSNAs(name, "template1"), time.Minute)
 		if err == nil {
 			var super bool
-			err = conn.QueryRow(ctx, "select rolsuper from pg_roles where rolname = current_user").Scan(&super)
+			err = conn.QueryRow(ctx, "select rolsuper from pg_catalog.pg_roles where rolname = current_user").Scan(&super)
 			conn.Close(context.WithoutCancel(ctx))
 			if err == nil && super {
 				in.Details[superuserDetail] = name
@@ -313,14 +489,14 @@ func (t *Target) findSuperuser(ctx context.Context, in *drills.Instance, c *Clus
 // replayedTo returns the time of the last transaction the recovery
 // replayed, which the server keeps after promotion (zero when none).
 func replayedTo(ctx context.Context, c *Cluster) (time.Time, error) {
-	conn, err := connect(ctx, c.SocketDSN("template1"), time.Minute)
+	conn, err := connectSuper(ctx, c.SocketDSN("template1"), time.Minute)
 	if err != nil {
 		return time.Time{}, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var at *time.Time
 	var inRecovery bool
-	if err := conn.QueryRow(ctx, "select pg_last_xact_replay_timestamp(), pg_is_in_recovery()").Scan(&at, &inRecovery); err != nil {
+	if err := conn.QueryRow(ctx, "select pg_catalog.pg_last_xact_replay_timestamp(), pg_catalog.pg_is_in_recovery()").Scan(&at, &inRecovery); err != nil {
 		return time.Time{}, fmt.Errorf("read the recovery point: %w", err)
 	}
 	if inRecovery {
@@ -336,14 +512,14 @@ func replayedTo(ctx context.Context, c *Cluster) (time.Time, error) {
 // else the largest database of the restored cluster besides postgres,
 // else postgres.
 func (t *Target) physicalDatabase(ctx context.Context, c *Cluster) (string, error) {
-	conn, err := connect(ctx, c.SocketDSN("template1"), time.Minute)
+	conn, err := connectSuper(ctx, c.SocketDSN("template1"), time.Minute)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if db := t.cfg.Database; db != "" {
 		var ok bool
-		if err := conn.QueryRow(ctx, "select exists (select 1 from pg_database where datname = $1 and datallowconn)", db).Scan(&ok); err != nil {
+		if err := conn.QueryRow(ctx, "select exists (select 1 from pg_catalog.pg_database where datname = $1 and datallowconn)", db).Scan(&ok); err != nil {
 			return "", err
 		}
 		if !ok {
@@ -352,7 +528,7 @@ func (t *Target) physicalDatabase(ctx context.Context, c *Cluster) (string, erro
 		return db, nil
 	}
 	var db string
-	err = conn.QueryRow(ctx, `select coalesce((select datname from pg_database where datallowconn and not datistemplate and datname <> 'postgres'
-		order by pg_database_size(oid) desc, datname limit 1), 'postgres')`).Scan(&db)
+	err = conn.QueryRow(ctx, `select coalesce((select datname from pg_catalog.pg_database where datallowconn and not datistemplate and datname <> 'postgres'
+		order by pg_catalog.pg_database_size(oid) desc, datname limit 1), 'postgres')`).Scan(&db)
 	return db, err
 }

@@ -255,7 +255,7 @@ func (r restoreCmd) prepareExtensions(ctx context.Context, exts []extension) (pr
 	if r.superDSN == "" || len(exts) == 0 {
 		return premade, skipped, schemas, nil
 	}
-	conn, err := connect(ctx, r.superDSN, time.Minute)
+	conn, err := connectSuper(ctx, r.superDSN, time.Minute)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -284,7 +284,7 @@ func dumpDatabaseName(name string) error {
 // createRoles makes RestoreRole and CheckRole in a new cluster, and sets
 // the superuser's password when setPassword says so.
 func createRoles(ctx context.Context, c *Cluster, setPassword bool) error {
-	conn, err := connect(ctx, c.SocketDSN("postgres"), time.Minute)
+	conn, err := connectSuper(ctx, c.SocketDSN("template1"), time.Minute)
 	if err != nil {
 		return err
 	}
@@ -307,7 +307,7 @@ func createRoles(ctx context.Context, c *Cluster, setPassword bool) error {
 
 // createDatabase makes the database restored into, owned by RestoreRole.
 func (t *Target) createDatabase(ctx context.Context, c *Cluster, db string) error {
-	conn, err := connect(ctx, c.SocketDSN("postgres"), time.Minute)
+	conn, err := connectSuper(ctx, c.SocketDSN("postgres"), time.Minute)
 	if err != nil {
 		return err
 	}
@@ -340,12 +340,34 @@ func analyze(ctx context.Context, dsn string) error {
 
 // connect opens a connection with application_name and statement_timeout set.
 func connect(ctx context.Context, dsn string, statementTimeout time.Duration) (*pgx.Conn, error) {
+	return connectWith(ctx, dsn, statementTimeout, nil)
+}
+
+// superParams are set when drill's superuser connects to a cluster made
+// from a backup: they win over the backup's per-role and per-database
+// settings, so that no search_path puts the backup's functions before
+// the built-ins and no library of the backup's is loaded.
+var superParams = map[string]string{
+	"search_path":               "pg_catalog",
+	"session_preload_libraries": "",
+	"local_preload_libraries":   "",
+}
+
+// connectSuper opens a superuser connection with superParams.
+func connectSuper(ctx context.Context, dsn string, statementTimeout time.Duration) (*pgx.Conn, error) {
+	return connectWith(ctx, dsn, statementTimeout, superParams)
+}
+
+func connectWith(ctx context.Context, dsn string, statementTimeout time.Duration, params map[string]string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
 	}
 	cfg.RuntimeParams["application_name"] = "drill"
 	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(statementTimeout.Milliseconds(), 1), 10)
+	for k, v := range params {
+		cfg.RuntimeParams[k] = v
+	}
 	return pgx.ConnectConfig(ctx, cfg)
 }
 
@@ -568,7 +590,7 @@ func (t *Target) PrepareChecks(ctx context.Context, in drills.Instance, types []
 	if !slices.Contains(types, verify.TypeAmcheck) {
 		return nil
 	}
-	conn, err := connect(ctx, t.Cluster(in).SocketDSN(in.Details["database"]), time.Minute)
+	conn, err := connectSuper(ctx, t.Cluster(in).SocketDSN(in.Details["database"]), time.Minute)
 	if err != nil {
 		return err
 	}

@@ -80,13 +80,18 @@ func newFromSpec(_ context.Context, spec *drills.Spec) (drills.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{s: s, target: target}, nil
+	list, err := physical.ListAs(spec, func(name string) bool { return strings.HasPrefix(name, "PGBACKREST_") })
+	if err != nil {
+		return nil, err
+	}
+	return &Source{s: s, target: target, list: list}, nil
 }
 
 // Source lists a stanza's backups with pgbackrest info.
 type Source struct {
 	s      Settings
 	target time.Time
+	list   func(ctx context.Context, name string, args ...string) *exec.Cmd
 }
 
 // common are the options of every pgbackrest command drill runs: the
@@ -146,8 +151,7 @@ type info struct {
 }
 
 func (src *Source) info(ctx context.Context) (*info, error) {
-	cmd := exec.CommandContext(ctx, "pgbackrest", append(src.common(), "--output=json", "--log-level-console=warn", "info")...)
-	cmd.Env = append(os.Environ(), "PGBACKREST_LOG_LEVEL_STDERR=warn")
+	cmd := src.list(ctx, "pgbackrest", append(src.common(), "--output=json", "--log-level-console=warn", "--log-level-stderr=warn", "info")...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -212,12 +216,12 @@ func (src *Source) Latest(ctx context.Context) (drills.Backup, error) {
 	}
 	b := chosen.Record(src.s.Stanza+"/"+chosen.Label, "pgBackRest", sel, map[string]string{"stanza": src.s.Stanza})
 	last := lastWAL[dbOf[chosen.Label]]
-	b.Physical = &physical.Backup{Version: chosen.Version, Target: src.target,
+	b.Physical = &physical.Backup{Version: chosen.Version, Target: src.target, Environ: backrestEnv(),
 		RestoreFunc: func(ctx context.Context, dirs drills.RestoreDirs, run drills.ToolRunner) error {
 			args := append(src.common(), "--set="+chosen.Label, "--pg1-path="+dirs.Data, "--type=none",
-				"--tablespace-map-all="+dirs.Tablespaces, "--lock-path="+dirs.Work,
+				"--tablespace-map-all="+dirs.Tablespaces, "--lock-path="+dirs.Work, "--spool-path="+dirs.Work,
 				"--process-max="+strconv.Itoa(max(runtime.NumCPU(), 1)), "--log-level-console=info", "restore")
-			_, err := run(ctx, nil, "pgbackrest", args...)
+			_, err := run(ctx, backrestEnv(), "pgbackrest", args...)
 			return err
 		},
 		Command: func(dirs drills.RestoreDirs) string {
@@ -230,4 +234,16 @@ func (src *Source) Latest(ctx context.Context) (drills.Backup, error) {
 		LastWALFunc: func(context.Context) (string, error) { return last, nil },
 	}
 	return b, nil
+}
+
+// backrestEnv is pgBackRest's own settings from the environment
+// (PGBACKREST_*: a repository's credentials, say), for the tool alone.
+func backrestEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PGBACKREST_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

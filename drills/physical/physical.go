@@ -7,12 +7,14 @@ package physical
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
 	"time"
 
 	"drill/drills"
+	"drill/drills/local"
 )
 
 // Latest is the target_time that replays all archived WAL.
@@ -44,6 +46,36 @@ func ToolMissing(program, debianPackage string) string {
 		return ""
 	}
 	return fmt.Sprintf("%s is not installed on this host (Debian/Ubuntu: apt-get install %s)", program, debianPackage)
+}
+
+// ListAs is who the listing tool runs as: the drill's local target's
+// run_as user (as the restore does), with a clean environment plus only
+// the variables keep names. A backup's metadata is untrusted input: the
+// tool that parses it runs as a user that owns nothing else, and never
+// sees drill's own secrets.
+func ListAs(spec *drills.Spec, keep func(name string) bool) (func(ctx context.Context, name string, args ...string) *exec.Cmd, error) {
+	var ls local.Settings
+	if spec.Target.Type == local.TargetType {
+		if err := spec.Target.Decode(&ls); err != nil {
+			return nil, err
+		}
+	}
+	runAs, _, err := local.LookupSandbox(ls.RunAs)
+	if err != nil {
+		return nil, err
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if keep(name) {
+			env = append(env, kv)
+		}
+	}
+	return func(ctx context.Context, name string, args ...string) *exec.Cmd {
+		cmd := runAs.Command(ctx, "/", name, args...)
+		cmd.Env = append(cmd.Env, env...)
+		return cmd
+	}, nil
 }
 
 // Base is one base backup as its tool lists it.
