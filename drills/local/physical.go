@@ -122,13 +122,10 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 	// the log before (the tool ran as the cluster's user) is ignored.
 	logStart := fileSize(c.logFile())
 	env := append(baseEnv(c.toolDir()), p.Env()...)
+	replay := replayProgress{start: time.Now(), last: last}
 	err := c.startAttached(ctx, env, 0, func() {
 		if seg := newestRestoredWAL(c.logFile(), logStart, 64<<10); seg != "" {
-			msg := "replayed WAL up to segment " + seg
-			if last != "" {
-				msg += " (the archive ends at " + last + ")"
-			}
-			progress.Say(msg)
+			progress.Say(replay.say(seg))
 		}
 	})
 	addServerLog(log, c.logFile(), logStart)
@@ -193,6 +190,35 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 	progress.Say("checking database " + db)
 	in.DSN = c.SocketDSNAs(CheckRole, db)
 	return nil
+}
+
+// replayProgress says how far the replay is through the archived WAL, with
+// an ETA from the rate so far.
+type replayProgress struct {
+	start time.Time
+	first uint64 // the first segment seen restored
+	last  string // the archive's newest segment, or ""
+}
+
+func (r *replayProgress) say(seg string) string {
+	msg := "replayed WAL up to segment " + seg
+	if r.last == "" {
+		return msg
+	}
+	cur, err1 := strconv.ParseUint(segmentNumber(seg), 16, 64)
+	end, err2 := strconv.ParseUint(segmentNumber(r.last), 16, 64)
+	if err1 != nil || err2 != nil {
+		return msg + " (the archive ends at " + r.last + ")"
+	}
+	if r.first == 0 || cur < r.first {
+		r.first = cur
+	}
+	msg += fmt.Sprintf(" of %s", r.last)
+	if done, elapsed := cur-r.first, time.Since(r.start); done > 0 && end > cur && elapsed > 2*time.Second {
+		left := time.Duration(float64(elapsed) * float64(end-cur) / float64(done))
+		msg += ", about " + drills.HumanDuration(left.Round(time.Second)) + " left"
+	}
+	return msg
 }
 
 // disarmSettings removes every per-role and per-database setting the

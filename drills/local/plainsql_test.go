@@ -264,3 +264,18 @@ func TestRedact(t *testing.T) {
 		t.Error("a cut line kept half a password")
 	}
 }
+
+// The replay's progress line counts segments against the archive's end
+// and says how long the rest may take at the rate so far.
+func TestReplayProgress(t *testing.T) {
+	r := replayProgress{start: time.Now().Add(-10 * time.Second), last: "000000010000000000000010"}
+	if got := r.say("000000010000000000000002"); got != "replayed WAL up to segment 000000010000000000000002 of 000000010000000000000010" {
+		t.Fatalf("first line %q", got)
+	}
+	if got := r.say("000000010000000000000004"); !strings.HasSuffix(got, "of 000000010000000000000010, about 1m0s left") {
+		t.Fatalf("line %q: 2 segments in 10 s, 12 to go", got)
+	}
+	if got := (&replayProgress{}).say("000000010000000000000004"); got != "replayed WAL up to segment 000000010000000000000004" {
+		t.Fatalf("without an end: %q", got)
+	}
+}
