@@ -272,7 +272,7 @@ func TestReplayProgress(t *testing.T) {
 	if got := r.say("000000010000000000000002"); got != "replayed WAL up to segment 000000010000000000000002 of 000000010000000000000010" {
 		t.Fatalf("first line %q", got)
 	}
-	if got := r.say("000000010000000000000004"); !strings.HasSuffix(got, "of 000000010000000000000010, about 1m0s left") {
+	if got := r.say("000000010000000000000004"); !strings.HasSuffix(got, "of 000000010000000000000010, about 1m00s left") {
 		t.Fatalf("line %q: 2 segments in 10 s, 12 to go", got)
 	}
 	if got := (&replayProgress{}).say("000000010000000000000004"); got != "replayed WAL up to segment 000000010000000000000004" {
