@@ -24,7 +24,7 @@ type S3Server struct {
 }
 
 // NewS3 starts an S3 server for the test.
-func NewS3(t *testing.T) S3Server {
+func NewS3(t testing.TB) S3Server {
 	t.Helper()
 	ts := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
 	t.Cleanup(ts.Close)
@@ -41,7 +41,7 @@ func NewS3(t *testing.T) S3Server {
 }
 
 // Bucket creates a bucket.
-func (s S3Server) Bucket(t *testing.T, name string) {
+func (s S3Server) Bucket(t testing.TB, name string) {
 	t.Helper()
 	if _, err := s.Client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func (s S3Server) Bucket(t *testing.T, name string) {
 }
 
 // Put stores an object.
-func (s S3Server) Put(t *testing.T, bucket, key string, body []byte) {
+func (s S3Server) Put(t testing.TB, bucket, key string, body []byte) {
 	t.Helper()
 	_, err := s.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)})
 	if err != nil {

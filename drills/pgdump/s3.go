@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"drill/drills"
@@ -166,7 +168,7 @@ func (s *s3Source) explain(err error) error {
 // head reads the first headerSize bytes of an object.
 func (s *s3Source) head(ctx context.Context, key string) ([]byte, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key),
-		Range: aws.String(fmt.Sprintf("bytes=0-%d", headerSize-1))})
+		Range: aws.String(fmt.Sprintf("bytes=0-%d", headerSize-1))}, partOfObject)
 	if err != nil {
 		return nil, s.explain(err)
 	}
@@ -191,30 +193,134 @@ func (s *s3Source) headerOf(ctx context.Context, head []byte) (archiveHeader, er
 	return readArchiveHeader(ctx, s.cfg.PGRestore, f.Name())
 }
 
-// download streams an object into dir: memory use does not grow with its size.
+// Parallel download: objects larger than rangedMin are fetched in parts of
+// rangeSize bytes, rangeWorkers at a time (ranged GETs, as the SDK's
+// transfer manager does), each streamed into its place in the file:
+// memory use does not grow with the object's size, and one slow
+// connection does not bound the download.
+const (
+	rangeSize    = 16 << 20
+	rangeWorkers = 4
+	rangedMin    = 2 * rangeSize
+)
+
+// download fetches an object into dir.
 func (s *s3Source) download(ctx context.Context, key string, size int64, dir string, progress func(int64, int64)) (string, error) {
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
-	if err != nil {
-		return "", s.explain(err)
-	}
-	defer out.Body.Close()
 	dst := filepath.Join(dir, safeName(path.Base(key)))
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return "", err
 	}
-	w := &progressWriter{w: f, total: size, report: progress}
-	if _, err := io.Copy(w, out.Body); err != nil {
-		f.Close()
+	defer f.Close()
+	var done atomic.Int64
+	var mu sync.Mutex
+	var last time.Time
+	report := func(n int64) {
+		d := done.Add(n)
+		if progress == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) > 500*time.Millisecond || d == size {
+			progress(d, size)
+			last = time.Now()
+		}
+	}
+	if size < rangedMin {
+		err = s.getRange(ctx, key, "", nil, io.NewOffsetWriter(f, 0), report)
+	} else {
+		err = s.getRanges(ctx, key, size, f, report)
+	}
+	if err != nil {
 		return "", fmt.Errorf("download s3://%s/%s: %w", s.bucket, key, err)
 	}
 	if err := f.Close(); err != nil {
 		return "", err
 	}
-	if size > 0 && w.done != size {
-		return "", fmt.Errorf("download s3://%s/%s: got %d of %d bytes", s.bucket, key, w.done, size)
+	if got := done.Load(); size > 0 && got != size {
+		return "", fmt.Errorf("download s3://%s/%s: got %d of %d bytes", s.bucket, key, got, size)
 	}
 	return dst, nil
+}
+
+// getRanges fetches an object of size bytes in parts, rangeWorkers at a
+// time, each into its place in f. Every part must come from the same
+// version of the object (its ETag): one replaced meanwhile fails.
+func (s *s3Source) getRanges(ctx context.Context, key string, size int64, f *os.File, report func(int64)) error {
+	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return s.explain(err)
+	}
+	etag := head.ETag
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts := make(chan int64)
+	errs := make(chan error, rangeWorkers)
+	for range rangeWorkers {
+		go func() {
+			var first error
+			for off := range parts {
+				if first != nil {
+					continue
+				}
+				end := min(off+rangeSize, size) - 1
+				first = s.getRange(ctx, key, fmt.Sprintf("bytes=%d-%d", off, end), etag, io.NewOffsetWriter(f, off), report)
+				if first != nil {
+					cancel()
+				}
+			}
+			errs <- first
+		}()
+	}
+	for off := int64(0); off < size && ctx.Err() == nil; off += rangeSize {
+		parts <- off
+	}
+	close(parts)
+	for range rangeWorkers {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// partOfObject is the option of a ranged GET: a whole object's checksum
+// does not hold for a part of it (some servers send it with ranged
+// answers); drill computes the sha256 of the whole download itself.
+func partOfObject(o *s3.Options) {
+	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+}
+
+// getRange streams one GET (the whole object when rng is "") into w.
+func (s *s3Source) getRange(ctx context.Context, key, rng string, etag *string, w io.Writer, report func(int64)) error {
+	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key), IfMatch: etag}
+	if rng != "" {
+		in.Range = aws.String(rng)
+	}
+	var opts []func(*s3.Options)
+	if rng != "" {
+		opts = append(opts, partOfObject)
+	}
+	out, err := s.client.GetObject(ctx, in, opts...)
+	if err != nil {
+		return s.explain(err)
+	}
+	defer out.Body.Close()
+	_, err = io.Copy(countingWriter{w, report}, out.Body)
+	return err
+}
+
+// countingWriter reports each write's size.
+type countingWriter struct {
+	w      io.Writer
+	report func(int64)
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.report(int64(n))
+	return n, err
 }
 
 func safeName(name string) string {
@@ -222,23 +328,4 @@ func safeName(name string) string {
 		return "backup"
 	}
 	return name
-}
-
-// progressWriter reports bytes written at most every half second.
-type progressWriter struct {
-	w      io.Writer
-	done   int64
-	total  int64
-	last   time.Time
-	report func(done, total int64)
-}
-
-func (p *progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.done += int64(n)
-	if p.report != nil && (time.Since(p.last) > 500*time.Millisecond || p.done == p.total) {
-		p.report(p.done, p.total)
-		p.last = time.Now()
-	}
-	return n, err
 }
