@@ -97,7 +97,8 @@ func TestPgBackRestPointInTime(t *testing.T) {
 			t.Errorf("rpo_seconds %v, want started_at − recovered_to = %v", rpo, started.Sub(recovered).Seconds())
 		}
 		d := b["details"].(map[string]any)
-		if b["format"] != "physical" || d["label"] == nil || d["stop_lsn"] == nil || d["pg_version"] != "15" || b["created_at_source"] != "pgBackRest backup stop time" {
+		if b["format"] != "physical" || d["label"] == nil || d["stop_lsn"] == nil || d["pg_version"] != "15" || b["created_at_source"] != "pgBackRest backup stop time" ||
+			d["target_time"] != target.Format(time.RFC3339Nano) {
 			t.Errorf("backup record %v", b)
 		}
 		if sel := b["selection"].(map[string]any); !strings.Contains(fmt.Sprint(sel["rule"]), "before target_time") {
@@ -126,7 +127,7 @@ func TestPgBackRestPointInTime(t *testing.T) {
 		}{
 			{"wrong stanza", strings.Replace(source("latest"), "stanza: main", "stanza: nosuch", 1), "locate_failed", "stanza nosuch"},
 			{"early target", source("2001-01-01T00:00:00Z"), "no_backup", "no backup in stanza main finished before target_time 2001-01-01T00:00:00Z"},
-			{"late target", source(time.Now().Add(time.Hour).UTC().Format(time.RFC3339)), "restore_failed", "recovery ended before configured recovery target was reached"},
+			{"late target", source(time.Now().Add(time.Hour).UTC().Format(time.RFC3339)), "restore_failed", "failed: FATAL: recovery ended before configured recovery target was reached (the server's log is the run's restore log)"},
 			{"unknown set", source("latest") + "\n      set: 20010101-000000F", "no_backup", "no usable backup labelled 20010101-000000F"},
 		}
 		for _, c := range cases {

@@ -276,7 +276,11 @@ func printFindings(w io.Writer, runID int64, checks []verify.Result, l look) {
 		if len(bad) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\n  %s: %s\n", c.Name, plural(len(bad), "table"))
+		what := "table"
+		if c.Type == verify.TypeCompare {
+			what = "row" // its details are rows, by key
+		}
+		fmt.Fprintf(w, "\n  %s: %s\n", c.Name, plural(len(bad), what))
 		for i, d := range bad {
 			if i == most {
 				fmt.Fprintf(w, "    … and %d more (drill show %d --json)\n", len(bad)-most, runID)

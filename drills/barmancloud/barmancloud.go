@@ -222,7 +222,7 @@ func (src *Source) Latest(ctx context.Context) (drills.Backup, error) {
 	if err != nil {
 		return drills.Backup{}, err
 	}
-	b := chosen.Record(src.s.Location+"/"+src.s.Server+"/"+chosen.Label, "barman-cloud", sel, map[string]string{"server": src.s.Server})
+	b := chosen.Record(src.s.Location+"/"+src.s.Server+"/"+chosen.Label, "barman-cloud", sel, map[string]string{"server": src.s.Server}, src.target)
 	l := byID[chosen.Label]
 	b.Physical = &physical.Backup{Version: chosen.Version, Target: src.target, Environ: src.env(),
 		RestoreFunc: func(ctx context.Context, dirs drills.RestoreDirs, run drills.ToolRunner) error {

@@ -154,3 +154,28 @@ func TestThrowawayClusterRefusesTCPWithoutPassword(t *testing.T) {
 		t.Fatalf("password file left on disk: %v", err)
 	}
 }
+
+// Programs run as the clusters' user have its supplementary groups (a
+// pgBackRest repository is read through one), and none of root's.
+func TestRunAsKeepsSupplementaryGroups(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("switching users needs root")
+	}
+	r, err := local.LookupRunAs(local.DefaultRunAs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := r.Command(context.Background(), "/", "id", "-G").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Fields(string(out))
+	want := []string{strconv.FormatUint(uint64(r.GID), 10)}
+	for _, g := range r.Groups {
+		want = append(want, strconv.FormatUint(uint64(g), 10))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("id -G as %s: %v, want %v", r.Name, got, want)
+	}
+}

@@ -130,6 +130,9 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 	})
 	addServerLog(log, c.logFile(), logStart)
 	if err != nil {
+		if fatal := serverFatal(c.logFile(), logStart); fatal != "" && ctx.Err() == nil {
+			return fmt.Errorf("recovery%s failed: %s (the server's log is the run's restore log)", goal, fatal)
+		}
 		return fmt.Errorf("recovery%s failed: %w", goal, err)
 	}
 	if p.TargetTime().IsZero() {
@@ -402,6 +405,20 @@ func addServerLog(log *restoreLog, logFile string, from int64) {
 			log.add(line)
 		}
 	})
+}
+
+var fatalLine = regexp.MustCompile(`\b(FATAL|PANIC):\s+(.*)$`)
+
+// serverFatal is what the server said when it gave up (its FATAL and
+// PANIC lines from offset from, joined), or "".
+func serverFatal(logFile string, from int64) string {
+	var out []string
+	_ = serverLogLines(logFile, from, 1<<20, func(line string) {
+		if m := fatalLine.FindStringSubmatch(line); m != nil && len(out) < 3 {
+			out = append(out, m[1]+": "+m[2])
+		}
+	})
+	return strings.Join(out, "; ")
 }
 
 // fileSize is the size of a file, or 0.

@@ -45,7 +45,10 @@ func LookupSandbox(name string) (RunAs, string, error) {
 type RunAs struct {
 	Name     string
 	UID, GID uint32
-	set      bool
+	// Groups are the user's supplementary groups (a repository's group,
+	// say): the programs run as the user have them too.
+	Groups []uint32
+	set    bool
 }
 
 // LookupRunAs resolves the user clusters run as. As root, name (default
@@ -72,7 +75,15 @@ func LookupRunAs(name string) (RunAs, error) {
 	if uid == 0 {
 		return RunAs{}, fmt.Errorf("run_as %q: is root; PostgreSQL refuses to run as root, name an unprivileged user", name)
 	}
-	return RunAs{Name: name, UID: uint32(uid), GID: uint32(gid), set: true}, nil
+	var groups []uint32
+	if ids, err := u.GroupIds(); err == nil {
+		for _, id := range ids {
+			if g, err := strconv.ParseUint(id, 10, 32); err == nil && g != gid {
+				groups = append(groups, uint32(g))
+			}
+		}
+	}
+	return RunAs{Name: name, UID: uint32(uid), GID: uint32(gid), Groups: groups, set: true}, nil
 }
 
 // apply makes cmd run as the user.
@@ -83,7 +94,8 @@ func (r RunAs) apply(cmd *exec.Cmd) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: r.UID, Gid: r.GID}
+	// Groups set, even when empty: never root's supplementary groups.
+	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: r.UID, Gid: r.GID, Groups: append([]uint32{}, r.Groups...)}
 }
 
 // attach makes cmd die with this process (a parent-death signal), in a

@@ -116,6 +116,13 @@ type info struct {
 		ID      int    `json:"id"`
 		Version string `json:"version"`
 	} `json:"db"`
+	Repo []struct {
+		Key    int `json:"key"`
+		Status struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"status"`
+	} `json:"repo"`
 	Archive []struct {
 		Database struct {
 			ID int `json:"id"`
@@ -182,7 +189,17 @@ func (src *Source) Latest(ctx context.Context) (drills.Backup, error) {
 	case 2: // no valid backups
 		return drills.Backup{}, fmt.Errorf("%w: %s has no backup (pgbackrest: %s)", drills.ErrNoBackup, what, in.Status.Message)
 	default:
-		return drills.Backup{}, fmt.Errorf("%s: pgbackrest says %q (check source.stanza and source.config)", what, in.Status.Message)
+		msg := in.Status.Message
+		for _, r := range in.Repo {
+			if r.Status.Code != 0 && r.Status.Message != "" {
+				msg += fmt.Sprintf("; repo%d: %s", r.Key, r.Status.Message)
+			}
+		}
+		hint := "check source.stanza and source.config"
+		if strings.Contains(msg, "ermission denied") {
+			hint = "the OS user drill's clusters run as (target.run_as) must be able to read the repository: docs/physical.md"
+		}
+		return drills.Backup{}, fmt.Errorf("%s: pgbackrest says %q (%s)", what, msg, hint)
 	}
 	versions := map[int]int{}
 	for _, db := range in.DB {
@@ -214,7 +231,7 @@ func (src *Source) Latest(ctx context.Context) (drills.Backup, error) {
 	if err != nil {
 		return drills.Backup{}, err
 	}
-	b := chosen.Record(src.s.Stanza+"/"+chosen.Label, "pgBackRest", sel, map[string]string{"stanza": src.s.Stanza})
+	b := chosen.Record(src.s.Stanza+"/"+chosen.Label, "pgBackRest", sel, map[string]string{"stanza": src.s.Stanza}, src.target)
 	last := lastWAL[dbOf[chosen.Label]]
 	b.Physical = &physical.Backup{Version: chosen.Version, Target: src.target, Environ: backrestEnv(),
 		RestoreFunc: func(ctx context.Context, dirs drills.RestoreDirs, run drills.ToolRunner) error {

@@ -149,13 +149,15 @@ func labels(bases []Base, n int) string {
 }
 
 // Record is the drills.Backup of a chosen base backup: its stop time is
-// when it was taken (the RPO runs from the recovery point, once known).
-func (b Base) Record(id, tool string, sel *drills.Selection, details map[string]string) drills.Backup {
+// when it was taken (the RPO runs from the recovery point, once known);
+// target is the recovery target (zero: the end of the archived WAL).
+func (b Base) Record(id, tool string, sel *drills.Selection, details map[string]string, target time.Time) drills.Backup {
 	d := map[string]string{
-		"label":      b.Label,
-		"start_time": b.Start.UTC().Format(time.RFC3339),
-		"stop_time":  b.Stop.UTC().Format(time.RFC3339),
-		"pg_version": fmt.Sprint(b.Version),
+		"target_time": Latest,
+		"label":       b.Label,
+		"start_time":  b.Start.UTC().Format(time.RFC3339),
+		"stop_time":   b.Stop.UTC().Format(time.RFC3339),
+		"pg_version":  fmt.Sprint(b.Version),
 	}
 	for k, v := range map[string]string{"start_lsn": b.StartLSN, "stop_lsn": b.StopLSN, "start_wal": b.StartWAL, "stop_wal": b.StopWAL} {
 		if v != "" {
@@ -164,6 +166,9 @@ func (b Base) Record(id, tool string, sel *drills.Selection, details map[string]
 	}
 	if b.DatabaseSize > 0 {
 		d["database_size_bytes"] = fmt.Sprint(b.DatabaseSize)
+	}
+	if !target.IsZero() {
+		d["target_time"] = target.UTC().Format(time.RFC3339Nano)
 	}
 	for k, v := range details {
 		d[k] = v
