@@ -465,3 +465,24 @@ func needBarman(t *testing.T) {
 		}
 	}
 }
+
+// A C function of the backup's that loads a library from outside
+// PostgreSQL's library directory (the backup's own file, say) fails the
+// drill before any check could load it.
+func TestPhysicalBackupWithForeignLibraryRefused(t *testing.T) {
+	t.Parallel()
+	src := drilltest.PgBackRestSource(t)
+	src.Insert(t, 1, 10)
+	// A library that exists (PostgreSQL checks that), named by a path of
+	// its own rather than $libdir's: the backup could name any file.
+	lib := filepath.Join(filepath.Dir(drilltest.Binaries(t).Dir), "lib", "plpgsql")
+	src.Exec(t, "set check_function_bodies = off; create function public.evil() returns int language c as '"+lib+"', 'plpgsql_call_handler'")
+	src.Backrest(t, "--type=full", "backup")
+	src.SwitchWAL(t)
+	env, dir := physicalDrill(t, "orders", fmt.Sprintf("      type: pgbackrest\n      stanza: main\n      config: %s", src.Config), countCheck(10))
+	code, run, r := runPhysical(t, env, "orders")
+	if code != 1 || run["reason"] != "restore_failed" || !strings.Contains(fmt.Sprint(run["error"]), `physical backup refused: it could reach outside its throwaway cluster: function public.evil() of database postgres loads "`+lib+`"`) {
+		t.Fatalf("exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
+	}
+	drilltest.AssertNothingLeft(t, dir)
+}

@@ -231,7 +231,7 @@ func (src *Source) Latest(ctx context.Context) (drills.Backup, error) {
 				var name string
 				if len(ts) == 0 || json.Unmarshal(ts[0], &name) != nil || !tablespaceName.MatchString(name) {
 					return fmt.Errorf("%w: backup %s has a tablespace named %s: drill maps only plain names (letters, digits, _) into the run's directory",
-						local.ErrUnsafeBackup, chosen.Label, strconv.Quote(name))
+						local.ErrHostileBackup, chosen.Label, strconv.Quote(name))
 				}
 				args = append(args, "--tablespace", name+":"+path.Join(dirs.Tablespaces, name))
 			}

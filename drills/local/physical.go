@@ -20,6 +20,7 @@ import (
 
 	"drill/drills"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -31,6 +32,10 @@ const (
 	// sets the restored cluster up over its private socket.
 	superuserDetail = "superuser"
 )
+
+// ErrHostileBackup means a physical backup holds something that could
+// reach outside its throwaway cluster: drill refuses to go on with it.
+var ErrHostileBackup = errors.New("physical backup refused: it could reach outside its throwaway cluster")
 
 // minPhysicalVersion is the oldest PostgreSQL major version whose physical
 // backups drill restores.
@@ -104,7 +109,7 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 		return err
 	}
 	if err := checkRestoredTree(dirs); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnsafeBackup, err)
+		return fmt.Errorf("%w: %v", ErrHostileBackup, err)
 	}
 	if v, err := readSmall(filepath.Join(c.DataDir(), "PG_VERSION"), 16); err != nil || strings.TrimSpace(v) != strconv.Itoa(p.MajorVersion()) {
 		return fmt.Errorf("the restored data directory is not of PostgreSQL %d (its PG_VERSION says otherwise)", p.MajorVersion())
@@ -157,7 +162,7 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 		return err
 	}
 	if at.After(time.Now().Add(time.Minute)) {
-		return fmt.Errorf("%w: the last transaction replayed is dated %s, in the future", ErrUnsafeBackup, at.UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w: the last transaction replayed is dated %s, in the future", ErrHostileBackup, at.UTC().Format(time.RFC3339))
 	}
 	if !at.IsZero() {
 		recoveries.Store(in.ID, at)
@@ -241,17 +246,32 @@ func disarmSettings(ctx context.Context, c *Cluster) error {
 }
 
 // disarmDatabase makes the checked database safe to run checks and
-// drill's own statements in: its event triggers are removed (drill's
-// superuser runs DDL there, for amcheck), and no one but its owner may
-// call a function that would run as someone else (SECURITY DEFINER) or
-// outside SQL's sandbox (an untrusted language, C code from outside
-// PostgreSQL's library directory).
+// drill's own statements in: a C function loading a library from outside
+// PostgreSQL's library directory fails the drill; its event triggers are
+// removed (drill's superuser runs DDL there, for amcheck); and no one but
+// its owner may call a function that would run as someone else (SECURITY
+// DEFINER) or outside SQL's sandbox (an untrusted language).
 func disarmDatabase(ctx context.Context, c *Cluster, db string) error {
 	conn, err := connectSuper(ctx, c.SocketDSN(db), time.Minute)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// A C function's library is loaded whoever calls it, with no right to
+	// check (a type's input and output functions, say): one from outside
+	// PostgreSQL's library directory would be code of the backup's own.
+	var fn, lib string
+	err = conn.QueryRow(ctx, `select p.oid::pg_catalog.regprocedure::text, p.probin from pg_catalog.pg_proc p
+		join pg_catalog.pg_language l on l.oid = p.prolang
+		where l.lanname = 'c' and p.probin is not null
+		  and (p.probin like '%..%' or (p.probin like '%/%' and p.probin not like '$libdir/%'))
+		order by 1 limit 1`).Scan(&fn, &lib)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: function %s of database %s loads %s, a library from outside PostgreSQL's library directory", ErrHostileBackup, fn, db, strconv.Quote(lib))
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("inspect the restored database %s: %w", db, err)
+	}
 	_, err = conn.Exec(ctx, `delete from pg_catalog.pg_event_trigger;
 do $$
 declare
@@ -259,8 +279,7 @@ declare
 begin
 	for f in select p.oid::pg_catalog.regprocedure from pg_catalog.pg_proc p join pg_catalog.pg_language l on l.oid = p.prolang
 		where p.pronamespace not in ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace)
-		  and (p.prosecdef or (not l.lanpltrusted and l.lanname <> 'internal'
-		       and not (l.lanname = 'c' and p.probin like '$libdir/%')))
+		  and (p.prosecdef or (not l.lanpltrusted and l.lanname not in ('internal', 'c')))
 	loop
 		execute pg_catalog.format('revoke all on routine %s from public', f);
 	end loop;
