@@ -626,7 +626,9 @@ func (e *execution) finish(ctx context.Context, f *failure) {
 		rpo := e.start.Sub(e.backup.RPOFrom())
 		o.RPO = &rpo
 		if spec.Objectives.RPO > 0 {
-			met := rpo <= spec.Objectives.RPO
+			// A backup that did not give a verified copy protects nothing:
+			// its age meets no objective.
+			met := rpo <= spec.Objectives.RPO && !e.verified.IsZero()
 			o.RPOMet = &met
 		}
 	}

@@ -241,6 +241,9 @@ func TestDrillTruncatedDump(t *testing.T) {
 	if run.RTO != nil || run.RTOMet == nil || *run.RTOMet {
 		t.Fatalf("RTO %v met %v: no verified copy means no RTO and a missed objective", run.RTO, run.RTOMet)
 	}
+	if run.RPO == nil || run.RPOMet == nil || *run.RPOMet {
+		t.Fatalf("RPO %v met %v: the backup's age is recorded, but a backup that does not restore meets no objective", run.RPO, run.RPOMet)
+	}
 	drilltest.AssertNothingLeft(t, b.targetDir)
 }
 
