@@ -133,11 +133,7 @@ func TestPgBackRestPointInTime(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				env, dir := physicalDrill(t, "orders", c.source, countCheck(170))
-				code, run, r := runPhysical(t, env, "orders")
-				if code != 1 || run["reason"] != c.reason || !strings.Contains(fmt.Sprint(run["error"]), c.want) {
-					t.Fatalf("exit %d reason %v error %v, want 1 %s %q\n%s", code, run["reason"], run["error"], c.reason, c.want, r.stderr)
-				}
-				drilltest.AssertNothingLeft(t, dir)
+				failsWith(t, env, dir, c.reason, c.want)
 			})
 		}
 	})
@@ -233,11 +229,7 @@ func TestPgBackRestEmptyStanza(t *testing.T) {
 	t.Parallel()
 	src := drilltest.PgBackRestSource(t)
 	env, dir := physicalDrill(t, "orders", fmt.Sprintf("      type: pgbackrest\n      stanza: main\n      config: %s", src.Config), countCheck(0))
-	code, run, r := runPhysical(t, env, "orders")
-	if code != 1 || run["reason"] != "no_backup" || !strings.Contains(fmt.Sprint(run["error"]), "stanza main has no backup") {
-		t.Fatalf("exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
-	}
-	drilltest.AssertNothingLeft(t, dir)
+	failsWith(t, env, dir, "no_backup", "stanza main has no backup")
 }
 
 // A backup of a PostgreSQL major version this host has no binaries of
@@ -448,11 +440,7 @@ func TestPhysicalBackupWithLinkRefused(t *testing.T) {
 	src.Backup(t)
 	src.SwitchWAL(t)
 	env, dir := physicalDrill(t, "orders", fmt.Sprintf("      type: barman-cloud\n      location: %s\n      server: %s", src.Location, src.Server), countCheck(10))
-	code, run, r := runPhysical(t, env, "orders")
-	if code != 1 || run["reason"] != "restore_failed" || !strings.Contains(fmt.Sprint(run["error"]), "escape is a symbolic link") {
-		t.Fatalf("exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
-	}
-	drilltest.AssertNothingLeft(t, dir)
+	failsWith(t, env, dir, "restore_failed", "escape is a symbolic link")
 }
 
 // needBarman fails the test when barman-cloud is not installed (make test
@@ -480,9 +468,16 @@ func TestPhysicalBackupWithForeignLibraryRefused(t *testing.T) {
 	src.Backrest(t, "--type=full", "backup")
 	src.SwitchWAL(t)
 	env, dir := physicalDrill(t, "orders", fmt.Sprintf("      type: pgbackrest\n      stanza: main\n      config: %s", src.Config), countCheck(10))
+	failsWith(t, env, dir, "restore_failed", `physical backup refused: it could reach outside its throwaway cluster: function public.evil() of database postgres loads "`+lib+`"`)
+}
+
+// failsWith runs the drill orders and asserts it fails (exit 1) for
+// reason with an error holding want, leaving nothing in dir.
+func failsWith(t *testing.T, env []string, dir, reason, want string) {
+	t.Helper()
 	code, run, r := runPhysical(t, env, "orders")
-	if code != 1 || run["reason"] != "restore_failed" || !strings.Contains(fmt.Sprint(run["error"]), `physical backup refused: it could reach outside its throwaway cluster: function public.evil() of database postgres loads "`+lib+`"`) {
-		t.Fatalf("exit %d reason %v error %v\n%s", code, run["reason"], run["error"], r.stderr)
+	if code != 1 || run["reason"] != reason || !strings.Contains(fmt.Sprint(run["error"]), want) {
+		t.Fatalf("exit %d reason %v error %v, want 1 %s %q\n%s", code, run["reason"], run["error"], reason, want, r.stderr)
 	}
 	drilltest.AssertNothingLeft(t, dir)
 }

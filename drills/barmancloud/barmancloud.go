@@ -101,7 +101,7 @@ func newFromSpec(ctx context.Context, spec *drills.Spec) (drills.Source, error) 
 			endpoint = os.Getenv(v)
 		}
 	}
-	list, err := physical.ListAs(spec, awsVariable)
+	list, err := physical.ListAs(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -123,12 +123,7 @@ type Source struct {
 // env is what the barman-cloud programs need from drill's environment:
 // the AWS credentials and region (never anything else of drill's).
 func (src *Source) env() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); awsVariable(name) {
-			out = append(out, kv)
-		}
-	}
+	out := physical.Environ(awsVariable)
 	if src.s.Region != "" {
 		out = append(out, "AWS_DEFAULT_REGION="+src.s.Region, "AWS_REGION="+src.s.Region)
 	}
@@ -177,9 +172,7 @@ var tablespaceName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 func (src *Source) Latest(ctx context.Context) (drills.Backup, error) {
 	args := append(src.cloudArgs(), "--format", "json", "--", src.s.Location, src.s.Server)
 	cmd := src.list(ctx, "barman-cloud-backup-list", args...)
-	if src.s.Region != "" {
-		cmd.Env = append(cmd.Env, "AWS_DEFAULT_REGION="+src.s.Region, "AWS_REGION="+src.s.Region)
-	}
+	cmd.Env = append(cmd.Env, src.env()...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -80,7 +79,7 @@ func newFromSpec(_ context.Context, spec *drills.Spec) (drills.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, err := physical.ListAs(spec, func(name string) bool { return strings.HasPrefix(name, "PGBACKREST_") })
+	list, err := physical.ListAs(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -159,6 +158,7 @@ type info struct {
 
 func (src *Source) info(ctx context.Context) (*info, error) {
 	cmd := src.list(ctx, "pgbackrest", append(src.common(), "--output=json", "--log-level-console=warn", "--log-level-stderr=warn", "info")...)
+	cmd.Env = append(cmd.Env, backrestEnv()...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -255,12 +255,6 @@ func (src *Source) Latest(ctx context.Context) (drills.Backup, error) {
 
 // backrestEnv is pgBackRest's own settings from the environment
 // (PGBACKREST_*: a repository's credentials, say), for the tool alone.
-func backrestEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PGBACKREST_") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
+func backrestEnv() []string { return physical.Environ(isBackrestVariable) }
+
+func isBackrestVariable(name string) bool { return strings.HasPrefix(name, "PGBACKREST_") }

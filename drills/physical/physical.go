@@ -48,12 +48,12 @@ func ToolMissing(program, debianPackage string) string {
 	return fmt.Sprintf("%s is not installed on this host (Debian/Ubuntu: apt-get install %s)", program, debianPackage)
 }
 
-// ListAs is who the listing tool runs as: the drill's local target's
-// run_as user (as the restore does), with a clean environment plus only
-// the variables keep names. A backup's metadata is untrusted input: the
-// tool that parses it runs as a user that owns nothing else, and never
-// sees drill's own secrets.
-func ListAs(spec *drills.Spec, keep func(name string) bool) (func(ctx context.Context, name string, args ...string) *exec.Cmd, error) {
+// ListAs returns how to run a listing tool: as the drill's local target's
+// run_as user (as the restore does), with a clean environment — add the
+// tool's own variables (Environ) to the command's. A backup's metadata is
+// untrusted input: the tool that parses it runs as a user that owns
+// nothing else, and never sees drill's own secrets.
+func ListAs(spec *drills.Spec) (func(ctx context.Context, name string, args ...string) *exec.Cmd, error) {
 	var ls local.Settings
 	if spec.Target.Type == local.TargetType {
 		if err := spec.Target.Decode(&ls); err != nil {
@@ -64,18 +64,21 @@ func ListAs(spec *drills.Spec, keep func(name string) bool) (func(ctx context.Co
 	if err != nil {
 		return nil, err
 	}
+	return func(ctx context.Context, name string, args ...string) *exec.Cmd {
+		return runAs.Command(ctx, "/", name, args...)
+	}, nil
+}
+
+// Environ is the variables of drill's environment whose names keep
+// keeps: what a backup tool may see of it.
+func Environ(keep func(name string) bool) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if keep(name) {
+		if name, _, _ := strings.Cut(kv, "="); keep(name) {
 			env = append(env, kv)
 		}
 	}
-	return func(ctx context.Context, name string, args ...string) *exec.Cmd {
-		cmd := runAs.Command(ctx, "/", name, args...)
-		cmd.Env = append(cmd.Env, env...)
-		return cmd
-	}, nil
+	return env
 }
 
 // Base is one base backup as its tool lists it.

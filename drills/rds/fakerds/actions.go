@@ -150,21 +150,34 @@ func (s *Server) describeInstances(form map[string][]string) (any, *apiError) {
 	id := get(form, "DBInstanceIdentifier")
 	var all []xmlInstance
 	for _, src := range s.sources {
-		if id == "" || id == src.id {
-			all = append(all, s.sourceXML(src))
-		}
+		all = append(all, s.sourceXML(src))
 	}
 	for _, in := range s.instances {
-		if id == "" || id == in.id {
-			all = append(all, s.instanceXML(in))
+		all = append(all, s.instanceXML(in))
+	}
+	page, marker, aerr := pick(all, id, func(x xmlInstance) string { return x.DBInstanceIdentifier }, form,
+		notFound("DBInstanceNotFound", "DBInstance %s not found.", id))
+	if aerr != nil {
+		return nil, aerr
+	}
+	return describeInstancesResponse{NS: ns, Instances: page, Marker: marker, RequestID: requestID()}, nil
+}
+
+// pick keeps the items whose id is id (all when id is ""), sorted by id,
+// and pages them; an id naming none is notFound.
+func pick[T any](items []T, id string, idOf func(T) string, form map[string][]string, notFound *apiError) ([]T, string, *apiError) {
+	var kept []T
+	for _, x := range items {
+		if id == "" || idOf(x) == id {
+			kept = append(kept, x)
 		}
 	}
-	if id != "" && len(all) == 0 {
-		return nil, notFound("DBInstanceNotFound", "DBInstance %s not found.", id)
+	if id != "" && len(kept) == 0 {
+		return nil, "", notFound
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].DBInstanceIdentifier < all[j].DBInstanceIdentifier })
-	page, marker := paginate(all, form)
-	return describeInstancesResponse{NS: ns, Instances: page, Marker: marker, RequestID: requestID()}, nil
+	sort.Slice(kept, func(i, j int) bool { return idOf(kept[i]) < idOf(kept[j]) })
+	page, marker := paginate(kept, form)
+	return page, marker, nil
 }
 
 func (s *Server) describeSnapshots(form map[string][]string) (any, *apiError) {
@@ -291,9 +304,24 @@ func (s *Server) materialize(ctx context.Context, c *local.Cluster, database str
 // build makes the cluster, restores the source's data under its own
 // database name, and turns the instance available after CreateDelay.
 func (s *Server) build(ctx context.Context, in *instance, src *source) {
+	s.materializeThen(ctx, in.cluster, in.database, src.dump, func(err error) {
+		switch {
+		case err != nil && in.status == "creating":
+			s.Logger.Warn("restore failed", "instance", in.id, "error", err.Error())
+			in.status = "failed"
+		case err == nil && in.status == "creating":
+			in.status = "available"
+		}
+	})
+}
+
+// materializeThen materializes c, waits until CreateDelay has passed since
+// it began, and calls done under the server's lock with the outcome. It
+// runs in the background: call it as a goroutine counted in s.wg.
+func (s *Server) materializeThen(ctx context.Context, c *local.Cluster, database string, dump drills.Backup, done func(error)) {
 	defer s.wg.Done()
 	start := time.Now()
-	err := s.materialize(ctx, in.cluster, in.database, src.dump)
+	err := s.materialize(ctx, c, database, dump)
 	if err == nil {
 		select {
 		case <-ctx.Done():
@@ -303,16 +331,7 @@ func (s *Server) build(ctx context.Context, in *instance, src *source) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err != nil {
-		if in.status == "creating" {
-			s.Logger.Warn("restore failed", "instance", in.id, "error", err.Error())
-			in.status = "failed"
-		}
-		return
-	}
-	if in.status == "creating" {
-		in.status = "available"
-	}
+	done(err)
 }
 
 func (s *Server) lookup(id string) (*instance, *apiError) {
@@ -340,18 +359,9 @@ func (s *Server) modify(form map[string][]string) (any, *apiError) {
 		return nil, badRequest("InvalidParameterCombination", "The requested DB Instance will be a member of a DB Cluster. Set master user password for the DB Cluster.")
 	}
 	if pw := get(form, "MasterUserPassword"); pw != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, in.cluster.SocketDSN("postgres"))
-		if err != nil {
+		if err := setPassword(in.cluster, pw); err != nil {
 			return nil, &apiError{http.StatusInternalServerError, "InternalFailure", err.Error()}
 		}
-		defer conn.Close(context.Background())
-		// The password is a literal: ALTER ROLE takes no parameters.
-		if _, err := conn.Exec(ctx, "alter role postgres password '"+strings.ReplaceAll(pw, "'", "''")+"'"); err != nil {
-			return nil, &apiError{http.StatusInternalServerError, "InternalFailure", err.Error()}
-		}
-		in.cluster.Password = pw
 	}
 	return instanceResp("ModifyDBInstance", s.instanceXML(in)), nil
 }
@@ -387,16 +397,23 @@ func (s *Server) delete(form map[string][]string) (any, *apiError) {
 // deleteLocked moves an instance to "deleting" and removes its cluster.
 func (s *Server) deleteLocked(in *instance) {
 	in.status = "deleting"
-	in.cancel()
+	s.remove(in.cancel, in.cluster, 0, func() { delete(s.instances, in.id) })
+}
+
+// remove stops a real cluster and removes it in the background (its
+// build cancelled first), then, after delay, forgets its record.
+func (s *Server) remove(cancelBuild context.CancelFunc, c *local.Cluster, delay time.Duration, forget func()) {
+	cancelBuild()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		_ = in.cluster.Stop(ctx, "immediate")
-		_ = removeAll(in.cluster.Dir)
+		_ = c.Stop(ctx, "immediate")
+		_ = removeAll(c.Dir)
+		time.Sleep(delay)
 		s.mu.Lock()
-		delete(s.instances, in.id)
+		forget()
 		s.mu.Unlock()
 	}()
 }

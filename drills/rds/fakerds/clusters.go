@@ -190,20 +190,16 @@ func (s *Server) describeClusters(form map[string][]string) (any, *apiError) {
 	id := get(form, "DBClusterIdentifier")
 	var all []xmlCluster
 	for _, src := range s.clusterSources {
-		if id == "" || id == src.id {
-			all = append(all, s.clusterSourceXML(src))
-		}
+		all = append(all, s.clusterSourceXML(src))
 	}
 	for _, c := range s.clusters {
-		if id == "" || id == c.id {
-			all = append(all, s.clusterXML(c))
-		}
+		all = append(all, s.clusterXML(c))
 	}
-	if id != "" && len(all) == 0 {
-		return nil, notFound("DBClusterNotFoundFault", "DBCluster %s not found.", id)
+	page, marker, aerr := pick(all, id, func(x xmlCluster) string { return x.DBClusterIdentifier }, form,
+		notFound("DBClusterNotFoundFault", "DBCluster %s not found.", id))
+	if aerr != nil {
+		return nil, aerr
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].DBClusterIdentifier < all[j].DBClusterIdentifier })
-	page, marker := paginate(all, form)
 	return describeClustersResponse{NS: ns, Clusters: page, Marker: marker, RequestID: requestID()}, nil
 }
 
@@ -293,19 +289,7 @@ func (s *Server) startClusterRestore(action string, src *clusterSource, form map
 	c.cancel = cancel
 	s.clusters[id] = c
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		start := time.Now()
-		err := s.materialize(ctx, c.cluster, c.database, src.dump)
-		if err == nil {
-			select {
-			case <-ctx.Done():
-				err = ctx.Err()
-			case <-time.After(max(s.CreateDelay-time.Since(start), 0)):
-			}
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	go s.materializeThen(ctx, c.cluster, c.database, src.dump, func(err error) {
 		switch {
 		case err != nil && c.status == "creating":
 			s.Logger.Warn("cluster restore failed", "cluster", c.id, "error", err.Error())
@@ -313,7 +297,7 @@ func (s *Server) startClusterRestore(action string, src *clusterSource, form map
 		case err == nil && c.status == "creating":
 			c.status = "available"
 		}
-	}()
+	})
 	return clusterResp(action, s.clusterXML(c)), nil
 }
 
@@ -389,19 +373,7 @@ func (s *Server) deleteCluster(form map[string][]string) (any, *apiError) {
 // deleteClusterLocked moves a cluster to "deleting" and removes it.
 func (s *Server) deleteClusterLocked(c *dbCluster) {
 	c.status = "deleting"
-	c.cancel()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = c.cluster.Stop(ctx, "immediate")
-		_ = removeAll(c.cluster.Dir)
-		time.Sleep(s.deleteDelay())
-		s.mu.Lock()
-		delete(s.clusters, c.id)
-		s.mu.Unlock()
-	}()
+	s.remove(c.cancel, c.cluster, s.deleteDelay(), func() { delete(s.clusters, c.id) })
 }
 
 // deleteDelay is how long a deleted cluster or member stays "deleting".
