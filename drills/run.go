@@ -1,6 +1,7 @@
 package drills
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -167,11 +168,13 @@ func (p Policy) Spec(current *Spec) (*Spec, error) {
 
 // TargetRecord is the stored record of a run's isolated instance.
 type TargetRecord struct {
-	ID           int64
-	Type         string
-	InstanceID   string
-	Details      map[string]string
-	State        TargetState
+	ID         int64
+	Type       string
+	InstanceID string
+	Details    map[string]string
+	State      TargetState
+	// BackendState is the backend's own state (Instance.State).
+	BackendState json.RawMessage
 	RecordedAt   time.Time
 	CreatedAt    *time.Time
 	TornDownAt   *time.Time
@@ -192,7 +195,7 @@ const (
 
 // Instance rebuilds the Instance the record describes (without its DSN).
 func (t TargetRecord) Instance(run *Run) Instance {
-	return Instance{Type: t.Type, ID: t.InstanceID, RunID: run.ID, Drill: run.Drill, Details: t.Details}
+	return Instance{Type: t.Type, ID: t.InstanceID, RunID: run.ID, Drill: run.Drill, Details: t.Details, State: t.BackendState}
 }
 
 // PhaseRecord is the timing of one phase of a run.

@@ -2,6 +2,7 @@ package drills
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -20,6 +21,11 @@ type Instance struct {
 	// Details are facts about the instance worth keeping (port, engine
 	// version, class). Never secrets.
 	Details map[string]string `json:"details,omitempty"`
+	// State is the backend's own state between calls (how often an RDS
+	// instance was polled, whether its restore was requested): only the
+	// backend that wrote it reads it, the store keeps it apart from the
+	// record's facts, and nothing renders or exports it. Never secrets.
+	State json.RawMessage `json:"-"`
 	// DSN connects to the restored database. It may carry a password and is
 	// never stored, logged, rendered or exported.
 	DSN string `json:"-"`

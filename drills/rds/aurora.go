@@ -240,13 +240,13 @@ func (a *AuroraTarget) Provision(ctx context.Context, in *drills.Instance, b dri
 		return err
 	}
 	if c == nil {
-		if in.Details["restore_requested"] == "true" {
+		if stateOf(in).RestoreRequested {
 			return fmt.Errorf("cluster %s disappeared while being created", in.ID)
 		}
 		if err := a.restore(ctx, in, b); err != nil {
 			return err
 		}
-		in.Details["restore_requested"] = "true"
+		requested(in, false)
 		progress.Say("cluster restore requested: " + in.ID)
 		return a.t.wait(in, "creating")
 	}
@@ -271,7 +271,7 @@ func (a *AuroraTarget) Provision(ctx context.Context, in *drills.Instance, b dri
 		return err
 	}
 	if db == nil {
-		if in.Details["instance_requested"] == "true" {
+		if stateOf(in).InstanceRequested {
 			return fmt.Errorf("instance %s of cluster %s disappeared while being created", id, in.ID)
 		}
 		_, err := a.t.client.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String(id),
@@ -280,7 +280,7 @@ func (a *AuroraTarget) Provision(ctx context.Context, in *drills.Instance, b dri
 		if err != nil {
 			return explain("CreateDBInstance", err)
 		}
-		in.Details["instance_requested"] = "true"
+		requested(in, true)
 		progress.Say("instance " + id + " requested in cluster " + in.ID)
 		return a.t.wait(in, "creating-instance")
 	}
@@ -293,8 +293,7 @@ func (a *AuroraTarget) Provision(ctx context.Context, in *drills.Instance, b dri
 		if c.Endpoint != nil {
 			in.Details["endpoint"] = fmt.Sprintf("%s:%d", aws.ToString(c.Endpoint), aws.ToInt32(c.Port))
 		}
-		delete(in.Details, "polls")
-		delete(in.Details, "status")
+		ready(in)
 		return nil
 	case "failed", "incompatible-parameters", "incompatible-network", "inaccessible-encryption-credentials", "storage-full":
 		return fmt.Errorf("instance %s is %s: creating it failed on AWS's side", id, status)

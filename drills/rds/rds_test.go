@@ -3,6 +3,7 @@ package rds_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http/httptest"
@@ -26,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	awsrds "github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/rds/types"
+	"github.com/jackc/pgx/v5"
 )
 
 func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
@@ -331,8 +333,11 @@ func TestErrors(t *testing.T) {
 }
 
 // Under a worker, the job snoozes while the instance is being created.
-func TestWorkerSnoozesWhileCreating(t *testing.T) {
-	b := setup(t, 2*time.Second, 0)
+// enqueued sets up an emulator whose restores take delay, starts a worker
+// and enqueues a snapshot drill that polls every 300 ms.
+func enqueued(t *testing.T, delay time.Duration) (bundle, *drills.Run) {
+	t.Helper()
+	b := setup(t, delay, 0)
 	ctx := context.Background()
 	spec := b.spec(rds.SnapshotSourceType)
 	setTarget(spec, func(t *rds.TargetSettings) { t.PollInterval = 300 * time.Millisecond })
@@ -349,16 +354,90 @@ func TestWorkerSnoozesWhileCreating(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sawWaiting := false
+	return b, run
+}
+
+// waitState is the target's own state as stored while the run waits.
+type waitState struct {
+	Polls            int  `json:"polls"`
+	RestoreRequested bool `json:"restore_requested"`
+}
+
+func (b bundle) waitState(t *testing.T, runID int64) waitState {
+	t.Helper()
+	var raw []byte
+	err := b.store.Pool.QueryRow(context.Background(), "select coalesce(backend_state, 'null') from drill_targets where run_id = $1", runID).Scan(&raw)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatal(err)
+	}
+	var s waitState
+	_ = json.Unmarshal(raw, &s)
+	return s
+}
+
+func TestWorkerSnoozesWhileCreating(t *testing.T) {
+	b, run := enqueued(t, 2*time.Second)
+	ctx := context.Background()
+	sawWaiting, sawState := false, false
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		r, err := b.store.Run(ctx, run.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sawWaiting = sawWaiting || r.WaitingUntil != nil
+		if r.WaitingUntil != nil {
+			sawWaiting = true
+			s := b.waitState(t, run.ID)
+			sawState = sawState || s.RestoreRequested && s.Polls > 0
+		}
 		if r.FinishedAt != nil {
 			if r.Status != drills.StatusPassed {
+				t.Fatalf("%s %s: %s", r.Status, r.Reason, r.Error)
+			}
+			for _, k := range []string{"polls", "status", "restore_requested"} {
+				if _, ok := r.Target.Details[k]; ok {
+					t.Errorf("the record's details hold the target's own state %q: %v", k, r.Target.Details)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not finish: %+v\n%s", r, tail(b.logs.String()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !sawWaiting || !sawState {
+		t.Fatalf("waiting seen %v, its state stored %v: the run never snoozed with its state while its instance was created", sawWaiting, sawState)
+	}
+	b.waitGone(t)
+}
+
+// An instance deleted by someone else while it is created fails the run
+// (the restore is not requested a second time): the target's state
+// outlives the snoozes.
+func TestInstanceGoneWhileCreatingFails(t *testing.T) {
+	b, run := enqueued(t, 4*time.Second)
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for !b.waitState(t, run.ID).RestoreRequested {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restore was never requested\n%s", tail(b.logs.String()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	id := "drill-orders-" + itoa(run.ID)
+	if _, err := rdsClient(t).DeleteDBInstance(ctx, &awsrds.DeleteDBInstanceInput{DBInstanceIdentifier: aws.String(id), SkipFinalSnapshot: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitGone(t)
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		r, err := b.store.Run(ctx, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.FinishedAt != nil {
+			if r.Status != drills.StatusFailed || !strings.Contains(r.Error, "disappeared while being created") {
 				t.Fatalf("%s %s: %s", r.Status, r.Reason, r.Error)
 			}
 			break
@@ -368,10 +447,9 @@ func TestWorkerSnoozesWhileCreating(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !sawWaiting {
-		t.Fatal("the run never snoozed while its instance was created")
+	if got := b.emu.Instances(); len(got) > 0 {
+		t.Fatalf("the restore was requested again: %v", got)
 	}
-	b.waitGone(t)
 }
 
 func tail(s string) string {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -110,16 +111,67 @@ func (t *Target) tags(in *drills.Instance) []types.Tag {
 	return tags
 }
 
+// waitState is the RDS targets' own state between calls, kept in
+// Instance.State: the record's details hold facts only.
+type waitState struct {
+	Polls             int    `json:"polls,omitempty"`
+	Status            string `json:"status,omitempty"`
+	RestoreRequested  bool   `json:"restore_requested,omitempty"`
+	InstanceRequested bool   `json:"instance_requested,omitempty"`
+}
+
+// stateOf reads the instance's wait state. A run that waited under an
+// earlier version of drill kept it in the details: it is moved over.
+func stateOf(in *drills.Instance) waitState {
+	var s waitState
+	if len(in.State) > 0 {
+		_ = json.Unmarshal(in.State, &s) // written by save only
+	}
+	if n, err := strconv.Atoi(in.Details["polls"]); err == nil {
+		s.Polls = n
+	}
+	s.RestoreRequested = s.RestoreRequested || in.Details["restore_requested"] == "true"
+	s.InstanceRequested = s.InstanceRequested || in.Details["instance_requested"] == "true"
+	for _, k := range []string{"polls", "status", "restore_requested", "instance_requested"} {
+		delete(in.Details, k)
+	}
+	return s
+}
+
+func (s waitState) save(in *drills.Instance) {
+	in.State, _ = json.Marshal(s) // a struct of plain fields always marshals
+}
+
+// requested records that the restore (or, for Aurora, the instance) was
+// asked for, so that a later call tells "not there yet" from "gone".
+func requested(in *drills.Instance, instance bool) {
+	s := stateOf(in)
+	if instance {
+		s.InstanceRequested = true
+	} else {
+		s.RestoreRequested = true
+	}
+	s.save(in)
+}
+
 // wait returns a WaitError whose delay doubles with each poll of the instance.
 func (t *Target) wait(in *drills.Instance, status string) error {
-	n, _ := strconv.Atoi(in.Details["polls"])
-	in.Details["polls"] = strconv.Itoa(n + 1)
+	s := stateOf(in)
+	n := s.Polls
+	s.Polls, s.Status = n+1, status
+	s.save(in)
 	after := t.cfg.PollInterval
 	for i := 0; i < n && after < time.Minute; i++ {
 		after *= 2
 	}
-	in.Details["status"] = status
 	return drills.Wait(min(after, time.Minute), "instance "+in.ID+" "+status)
+}
+
+// ready ends a wait: the next one starts polling fast again.
+func ready(in *drills.Instance) {
+	s := stateOf(in)
+	s.Polls, s.Status = 0, ""
+	s.save(in)
 }
 
 // describe returns the instance, or nil when it does not exist.
@@ -145,13 +197,13 @@ func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Ba
 		return err
 	}
 	if db == nil {
-		if in.Details["restore_requested"] == "true" {
+		if stateOf(in).RestoreRequested {
 			return fmt.Errorf("instance %s disappeared while being created", in.ID)
 		}
 		if err := t.restore(ctx, in, b); err != nil {
 			return err
 		}
-		in.Details["restore_requested"] = "true"
+		requested(in, false)
 		progress.Say("restore requested: " + in.ID)
 		return t.wait(in, "creating")
 	}
@@ -166,8 +218,7 @@ func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Ba
 		if db.Endpoint != nil {
 			in.Details["endpoint"] = fmt.Sprintf("%s:%d", aws.ToString(db.Endpoint.Address), aws.ToInt32(db.Endpoint.Port))
 		}
-		delete(in.Details, "polls")
-		delete(in.Details, "status")
+		ready(in)
 		return nil
 	case "failed", "incompatible-restore", "incompatible-parameters", "incompatible-network", "inaccessible-encryption-credentials", "restore-error", "storage-full":
 		return fmt.Errorf("instance %s is %s: the restore failed on AWS's side", in.ID, status)
@@ -317,8 +368,7 @@ func (t *Target) tryConnect(ctx context.Context, in *drills.Instance, dsn string
 		return t.wait(in, "connecting")
 	}
 	conn.Close(context.Background())
-	delete(in.Details, "polls")
-	delete(in.Details, "status")
+	ready(in)
 	in.DSN = dsn
 	return nil
 }

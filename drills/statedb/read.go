@@ -1,6 +1,7 @@
 package statedb
 
 import (
+	"bytes"
 	"context"
 	"drill/drills"
 	"encoding/json"
@@ -184,7 +185,7 @@ func loadDetails(ctx context.Context, q Querier, runs []*drills.Run) error {
 	}
 	var c drills.CheckResult
 	var secs float64
-	var details []byte
+	var details, state []byte
 	_, err = pgx.ForEachRow(rows, []any{&runID, &c.Name, &c.Type, &c.Expected, &c.Actual, &c.Passed, &secs, &c.Error, &details}, func() error {
 		c.Duration = time.Duration(secs * float64(time.Second))
 		c.Details = nil
@@ -200,16 +201,17 @@ func loadDetails(ctx context.Context, q Querier, runs []*drills.Run) error {
 		return err
 	}
 	rows, err = q.Query(ctx, `select distinct on (run_id) run_id, id, type, instance_id, details, state, recorded_at,
-		created_at, torn_down_at, coalesce(destroy_error, '') from drill_targets where run_id = any($1) order by run_id, id desc`, ids)
+		created_at, torn_down_at, coalesce(destroy_error, ''), backend_state from drill_targets where run_id = any($1) order by run_id, id desc`, ids)
 	if err != nil {
 		return err
 	}
 	var t drills.TargetRecord
 	_, err = pgx.ForEachRow(rows, []any{&runID, &t.ID, &t.Type, &t.InstanceID, &details, &t.State, &t.RecordedAt,
-		&t.CreatedAt, &t.TornDownAt, &t.DestroyError}, func() error {
+		&t.CreatedAt, &t.TornDownAt, &t.DestroyError, &state}, func() error {
 		rec := t
 		rec.Details = map[string]string{}
 		_ = json.Unmarshal(details, &rec.Details)
+		rec.BackendState = bytes.Clone(state)
 		byID[runID].Target = &rec
 		t = drills.TargetRecord{}
 		return nil

@@ -103,8 +103,8 @@ func (s *Store) RecordTargetIntent(ctx context.Context, in drills.Instance, hook
 	details, _ := json.Marshal(in.Details)
 	var id int64
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `insert into drill_targets (run_id, type, instance_id, details, state)
-			values ($1, $2, $3, $4, 'intended') returning id`, in.RunID, in.Type, in.ID, details).Scan(&id)
+		err := tx.QueryRow(ctx, `insert into drill_targets (run_id, type, instance_id, details, state, backend_state)
+			values ($1, $2, $3, $4, 'intended', $5) returning id`, in.RunID, in.Type, in.ID, details, backendState(in)).Scan(&id)
 		if err != nil || hook == nil {
 			return err
 		}
@@ -123,8 +123,16 @@ func (s *Store) SetTargetState(ctx context.Context, targetID int64, in drills.In
 	return s.exec(ctx, "target state", `update drill_targets set state = $2, details = $3,
 		created_at = case when $2 = 'created' then $4 else created_at end,
 		torn_down_at = case when $2 = 'destroyed' then $4 else torn_down_at end,
-		destroy_error = $5 where id = $1`,
-		targetID, state, details, at, nullString(destroyErr))
+		destroy_error = $5, backend_state = $6 where id = $1`,
+		targetID, state, details, at, nullString(destroyErr), backendState(in))
+}
+
+// backendState is a target's own state as a jsonb value, or null.
+func backendState(in drills.Instance) any {
+	if len(in.State) == 0 {
+		return nil
+	}
+	return string(in.State)
 }
 
 // AddCheck records one check result.

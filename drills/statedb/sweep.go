@@ -1,6 +1,7 @@
 package statedb
 
 import (
+	"bytes"
 	"context"
 	"drill/drills"
 	"encoding/json"
@@ -122,7 +123,7 @@ func (s *Store) TargetByID(ctx context.Context, id int64) (*TargetToSweep, error
 }
 
 func (s *Store) targetsWhere(ctx context.Context, where string, args ...any) ([]TargetToSweep, error) {
-	rows, err := s.Pool.Query(ctx, `select t.id, t.run_id, r.drill, r.status, r.finished_at, t.type, t.instance_id, t.details, t.state
+	rows, err := s.Pool.Query(ctx, `select t.id, t.run_id, r.drill, r.status, r.finished_at, t.type, t.instance_id, t.details, t.state, t.backend_state
 		from drill_targets t join drill_runs r on r.id = t.run_id where `+where+` order by t.id`, args...)
 	if err != nil {
 		return nil, err
@@ -130,14 +131,15 @@ func (s *Store) targetsWhere(ctx context.Context, where string, args ...any) ([]
 	var out []TargetToSweep
 	var ts TargetToSweep
 	var run drills.Run
-	var details []byte
+	var details, state []byte
 	_, err = pgx.ForEachRow(rows, []any{&ts.TargetID, &run.ID, &run.Drill, &run.Status, &run.FinishedAt,
-		&ts.Record.Type, &ts.Record.InstanceID, &details, &ts.Record.State}, func() error {
+		&ts.Record.Type, &ts.Record.InstanceID, &details, &ts.Record.State, &state}, func() error {
 		r := run
 		rec := ts.Record
 		rec.ID = ts.TargetID
 		rec.Details = map[string]string{}
 		_ = json.Unmarshal(details, &rec.Details)
+		rec.BackendState = bytes.Clone(state)
 		out = append(out, TargetToSweep{TargetID: ts.TargetID, Run: &r, Record: rec})
 		run = drills.Run{}
 		return nil
