@@ -15,7 +15,7 @@ type CreateRunParams struct {
 	Spec        *Spec
 	Policy      Policy
 	Status      Status
-	Trigger     string
+	Trigger     Trigger
 	TriggeredBy string
 }
 
@@ -39,7 +39,7 @@ type Recorder interface {
 	CreateRun(ctx context.Context, p CreateRunParams) (*Run, error)
 	StartRun(ctx context.Context, id int64, startedAt, deadline time.Time, by Executor) error
 	Heartbeat(ctx context.Context, id int64, at time.Time) error
-	StartPhase(ctx context.Context, runID int64, seq int, name string, at time.Time) error
+	StartPhase(ctx context.Context, runID int64, seq int, name Phase, at time.Time) error
 	FinishPhase(ctx context.Context, runID int64, seq int, at time.Time, phaseErr string) error
 	SetBackup(ctx context.Context, runID int64, b Backup) error
 	// RecordTargetIntent records an instance before it is created, and

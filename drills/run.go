@@ -39,24 +39,30 @@ const (
 	ReasonLost Reason = "lost"
 )
 
+// Phase is a step of a run.
+type Phase string
+
 // Phase names, in order.
 const (
-	PhaseLocate    = "locate"
-	PhaseProvision = "provision"
-	PhaseRestore   = "restore"
-	PhaseVerify    = "verify"
-	PhaseTeardown  = "teardown"
+	PhaseLocate    Phase = "locate"
+	PhaseProvision Phase = "provision"
+	PhaseRestore   Phase = "restore"
+	PhaseVerify    Phase = "verify"
+	PhaseTeardown  Phase = "teardown"
 )
+
+// Trigger says what started a run.
+type Trigger string
 
 // Triggers: who started a run.
 const (
-	TriggerManual = "manual"
+	TriggerManual Trigger = "manual"
 	// TriggerInit is drill init's restore: a run with no checks, kept in
 	// the history but evidence of nothing (coverage and controls leave
 	// it out).
-	TriggerInit     = "init"
-	TriggerSchedule = "schedule"
-	TriggerAPI      = "api"
+	TriggerInit     Trigger = "init"
+	TriggerSchedule Trigger = "schedule"
+	TriggerAPI      Trigger = "api"
 )
 
 // Run is the record of one drill run.
@@ -66,7 +72,7 @@ type Run struct {
 	Status      Status
 	Reason      Reason
 	Error       string
-	Trigger     string
+	Trigger     Trigger
 	TriggeredBy string
 	// DrillVersion and Host say what carried the run out (see Executor).
 	DrillVersion string
@@ -200,7 +206,7 @@ func (t TargetRecord) Instance(run *Run) Instance {
 
 // PhaseRecord is the timing of one phase of a run.
 type PhaseRecord struct {
-	Name       string
+	Name       Phase
 	StartedAt  time.Time
 	FinishedAt *time.Time
 	Error      string

@@ -9,14 +9,14 @@ import (
 
 // RunJSON is the JSON shape of a run, shared by `--json` and the API.
 type RunJSON struct {
-	ID           int64  `json:"id"`
-	Drill        string `json:"drill"`
-	Status       Status `json:"status"`
-	Reason       Reason `json:"reason,omitempty"`
-	Trigger      string `json:"trigger"`
-	TriggeredBy  string `json:"triggered_by,omitempty"`
-	DrillVersion string `json:"drill_version,omitempty"`
-	Host         string `json:"host,omitempty"`
+	ID           int64   `json:"id"`
+	Drill        string  `json:"drill"`
+	Status       Status  `json:"status"`
+	Reason       Reason  `json:"reason,omitempty"`
+	Trigger      Trigger `json:"trigger"`
+	TriggeredBy  string  `json:"triggered_by,omitempty"`
+	DrillVersion string  `json:"drill_version,omitempty"`
+	Host         string  `json:"host,omitempty"`
 	// RestoreLogSHA256 is the digest of the restore log (logs/ID.log in
 	// an evidence bundle).
 	RestoreLogSHA256 string         `json:"restore_log_sha256,omitempty"`
@@ -81,7 +81,7 @@ type TargetJSON struct {
 
 // PhaseJSON is one timed phase.
 type PhaseJSON struct {
-	Name            string   `json:"name"`
+	Name            Phase    `json:"name"`
 	StartedAt       string   `json:"started_at"`
 	FinishedAt      *string  `json:"finished_at"`
 	DurationSeconds *float64 `json:"duration_seconds"`

@@ -50,7 +50,7 @@ const HeartbeatInterval = 10 * time.Second
 type Event struct {
 	Run     *Run
 	Kind    EventKind
-	Phase   string
+	Phase   Phase
 	Message string
 	Err     error
 	Elapsed time.Duration
@@ -76,7 +76,7 @@ type RunParams struct {
 	Target Target
 	// Policy is stored with the run; see PolicyOf.
 	Policy      Policy
-	Trigger     string
+	Trigger     Trigger
 	TriggeredBy string
 	// Keep leaves the instance running after the drill (for inspection),
 	// for KeepFor (default DefaultKeep); then the sweeper removes it.
@@ -117,7 +117,7 @@ type execution struct {
 	inst     *Instance
 	targetID int64
 	// resumeFrom is the open phase of a run resumed after waiting.
-	resumeFrom string
+	resumeFrom Phase
 
 	progressMu   sync.Mutex
 	progressSaid time.Time
@@ -267,7 +267,7 @@ type failure struct {
 // A resumed run skips the phases it finished and continues its open one.
 func (e *execution) carryOut(ctx context.Context) *failure {
 	phases := []struct {
-		name string
+		name Phase
 		fn   func(context.Context, Progress) *failure
 	}{{PhaseLocate, e.locate}, {PhaseProvision, e.provision}, {PhaseRestore, e.restore}, {PhaseVerify, e.verify}}
 	skipping := e.resumeFrom != ""
@@ -292,7 +292,7 @@ func (e *execution) carryOut(ctx context.Context) *failure {
 // the run's open phase after a snooze. A phase whose target must wait is
 // called again after the wait (in this process), or, with Snooze, left
 // open while the run sleeps.
-func (e *execution) phase(ctx context.Context, name string, reopen bool, fn func(context.Context, Progress) *failure) *failure {
+func (e *execution) phase(ctx context.Context, name Phase, reopen bool, fn func(context.Context, Progress) *failure) *failure {
 	var seq int
 	var started time.Time
 	if reopen {
@@ -311,7 +311,7 @@ func (e *execution) phase(ctx context.Context, name string, reopen bool, fn func
 			e.log.Warn(w, "phase", name) // kept where progress lines are not
 		}
 		e.emit(Event{Kind: EventProgress, Phase: name, Message: msg})
-		e.saveProgress(ctx, name+": "+msg)
+		e.saveProgress(ctx, string(name)+": "+msg)
 	}
 	f := e.untilReady(ctx, fn, progress)
 	if f != nil && f.wait != nil {

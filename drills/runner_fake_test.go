@@ -61,8 +61,8 @@ func (m *memRecorder) StartRun(context.Context, int64, time.Time, time.Time, dri
 	return m.call("StartRun")
 }
 func (m *memRecorder) Heartbeat(context.Context, int64, time.Time) error { return m.call("Heartbeat") }
-func (m *memRecorder) StartPhase(_ context.Context, _ int64, _ int, name string, _ time.Time) error {
-	return m.call("StartPhase " + name)
+func (m *memRecorder) StartPhase(_ context.Context, _ int64, _ int, name drills.Phase, _ time.Time) error {
+	return m.call("StartPhase " + string(name))
 }
 func (m *memRecorder) FinishPhase(context.Context, int64, int, time.Time, string) error {
 	return m.call("FinishPhase")

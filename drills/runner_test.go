@@ -108,7 +108,7 @@ func assertPassed(t *testing.T, run *drills.Run) {
 	}
 	var names []string
 	for _, p := range run.Phases {
-		names = append(names, p.Name)
+		names = append(names, string(p.Name))
 		if p.FinishedAt == nil || p.Error != "" {
 			t.Errorf("phase %s: %+v", p.Name, p)
 		}

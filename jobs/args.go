@@ -4,6 +4,7 @@
 package jobs
 
 import (
+	"drill/drills"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -18,10 +19,10 @@ import (
 // drill, since the job of a worker that died stays "running" until river
 // rescues it, and that must not block the drill's next runs.
 type RunDrillArgs struct {
-	Drill   string `json:"drill" river:"unique"`
-	Tick    string `json:"tick,omitempty" river:"unique"`
-	RunID   int64  `json:"run_id,omitempty"`
-	Trigger string `json:"trigger"`
+	Drill   string         `json:"drill" river:"unique"`
+	Tick    string         `json:"tick,omitempty" river:"unique"`
+	RunID   int64          `json:"run_id,omitempty"`
+	Trigger drills.Trigger `json:"trigger"`
 }
 
 // Kind implements river.JobArgs.

@@ -146,7 +146,7 @@ func workerName() string {
 // Enqueue records a queued run and inserts its job in one transaction.
 // It fails with drills.ErrDrillBusy while the drill has a queued or
 // running run.
-func Enqueue(ctx context.Context, store *statedb.Store, client *river.Client[pgx.Tx], spec *drills.Spec, policy drills.Policy, trigger, who string) (*drills.Run, error) {
+func Enqueue(ctx context.Context, store *statedb.Store, client *river.Client[pgx.Tx], spec *drills.Spec, policy drills.Policy, trigger drills.Trigger, who string) (*drills.Run, error) {
 	var run *drills.Run
 	err := pgx.BeginFunc(ctx, store.Pool, func(tx pgx.Tx) error {
 		var err error

@@ -130,9 +130,9 @@ func timeline(run *drills.Run) template.HTML {
 		case p.FinishedAt == nil:
 			class, label = "bar-running", "running"
 		}
-		fmt.Fprintf(&b, `<text class="tick" x="%.0f" y="%.1f" text-anchor="end">%s</text>`, left-8, y+row/2+3, html.EscapeString(p.Name))
+		fmt.Fprintf(&b, `<text class="tick" x="%.0f" y="%.1f" text-anchor="end">%s</text>`, left-8, y+row/2+3, html.EscapeString(string(p.Name)))
 		fmt.Fprintf(&b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%.0f" rx="3"><title>%s: %s</title></rect>`,
-			class, x0, y+3, width, row-8, html.EscapeString(p.Name), html.EscapeString(label))
+			class, x0, y+3, width, row-8, html.EscapeString(string(p.Name)), html.EscapeString(label))
 		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%.1f">%s</text>`, x0+width+6, y+row/2+3, html.EscapeString(label))
 	}
 	b.WriteString(`</svg>`)

@@ -31,7 +31,7 @@ type Server struct {
 	Live   *drills.LiveConfig
 	Logger *slog.Logger
 	// Enqueue queues a run of a drill (Run now, the API). Nil disables both.
-	Enqueue func(ctx context.Context, spec *drills.Spec, trigger, who string) (*drills.Run, error)
+	Enqueue func(ctx context.Context, spec *drills.Spec, trigger drills.Trigger, who string) (*drills.Run, error)
 	// Token, when set, is required on every request but /healthz: as a
 	// bearer token, or as the password of basic auth (any user name).
 	Token string

@@ -59,7 +59,7 @@ func setup(t *testing.T, token string) bundle {
 		t.Fatal(err)
 	}
 	srv := &web.Server{Store: b.store, Config: b.cfg, Token: token, Version: "test",
-		Enqueue: func(ctx context.Context, spec *drills.Spec, trigger, who string) (*drills.Run, error) {
+		Enqueue: func(ctx context.Context, spec *drills.Spec, trigger drills.Trigger, who string) (*drills.Run, error) {
 			return jobs.Enqueue(ctx, b.store, client, spec, drills.PolicyOf(spec, "", "test"), trigger, who)
 		}}
 	b.server = httptest.NewServer(srv.Handler())
@@ -507,7 +507,7 @@ func TestRunsRecordThePerson(t *testing.T) {
 		header, token string
 	}{{"X-Forwarded-User", ""}, {"", "s3cret-token-for-tests"}} {
 		srv := &web.Server{Store: b.store, Config: b.cfg, Token: tc.token, TrustedUserHeader: tc.header, Version: "test",
-			Enqueue: func(ctx context.Context, spec *drills.Spec, trigger, by string) (*drills.Run, error) {
+			Enqueue: func(ctx context.Context, spec *drills.Spec, trigger drills.Trigger, by string) (*drills.Run, error) {
 				mu.Lock()
 				who = append(who, by)
 				mu.Unlock()

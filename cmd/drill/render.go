@@ -189,7 +189,7 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 	if r.DrillVersion != "" {
 		fmt.Fprintf(w, "  drill:   %s on %s\n", safe(r.DrillVersion), safe(r.Host))
 	}
-	fmt.Fprintf(w, "  trigger: %s by %s", safe(r.Trigger), safe(r.TriggeredBy))
+	fmt.Fprintf(w, "  trigger: %s by %s", safe(string(r.Trigger)), safe(r.TriggeredBy))
 	if r.StartedAt != nil {
 		fmt.Fprintf(w, ", started %s", r.StartedAt.UTC().Format(time.RFC3339))
 	}

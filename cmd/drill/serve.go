@@ -98,7 +98,7 @@ func runServe(ctx context.Context, o *serveOpts) error {
 	}
 	srv := &web.Server{Store: s.store, Live: s.live, Logger: s.log.With("component", "web"), Token: token, EvidenceKey: key, TrustedUserHeader: o.userHeader,
 		RiverUI: ui, Version: version,
-		Enqueue: func(ctx context.Context, spec *drills.Spec, trigger, who string) (*drills.Run, error) {
+		Enqueue: func(ctx context.Context, spec *drills.Spec, trigger drills.Trigger, who string) (*drills.Run, error) {
 			return jobs.Enqueue(ctx, s.store, client, spec, drills.PolicyOf(spec, s.live.Get().Path, version), trigger, who)
 		}}
 	ln, err := net.Listen("tcp", o.addr)

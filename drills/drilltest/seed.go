@@ -57,7 +57,7 @@ func SeedRun(t testing.TB, store *statedb.Store, o SeedOpts) int64 {
 	in := drills.Instance{Type: "local", ID: "/tmp/drill-" + spec.Name + "-seeded", RunID: run.ID, Drill: spec.Name, Details: map[string]string{"port": "5555"}}
 	tid, err := store.RecordTargetIntent(ctx, in, nil)
 	must(err)
-	for i, name := range []string{"locate", "provision", "restore", "verify", "teardown"} {
+	for i, name := range []drills.Phase{drills.PhaseLocate, drills.PhaseProvision, drills.PhaseRestore, drills.PhaseVerify, drills.PhaseTeardown} {
 		at := o.Started.Add(time.Duration(i) * o.RTO / 4)
 		must(store.StartPhase(ctx, run.ID, i+1, name, at))
 		must(store.FinishPhase(ctx, run.ID, i+1, at.Add(o.RTO/5), ""))

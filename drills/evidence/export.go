@@ -190,7 +190,7 @@ func runsCSV(records []decoded) ([]byte, error) {
 		if r.Target != nil {
 			tType, tID, tDown = r.Target.Type, r.Target.ID, str(r.Target.TornDownAt)
 		}
-		row := []string{strconv.FormatInt(r.ID, 10), r.Drill, string(r.Status), string(r.Reason), r.Trigger, r.TriggeredBy,
+		row := []string{strconv.FormatInt(r.ID, 10), r.Drill, string(r.Status), string(r.Reason), string(r.Trigger), r.TriggeredBy,
 			str(r.StartedAt), str(r.FinishedAt), num(r.RTOSeconds), num(r.Objectives.RTOSeconds), boolean(r.Objectives.RTOMet),
 			num(r.RPOSeconds), num(r.Objectives.RPOSeconds), boolean(r.Objectives.RPOMet), num(r.DataRPOSeconds),
 			backupID, backupAt, tType, tID, tDown, strconv.Itoa(passed), strconv.Itoa(len(r.Checks)),

@@ -70,7 +70,7 @@ func (s *Store) Heartbeat(ctx context.Context, id int64, at time.Time) error {
 }
 
 // StartPhase records that a phase began.
-func (s *Store) StartPhase(ctx context.Context, runID int64, seq int, name string, at time.Time) error {
+func (s *Store) StartPhase(ctx context.Context, runID int64, seq int, name drills.Phase, at time.Time) error {
 	return s.exec(ctx, "phase start", `insert into drill_phases (run_id, seq, name, started_at) values ($1, $2, $3, $4)`,
 		runID, seq, name, at)
 }
