@@ -44,7 +44,7 @@ type result struct {
 }
 
 // drill runs the binary with env added to the environment.
-func drill(t *testing.T, env []string, args ...string) result {
+func drill(t testing.TB, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(drillBin, args...)
 	cmd.Env = append(os.Environ(), env...)

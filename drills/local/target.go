@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"drill/drills"
@@ -58,6 +59,7 @@ type Target struct {
 	bin     Binaries
 	runAs   RunAs
 	warning string // said at each Provision: why runAs is not SandboxUser
+	spares  sync.WaitGroup
 }
 
 // The roles of a throwaway cluster besides its superuser, which only sets
@@ -153,7 +155,7 @@ func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Ba
 	c.Password = RandomPassword()
 	fromTemplate := t.cfg.TemplateDir != "-"
 	if fromTemplate {
-		progress.Say("copying the template cluster into " + c.DataDir())
+		progress.Say("data directory from the template cluster: " + c.DataDir())
 		if err := c.InitFromTemplate(ctx, t.cfg.TemplateDir); err != nil {
 			if ctx.Err() != nil {
 				return err
@@ -177,7 +179,13 @@ func (t *Target) Provision(ctx context.Context, in *drills.Instance, b drills.Ba
 		progress.Say(fmt.Sprintf("starting PostgreSQL on 127.0.0.1:%d", c.Port))
 		err = c.StartAttached(ctx)
 		if err == nil {
-			return createRoles(ctx, c, fromTemplate) // a copy of the template has no password yet
+			if err := createRoles(ctx, c, fromTemplate); err != nil { // a copy of the template has no password yet
+				return err
+			}
+			if fromTemplate {
+				t.makeSpare(c)
+			}
+			return nil
 		}
 		if attempt == 3 || ctx.Err() != nil || !strings.Contains(err.Error(), "could not bind") {
 			return err
@@ -371,6 +379,27 @@ func connectWith(ctx context.Context, dsn string, statementTimeout time.Duration
 	return pgx.ConnectConfig(ctx, cfg)
 }
 
+// makeSpare copies the template for the next drill while this one
+// restores; Destroy waits for it, so that a drill run leaves it whole.
+func (t *Target) makeSpare(c *Cluster) {
+	t.spares.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_ = c.MakeSpare(ctx, t.cfg.TemplateDir) // without one, the next drill copies the template itself
+	})
+}
+
+// waitSpares waits (a minute at most) for the spares being made.
+func (t *Target) waitSpares(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { t.spares.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-time.After(time.Minute):
+	}
+}
+
 // Destroy stops the cluster and removes its directory, after checking the
 // directory's marker names in.RunID.
 func (t *Target) Destroy(ctx context.Context, in drills.Instance) error {
@@ -392,6 +421,7 @@ func (t *Target) Destroy(ctx context.Context, in drills.Instance) error {
 	if m.ManagedBy != "drill" || m.RunID != in.RunID || m.Drill != in.Drill {
 		return fmt.Errorf("%w: %s belongs to drill %q run %d", drills.ErrNotManaged, in.ID, m.Drill, m.RunID)
 	}
+	defer t.waitSpares(ctx)
 	c := t.Cluster(in)
 	if err := c.Stop(ctx, "immediate"); err != nil {
 		c.killStray()

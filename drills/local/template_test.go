@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,14 +59,85 @@ func TestTemplateProvisioning(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	entries, err := os.ReadDir(templates)
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("templates %v (%v), want one", entries, err)
+	tpls, spares := templatesIn(t, templates)
+	if len(tpls) != 1 || len(spares) == 0 {
+		t.Fatalf("templates %v, spares %v: want one template and its spares", tpls, spares)
 	}
 	if fi, err := os.Stat(templates); err != nil || fi.Mode().Perm() != 0o711 {
 		t.Fatalf("templates directory mode %v: the clusters' user must not list or change it", fi.Mode())
 	}
 	drilltest.AssertNothingLeft(t, dir)
+}
+
+// templatesIn lists the templates and the spare copies under root.
+func templatesIn(t *testing.T, root string) (templates, spares []string) {
+	t.Helper()
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		switch {
+		case strings.HasPrefix(e.Name(), ".spare-"+tplName(t, root)+"-"):
+			spares = append(spares, e.Name())
+		case !strings.HasPrefix(e.Name(), "."):
+			templates = append(templates, e.Name())
+		default:
+			t.Errorf("unexpected %s in the templates directory", e.Name())
+		}
+	}
+	return templates, spares
+}
+
+// tplName is the one template under root.
+func tplName(t *testing.T, root string) string {
+	m, _ := filepath.Glob(filepath.Join(root, "pg*"))
+	if len(m) != 1 {
+		t.Fatalf("templates under %s: %v", root, m)
+	}
+	return filepath.Base(m[0])
+}
+
+// A drill leaves a spare copy of the template behind, made while it
+// restores; the next drill takes it (nothing copied while its clock runs)
+// and leaves a new one. A spare's name cannot be guessed; a target
+// directory on another file system makes no spares.
+func TestSpareCopies(t *testing.T) {
+	t.Parallel()
+	dir, templates := drilltest.SharedDir(t), filepath.Join(drilltest.SharedDir(t), "templates")
+	tgt, err := local.NewTarget(local.TargetConfig{Dir: dir, TemplateDir: templates})
+	if err != nil {
+		t.Fatal(err)
+	}
+	provision(t, tgt, 1)
+	_, first := templatesIn(t, templates)
+	if len(first) != 1 || len(first[0]) < len(".spare-")+len(tplName(t, templates))+20 {
+		t.Fatalf("spares after one drill: %v, want one with a long random name", first)
+	}
+	provision(t, tgt, 2)
+	_, second := templatesIn(t, templates)
+	if len(second) != 1 || second[0] == first[0] {
+		t.Fatalf("spares after the second drill: %v (first %v): the second drill should take the spare and leave a new one", second, first)
+	}
+	drilltest.AssertNothingLeft(t, dir)
+
+	shm, err := os.MkdirTemp("/dev/shm", "drilltest-")
+	if err != nil {
+		t.Skipf("no tmpfs to stand for another file system: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	if err := os.Chmod(shm, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	other, err := local.NewTarget(local.TargetConfig{Dir: shm, TemplateDir: templates})
+	if err != nil {
+		t.Fatal(err)
+	}
+	provision(t, other, 3)
+	if _, third := templatesIn(t, templates); len(third) != 1 || third[0] != second[0] {
+		t.Fatalf("spares after a drill on another file system: %v, want %v untouched", third, second)
+	}
+	drilltest.AssertNothingLeft(t, shm)
 }
 
 // BenchmarkProvision measures provisioning (a copy of the template, then
