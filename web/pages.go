@@ -94,10 +94,31 @@ type view struct {
 	// progress): no JavaScript needed.
 	Refresh int
 	Data    any
+	// Content, when set, is the page's content rendered already (see
+	// prerendered).
+	Content template.HTML
 }
 
 // refresher is page data that asks to be reloaded while it changes.
 type refresher interface{ RefreshSeconds() int }
+
+// prerendered is page data whose content was rendered once for everyone,
+// with a placeholder where each viewer's CSRF token goes.
+type prerendered struct{ html, placeholder string }
+
+func (p prerendered) content(csrf string) template.HTML {
+	return template.HTML(strings.ReplaceAll(p.html, p.placeholder, csrf)) // the token is hex: nothing to escape
+}
+
+// prerender renders the content of page name for everyone.
+func (s *Server) prerender(name string, data any) (prerendered, error) {
+	var buf bytes.Buffer
+	v := view{CSRF: s.csrfPlaceholder, RiverUI: s.RiverUI != nil, Version: s.Version, Signed: s.EvidenceKey != nil, Data: data}
+	if err := pages[name].ExecuteTemplate(&buf, "content", v); err != nil {
+		return prerendered{}, err
+	}
+	return prerendered{buf.String(), s.csrfPlaceholder}, nil
+}
 
 // page wraps a handler that returns a template name and its data.
 func (s *Server) page(fn func(w http.ResponseWriter, r *http.Request) (string, string, any, error)) http.HandlerFunc {
@@ -116,6 +137,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	v := view{Title: title, CSRF: s.csrfToken(w, r), RiverUI: s.RiverUI != nil, Version: s.Version, Signed: s.EvidenceKey != nil, Data: data}
 	if rf, ok := data.(refresher); ok {
 		v.Refresh = rf.RefreshSeconds()
+	}
+	if p, ok := data.(prerendered); ok {
+		v.Content = p.content(v.CSRF)
 	}
 	if err := pages[name].Execute(&buf, v); err != nil {
 		s.Logger.Error("render", "page", name, "error", err.Error())
@@ -246,18 +270,41 @@ func (s *Server) drillPage(w http.ResponseWriter, r *http.Request) (string, stri
 		return "", "", nil, notFound("no drill named %q", r.PathValue("name"))
 	}
 	before, _ := strconv.ParseInt(r.URL.Query().Get("before"), 10, 64)
-	ctx := r.Context()
+	// The history is the same for everyone (the Run now form's token is
+	// put in per viewer): many viewers cost one set of queries and one
+	// rendering a second.
+	type loaded struct {
+		p   prerendered
+		err error
+	}
+	v := s.pageData.get(r.Context(), fmt.Sprintf("drill\x00%s\x00%d", spec.Name, before), func(ctx context.Context) (any, bool) {
+		d, err := s.drillHistory(ctx, spec, before)
+		if err != nil {
+			return loaded{err: err}, false
+		}
+		p, err := s.prerender("drill", d)
+		return loaded{p, err}, err == nil
+	}).(loaded)
+	if v.err != nil {
+		return "", "", nil, v.err
+	}
+	return "drill", "Drill " + spec.Name, v.p, nil
+}
+
+// drillHistory is a page of a drill's runs (before a run id, or the
+// newest), its counts and its RTO and RPO trends.
+func (s *Server) drillHistory(ctx context.Context, spec *drills.Spec, before int64) (drillPageData, error) {
 	runs, err := s.Store.Runs(ctx, statedb.RunFilter{Drill: spec.Name, Limit: pageSize, BeforeID: before})
 	if err != nil {
-		return "", "", nil, err
+		return drillPageData{}, err
 	}
 	stats, err := s.Store.Stats(ctx, spec.Name)
 	if err != nil {
-		return "", "", nil, err
+		return drillPageData{}, err
 	}
 	trend, err := s.Store.Trend(ctx, spec.Name, 60)
 	if err != nil {
-		return "", "", nil, err
+		return drillPageData{}, err
 	}
 	d := drillPageData{Spec: spec, Stats: stats, Runs: runs, CanRun: s.Enqueue != nil,
 		RTOChart: trendChart("RTO (start → verified copy), last runs", trend, func(p statedb.RunPoint) *time.Duration { return p.RTO }, spec.Objectives.RTO),
@@ -265,7 +312,7 @@ func (s *Server) drillPage(w http.ResponseWriter, r *http.Request) (string, stri
 	if len(runs) == pageSize {
 		d.NextPage = runs[len(runs)-1].ID
 	}
-	return "drill", "Drill " + spec.Name, d, nil
+	return d, nil
 }
 
 type runPageData struct {
@@ -397,6 +444,7 @@ func (s *Server) runNow(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, err)
 		return
 	}
+	s.pageData.clear() // the drill's history shows the new run at once
 	http.Redirect(w, r, fmt.Sprintf("/runs/%d", run.ID), http.StatusSeeOther)
 }
 

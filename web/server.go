@@ -49,6 +49,12 @@ type Server struct {
 	Now func() time.Time
 
 	csrfKey []byte
+	// pageData keeps what pages that carry a per-session token show
+	// for everyone, a second at a time.
+	pageData memo
+	// csrfPlaceholder stands for the viewer's CSRF token in prerendered
+	// pages.
+	csrfPlaceholder string
 }
 
 // Handler returns the HTTP handler of the whole interface.
@@ -61,6 +67,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.csrfKey = make([]byte, 32)
 	_, _ = rand.Read(s.csrfKey)
+	s.csrfPlaceholder = "csrf-placeholder-" + rand.Text() // never sent: replaced by each viewer's token
 
 	mux := http.NewServeMux()
 	mc := &microcache{}
