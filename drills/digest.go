@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -59,6 +60,17 @@ func DigestPath(ctx context.Context, path string) (string, int64, error) {
 	}
 	sum := sha256.Sum256(manifest.Bytes())
 	return hex.EncodeToString(sum[:]), total, nil
+}
+
+// DigestFile is the hex SHA-256 and size of an open regular file, read
+// from its start whatever its offset.
+func DigestFile(ctx context.Context, f *os.File) (string, int64, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, ContextReader(ctx, io.NewSectionReader(f, 0, math.MaxInt64)))
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 func digestFile(ctx context.Context, w io.Writer, path string) (int64, error) {

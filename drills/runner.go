@@ -118,6 +118,8 @@ type execution struct {
 	targetID int64
 	// resumeFrom is the open phase of a run resumed after waiting.
 	resumeFrom Phase
+	// digest is the backup's digest being computed while it is restored.
+	digest chan digestResult
 
 	progressMu   sync.Mutex
 	progressSaid time.Time
@@ -462,6 +464,9 @@ func (e *execution) restore(ctx context.Context, progress Progress) *failure {
 		b.Fetch = e.digestingFetch(b.Fetch, progress)
 	}
 	err := e.p.Target.Restore(ctx, e.inst, b, progress)
+	if derr := e.settleDigest(ctx); err == nil {
+		err = derr
+	}
 	if l, ok := e.p.Target.(RestoreLogger); ok {
 		if log := l.RestoreLog(*e.inst); log != "" {
 			e.run.RestoreLogSHA256 = LogDigest(log)
@@ -734,29 +739,69 @@ func (e *execution) prepareChecks(ctx context.Context) error {
 }
 
 // digestingFetch wraps a backup's Fetch: the fetched backup is hashed
-// (DigestPath), its digest recorded, and, when the backup has a
-// fingerprint, compared with the dump's digest in it, before anything is
-// restored from it.
+// (DigestPath) and its digest recorded. A backup with a fingerprint is
+// hashed, and compared with the dump's digest in it, before anything is
+// restored from it; a single-file backup without one is hashed while the
+// target restores it, from a handle opened before the restore starts
+// (settleDigest records it).
 func (e *execution) digestingFetch(fetch func(context.Context, string, func(int64, int64)) (string, error), progress Progress) func(context.Context, string, func(int64, int64)) (string, error) {
 	return func(ctx context.Context, dir string, report func(int64, int64)) (string, error) {
 		path, err := fetch(ctx, dir, report)
 		if err != nil {
 			return path, err
 		}
+		if e.backup.Fingerprint == nil {
+			if f, err := OpenRegular(path); err == nil {
+				e.digest = make(chan digestResult, 1)
+				go func() {
+					defer f.Close()
+					var r digestResult
+					r.sum, r.size, r.err = DigestFile(ctx, f)
+					e.digest <- r
+				}()
+				progress.Say("computing the backup's sha256 while it is restored")
+				return path, nil
+			}
+		}
 		progress.Say("computing the backup's sha256")
 		sum, size, err := DigestPath(ctx, path)
 		if err != nil {
 			return path, fmt.Errorf("read the backup: %w", err)
 		}
-		e.backup.SHA256 = sum
-		if e.backup.SizeBytes == 0 {
-			e.backup.SizeBytes = size
-		}
-		e.run.Backup.SHA256, e.run.Backup.SizeBytes = sum, e.backup.SizeBytes
-		e.record(e.Store.SetBackup(ctx, e.run.ID, e.backup))
+		e.recordDigest(ctx, sum, size)
 		if fp := e.backup.Fingerprint; fp != nil && fp.Dump.SHA256 != sum {
 			return path, fmt.Errorf("the backup's sha256 is %s but its fingerprint says %s: the backup is not the dump the fingerprint was taken with (nothing was restored)", sum, fp.Dump.SHA256)
 		}
 		return path, nil
 	}
+}
+
+type digestResult struct {
+	sum  string
+	size int64
+	err  error
+}
+
+// settleDigest waits for a digest computed during the restore and records
+// it; a backup that could not be read to its end fails the restore.
+func (e *execution) settleDigest(ctx context.Context) error {
+	if e.digest == nil {
+		return nil
+	}
+	r := <-e.digest
+	e.digest = nil
+	if r.err != nil {
+		return fmt.Errorf("read the backup: %w", r.err)
+	}
+	e.recordDigest(context.WithoutCancel(ctx), r.sum, r.size) // recorded also when the restore was cut short
+	return nil
+}
+
+func (e *execution) recordDigest(ctx context.Context, sum string, size int64) {
+	e.backup.SHA256 = sum
+	if e.backup.SizeBytes == 0 {
+		e.backup.SizeBytes = size
+	}
+	e.run.Backup.SHA256, e.run.Backup.SizeBytes = sum, e.backup.SizeBytes
+	e.record(e.Store.SetBackup(ctx, e.run.ID, e.backup))
 }

@@ -5,6 +5,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,6 +128,14 @@ func TestRunPassedJSON(t *testing.T) {
 	}
 	if got["status"] != "passed" || got["drill"] != "shop" || got["trigger"] != "manual" {
 		t.Errorf("status %v drill %v trigger %v", got["status"], got["drill"], got["trigger"])
+	}
+	// the digest, computed while the backup was restored, is the file's
+	dump, err := os.ReadFile(filepath.Join(b.backups, "shop.dump"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(dump); got["backup"].(map[string]any)["sha256"] != hex.EncodeToString(sum[:]) {
+		t.Errorf("backup %v, want sha256 %x", got["backup"], sum)
 	}
 	obj := got["objectives"].(map[string]any)
 	if obj["rto_seconds"] != 600.0 || obj["rpo_seconds"] != 93600.0 || obj["rto_met"] != true || obj["rpo_met"] != true {
