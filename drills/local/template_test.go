@@ -140,8 +140,8 @@ func TestSpareCopies(t *testing.T) {
 	drilltest.AssertNothingLeft(t, shm)
 }
 
-// BenchmarkProvision measures provisioning (a copy of the template, then
-// start) against initdb then start, in the same run ("x-initdb"; goal:
+// BenchmarkProvision measures provisioning (the spare copy of the
+// template the previous drill left, then start) against initdb then start, in the same run ("x-initdb"; goal:
 // provision ≤ 0.3 s).
 func BenchmarkProvision(b *testing.B) {
 	dir := drilltest.SharedDir(b)
