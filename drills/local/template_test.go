@@ -141,8 +141,8 @@ func TestSpareCopies(t *testing.T) {
 }
 
 // BenchmarkProvision measures provisioning (the spare copy of the
-// template the previous drill left, then start) against initdb then start, in the same run ("x-initdb"; goal:
-// provision ≤ 0.3 s).
+// template the previous drill left, then start) against initdb then
+// start, in the same run ("x-initdb"; goal: provision ≤ 0.3 s).
 func BenchmarkProvision(b *testing.B) {
 	dir := drilltest.SharedDir(b)
 	withTemplate, err := local.NewTarget(local.TargetConfig{Dir: dir, TemplateDir: filepath.Join(drilltest.SharedDir(b), "templates")})
