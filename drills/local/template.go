@@ -48,11 +48,11 @@ func (c *Cluster) template(ctx context.Context, root string) (string, error) {
 	key := templateKey(c.Bin, c.RunAs)
 	dir := filepath.Join(root, key)
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err == nil {
-		return dir, nil
+		return dir, c.ownTemplate(dir) // made by an earlier drill, maybe as the clusters' user
 	}
 	// The templates are drill's own: the clusters' user may pass through
 	// (initdb, as that user, writes its temporary directory) but not list
-	// or change them.
+	// or change them; once made, a template belongs to drill's user.
 	if err := os.MkdirAll(root, 0o711); err != nil {
 		return "", err
 	}
@@ -74,6 +74,9 @@ func (c *Cluster) template(ctx context.Context, root string) (string, error) {
 	if err := c.run(ctx, c.Bin.Path("initdb"), args...); err != nil {
 		return "", fmt.Errorf("initdb of the template cluster in %s: %w", root, err)
 	}
+	if err := c.ownTemplate(tmp); err != nil {
+		return "", err
+	}
 	// Rename into place; when another drill was quicker, use its template.
 	if err := os.Rename(tmp, dir); err != nil {
 		if _, statErr := os.Stat(filepath.Join(dir, "PG_VERSION")); statErr == nil {
@@ -83,6 +86,34 @@ func (c *Cluster) template(ctx context.Context, root string) (string, error) {
 	}
 	pruneTemplates(root, key)
 	return dir, nil
+}
+
+// ownTemplate gives a template (or a spare) to drill's own user when
+// clusters run as another: nothing running as the clusters' user — a
+// server of an earlier drill — can change what later drills will run.
+func (c *Cluster) ownTemplate(dir string) error {
+	if !c.RunAs.set {
+		return nil
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(dir, &st); err != nil {
+		return err
+	}
+	if int(st.Uid) == os.Geteuid() {
+		return nil
+	}
+	return chownTree(dir, os.Geteuid(), os.Getegid())
+}
+
+// chownTree gives every entry of a tree to uid and gid (links themselves,
+// not what they point to).
+func chownTree(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }
 
 // pruneTemplates removes templates other than key (of binaries no longer
@@ -124,11 +155,11 @@ func (c *Cluster) InitFromTemplate(ctx context.Context, root string) error {
 
 // Spares: a copy of the template made ahead of time, beside it under the
 // templates directory. Provisioning renames one into the new cluster's
-// directory — when both are on one file system — instead of copying
-// ~1,000 files while the drill's clock runs; the next spare is copied
-// while that drill restores (MakeSpare). A spare's name ends in a random
-// part: the clusters' user, which owns it, cannot list the templates
-// directory to find it. Spares of other binaries go with their template.
+// directory — when both are on one file system — and gives it to the
+// clusters' user, instead of copying ~1,000 files while the drill's clock
+// runs; the next spare is copied while that drill restores (MakeSpare).
+// Like the templates, spares are drill's own until claimed; spares of
+// other binaries go with their template.
 
 const (
 	sparePrefix  = ".spare-"
@@ -147,17 +178,30 @@ func (c *Cluster) sameFileSystem(root string) bool {
 	return syscall.Stat(root, &a) == nil && syscall.Stat(c.Dir, &b) == nil && a.Dev == b.Dev
 }
 
-// claimSpare moves a spare into the cluster's empty data directory; false
-// when there is none (or another drill took it first).
+// claimSpare moves a spare into the cluster's empty data directory and
+// gives it to the clusters' user; false when there is none (or another
+// drill took it first).
 func (c *Cluster) claimSpare(root string) bool {
 	if !c.sameFileSystem(root) {
 		return false
 	}
 	spares, _ := filepath.Glob(spareGlob(root, templateKey(c.Bin, c.RunAs)))
 	for _, s := range spares {
+		var st syscall.Stat_t
+		if c.RunAs.set && (syscall.Lstat(s, &st) != nil || int(st.Uid) != os.Geteuid()) {
+			_ = os.RemoveAll(s) // not drill's own: not to be run
+			continue
+		}
 		// rename(2) replaces the empty data directory (os.Rename refuses to)
-		if syscall.Rename(s, c.DataDir()) == nil {
+		if syscall.Rename(s, c.DataDir()) != nil {
+			continue
+		}
+		if !c.RunAs.set || chownTree(c.DataDir(), int(c.RunAs.UID), int(c.RunAs.GID)) == nil {
 			return true
+		}
+		// leave an empty data directory of the clusters' user for the copy
+		if os.RemoveAll(c.DataDir()) == nil && os.Mkdir(c.DataDir(), 0o700) == nil && c.RunAs.chown(c.DataDir()) == nil {
+			return false
 		}
 	}
 	return false
@@ -180,11 +224,8 @@ func (c *Cluster) MakeSpare(ctx context.Context, root string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.RunAs.chown(tmp); err != nil {
-		os.RemoveAll(tmp)
-		return err
-	}
-	if err := copyData(ctx, tpl, tmp, c.RunAs); err != nil {
+	// drill's own until a drill claims it (claimSpare gives it away)
+	if err := copyData(ctx, tpl, tmp, RunAs{}); err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("copy the template cluster into a spare: %w", err)
 	}

@@ -2,10 +2,12 @@ package local_test
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,6 +91,15 @@ func templatesIn(t *testing.T, root string) (templates, spares []string) {
 	return templates, spares
 }
 
+func ownerOf(t *testing.T, path string) int {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int(st.Uid)
+}
+
 // tplName is the one template under root.
 func tplName(t *testing.T, root string) string {
 	m, _ := filepath.Glob(filepath.Join(root, "pg*"))
@@ -114,12 +125,46 @@ func TestSpareCopies(t *testing.T) {
 	if len(first) != 1 || len(first[0]) < len(".spare-")+len(tplName(t, templates))+20 {
 		t.Fatalf("spares after one drill: %v, want one with a long random name", first)
 	}
+	// the template and the spare are drill's own, not the clusters' user's
+	for _, d := range []string{tplName(t, templates), first[0]} {
+		if owner := ownerOf(t, filepath.Join(templates, d, "base")); owner != os.Geteuid() {
+			t.Errorf("%s belongs to uid %d, not to drill's user", d, owner)
+		}
+	}
 	provision(t, tgt, 2)
 	_, second := templatesIn(t, templates)
 	if len(second) != 1 || second[0] == first[0] {
 		t.Fatalf("spares after the second drill: %v (first %v): the second drill should take the spare and leave a new one", second, first)
 	}
 	drilltest.AssertNothingLeft(t, dir)
+
+	// a spare that is not drill's own is removed, never run
+	sandbox, _, err := local.LookupSandbox("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(templates, ".spare-"+tplName(t, templates)+"-PLANTEDBYTHECLUSTERSUSER")
+	if err := os.Rename(filepath.Join(templates, second[0]), planted); err != nil {
+		t.Fatal(err)
+	}
+	// one that would not start: a drill that took it would fail
+	if err := os.Remove(filepath.Join(planted, "PG_VERSION")); err != nil {
+		t.Fatal(err)
+	}
+	if err := filepath.WalkDir(planted, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, int(sandbox.UID), int(sandbox.GID))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	provision(t, tgt, 4)
+	if _, err := os.Stat(planted); !os.IsNotExist(err) {
+		t.Errorf("a spare of the clusters' user is still there (%v)", err)
+	}
+	drilltest.AssertNothingLeft(t, dir)
+	_, second = templatesIn(t, templates)
 
 	shm, err := os.MkdirTemp("/dev/shm", "drilltest-")
 	if err != nil {
