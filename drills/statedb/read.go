@@ -237,7 +237,7 @@ func (s DrillStats) PassRate() float64 {
 // Stats counts runs of drill.
 func (s *Store) Stats(ctx context.Context, drill string) (DrillStats, error) {
 	var st DrillStats
-	err := s.Pool.QueryRow(ctx, `select count(*), count(finished_at), count(*) filter (where status = 'passed')
+	err := s.Pool.QueryRow(ctx, `select count(*), count(finished_at), count(*) filter (where status = `+sqlPassed+`)
 		from drill_runs where drill = $1`, drill).Scan(&st.Runs, &st.Finished, &st.Passed)
 	return st, err
 }

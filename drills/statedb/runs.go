@@ -35,7 +35,7 @@ func (s *Store) CreateRunTx(ctx context.Context, q Querier, p drills.CreateRunPa
 	// no run id (gaps in ids would read as deleted runs); the unique index
 	// still decides a race.
 	var active int64
-	switch err := q.QueryRow(ctx, "select id from drill_runs where drill = $1 and status in ('queued', 'running')", r.Drill).Scan(&active); {
+	switch err := q.QueryRow(ctx, "select id from drill_runs where drill = $1 and status in "+sqlActive, r.Drill).Scan(&active); {
 	case err == nil:
 		return nil, fmt.Errorf("%w: run %d of drill %s", drills.ErrDrillBusy, active, r.Drill)
 	case !errors.Is(err, pgx.ErrNoRows):
@@ -48,7 +48,7 @@ func (s *Store) CreateRunTx(ctx context.Context, q Querier, p drills.CreateRunPa
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.ConstraintName == "drill_runs_one_active" {
 		var active int64
-		_ = s.Pool.QueryRow(ctx, "select id from drill_runs where drill = $1 and status in ('queued', 'running')", r.Drill).Scan(&active)
+		_ = s.Pool.QueryRow(ctx, "select id from drill_runs where drill = $1 and status in "+sqlActive, r.Drill).Scan(&active)
 		return nil, fmt.Errorf("%w: run %d of drill %s", drills.ErrDrillBusy, active, r.Drill)
 	}
 	if err != nil {
@@ -59,7 +59,7 @@ func (s *Store) CreateRunTx(ctx context.Context, q Querier, p drills.CreateRunPa
 
 // StartRun marks a run running from startedAt until at most deadline, on worker.
 func (s *Store) StartRun(ctx context.Context, id int64, startedAt, deadline time.Time, by drills.Executor) error {
-	return s.exec(ctx, "run start", `update drill_runs set status = 'running', started_at = $2, deadline_at = $3,
+	return s.exec(ctx, "run start", `update drill_runs set status = `+sqlRunning+`, started_at = $2, deadline_at = $3,
 		heartbeat_at = $2, worker = $4, drill_version = $5, host = $6 where id = $1`,
 		id, startedAt, deadline, by.Worker, nullString(by.Version), nullString(by.Host))
 }
@@ -104,7 +104,7 @@ func (s *Store) RecordTargetIntent(ctx context.Context, in drills.Instance, hook
 	var id int64
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `insert into drill_targets (run_id, type, instance_id, details, state, backend_state)
-			values ($1, $2, $3, $4, 'intended', $5) returning id`, in.RunID, in.Type, in.ID, details, backendState(in)).Scan(&id)
+			values ($1, $2, $3, $4, `+sqlIntended+`, $5) returning id`, in.RunID, in.Type, in.ID, details, backendState(in)).Scan(&id)
 		if err != nil || hook == nil {
 			return err
 		}
@@ -121,8 +121,8 @@ func (s *Store) RecordTargetIntent(ctx context.Context, in drills.Instance, hook
 func (s *Store) SetTargetState(ctx context.Context, targetID int64, in drills.Instance, state drills.TargetState, at time.Time, destroyErr string) error {
 	details, _ := json.Marshal(in.Details)
 	return s.exec(ctx, "target state", `update drill_targets set state = $2, details = $3,
-		created_at = case when $2 = 'created' then $4 else created_at end,
-		torn_down_at = case when $2 = 'destroyed' then $4 else torn_down_at end,
+		created_at = case when $2 = `+sqlCreated+` then $4 else created_at end,
+		torn_down_at = case when $2 = `+sqlDestroyed+` then $4 else torn_down_at end,
 		destroy_error = $5, backend_state = $6 where id = $1`,
 		targetID, state, details, at, nullString(destroyErr), backendState(in))
 }
@@ -190,7 +190,7 @@ func (s *Store) LastInventory(ctx context.Context, drill string, runID int64) (*
 	var data []byte
 	// Only a run of the same source compares: a drill pointed at another
 	// database starts a new baseline.
-	err := s.Pool.QueryRow(ctx, `select id, tables from drill_runs where drill = $1 and id < $2 and status = 'passed'
+	err := s.Pool.QueryRow(ctx, `select id, tables from drill_runs where drill = $1 and id < $2 and status = `+sqlPassed+`
 		and tables is not null and spec->'source' = (select spec->'source' from drill_runs where id = $2)
 		order by id desc limit 1`, drill, runID).Scan(&inv.RunID, &data)
 	if errors.Is(err, pgx.ErrNoRows) {

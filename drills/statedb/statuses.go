@@ -29,7 +29,7 @@ func (s *Store) DrillStatuses(ctx context.Context, names []string) (map[string]*
 	rows, err := s.Pool.Query(ctx, `select d.name,
 			(select id from drill_runs where drill = d.name order by id desc limit 1),
 			(select id from drill_runs where drill = d.name and finished_at is not null order by id desc limit 1),
-			(select max(finished_at) from drill_runs where drill = d.name and status = 'passed'),
+			(select max(finished_at) from drill_runs where drill = d.name and status = `+sqlPassed+`),
 			(select created_at from drill_runs where drill = d.name order by id limit 1)
 		from unnest($1::text[]) as d(name)`, names)
 	if err != nil {

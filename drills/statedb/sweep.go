@@ -17,7 +17,7 @@ import (
 func (s *Store) FailUnfinished(ctx context.Context, runID int64, reason drills.Reason, msg string, at time.Time) (bool, error) {
 	var changed bool
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `update drill_runs set status = 'failed', reason = $2, error = $3, finished_at = $4,
+		tag, err := tx.Exec(ctx, `update drill_runs set status = `+sqlFailed+`, reason = $2, error = $3, finished_at = $4,
 			rto_met = case when objective_rto_seconds is not null then false end
 			where id = $1 and finished_at is null`, runID, reason, msg, at)
 		if err != nil {
@@ -51,7 +51,7 @@ type StaleRun struct {
 // running or queued runs past their deadline plus grace.
 func (s *Store) StaleRuns(ctx context.Context, now time.Time, staleAfter, grace time.Duration) ([]StaleRun, error) {
 	rows, err := s.Pool.Query(ctx, `select id, drill, coalesce(deadline_at + $3::interval < $1::timestamptz, false), coalesce(job_id, 0) from drill_runs
-		where finished_at is null and status = 'running'
+		where finished_at is null and status = `+sqlRunning+`
 		  and (heartbeat_at < $1::timestamptz - $2::interval or deadline_at + $3::interval < $1::timestamptz)
 		order by id`, now, staleAfter, grace)
 	if err != nil {
@@ -83,7 +83,7 @@ func (s *Store) QueuedRuns(ctx context.Context, now time.Time, grace time.Durati
 			exists (select 1 from river_job j where j.kind = $3
 				and j.state in ('available', 'scheduled', 'running', 'retryable', 'pending')
 				and (j.id = r.job_id or j.args->>'run_id' = r.id::text))
-		from drill_runs r where r.status = 'queued' and r.finished_at is null and r.created_at < $1::timestamptz - $2::interval
+		from drill_runs r where r.status = `+sqlQueued+` and r.finished_at is null and r.created_at < $1::timestamptz - $2::interval
 		order by r.id`, now, grace, kind)
 	if err != nil {
 		return nil, err
@@ -108,8 +108,8 @@ type TargetToSweep struct {
 // destroy_failed) whose run has finished, and kept targets past their
 // kept_until. Kept targets are left to people until then.
 func (s *Store) TargetsToSweep(ctx context.Context) ([]TargetToSweep, error) {
-	return s.targetsWhere(ctx, `r.finished_at is not null and (t.state in ('intended', 'created', 'destroy_failed')
-		or t.state = 'kept' and case when t.details->>'`+drills.KeptUntilDetail+`' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]+Z$'
+	return s.targetsWhere(ctx, `r.finished_at is not null and (t.state in `+sqlLive+`
+		or t.state = `+sqlKept+` and case when t.details->>'`+drills.KeptUntilDetail+`' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]+Z$'
 			then (t.details->>'`+drills.KeptUntilDetail+`')::timestamptz < now() else false end)`)
 }
 
