@@ -133,7 +133,7 @@ func (s *Server) apiEnqueue(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, "could not queue the run")
 		return
 	}
-	s.pageData.clear()
+	s.changed()
 	writeJSON(w, http.StatusCreated, map[string]any{"id": run.ID, "drill": run.Drill, "status": run.Status})
 }
 

@@ -3,7 +3,10 @@ package web
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -13,10 +16,11 @@ import (
 // /metrics) cost one rendering a second, whatever the size of the history.
 const microcacheTTL = time.Second
 
-// A value older than microcacheStaleMax (its refreshes failed) is loaded
-// again before it is served; a load gets microcacheLoadTimeout.
+// A value older than microcacheStaleMax (no request came for a while, or
+// its refreshes failed) is loaded again before it is served; a load gets
+// microcacheLoadTimeout.
 const (
-	microcacheStaleMax    = 10 * time.Second
+	microcacheStaleMax    = 2 * microcacheTTL
 	microcacheLoadTimeout = 30 * time.Second
 )
 
@@ -27,6 +31,15 @@ const (
 type memo struct {
 	mu      sync.Mutex
 	entries map[string]*memoEntry
+	// logger, when set, logs a refresh that panicked (the stale value
+	// stays; the next request loads again).
+	logger *slog.Logger
+}
+
+func (m *memo) logPanic(key string, p any) {
+	if m.logger != nil {
+		m.logger.Error("page refresh panicked", "key", strings.ReplaceAll(key, "\x00", " "), "panic", fmt.Sprint(p))
+	}
 }
 
 type memoEntry struct {
@@ -81,13 +94,22 @@ func (m *memo) get(ctx context.Context, key string, load func(context.Context) (
 	case age > microcacheTTL && !e.refreshing:
 		e.refreshing = true
 		go func() {
-			v, keep := run()
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			e.refreshing = false
-			if keep {
-				e.v, e.at = v, time.Now()
-			}
+			var v any
+			keep := false
+			defer func() {
+				// a panic here is no handler's: net/http would not recover it
+				if p := recover(); p != nil {
+					keep = false
+					m.logPanic(key, p)
+				}
+				e.mu.Lock()
+				defer e.mu.Unlock()
+				e.refreshing = false
+				if keep {
+					e.v, e.at = v, time.Now()
+				}
+			}()
+			v, keep = run()
 		}()
 	}
 	return e.v

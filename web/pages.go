@@ -444,7 +444,7 @@ func (s *Server) runNow(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, err)
 		return
 	}
-	s.pageData.clear() // the drill's history shows the new run at once
+	s.changed() // the drill's history shows the new run at once
 	http.Redirect(w, r, fmt.Sprintf("/runs/%d", run.ID), http.StatusSeeOther)
 }
 
@@ -493,5 +493,6 @@ func (s *Server) signoff(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, &httpError{http.StatusConflict, err.Error()})
 		return
 	}
+	s.changed()
 	http.Redirect(w, r, fmt.Sprintf("/runs/%d#signoffs", id), http.StatusSeeOther)
 }

@@ -52,9 +52,18 @@ type Server struct {
 	// pageData keeps what pages that carry a per-session token show
 	// for everyone, a second at a time.
 	pageData memo
+	// pages keeps whole responses that are the same for everyone.
+	pages microcache
 	// csrfPlaceholder stands for the viewer's CSRF token in prerendered
 	// pages.
 	csrfPlaceholder string
+}
+
+// changed drops every cached page and page data: what this server just
+// did (a run queued, a sign-off) shows at once.
+func (s *Server) changed() {
+	s.pageData.clear()
+	s.pages.memo.clear()
 }
 
 // Handler returns the HTTP handler of the whole interface.
@@ -70,7 +79,8 @@ func (s *Server) Handler() http.Handler {
 	s.csrfPlaceholder = "csrf-placeholder-" + rand.Text() // never sent: replaced by each viewer's token
 
 	mux := http.NewServeMux()
-	mc := &microcache{}
+	mc := &s.pages
+	mc.memo.logger, s.pageData.logger = s.Logger, s.Logger
 	mux.Handle("GET /{$}", mc.wrap(s.page(s.overview)))
 	mux.HandleFunc("GET /drills/{name}", s.page(s.drillPage))
 	mux.HandleFunc("POST /drills/{name}/run", s.runNow)

@@ -314,6 +314,22 @@ func TestAPIAndMetrics(t *testing.T) {
 	if code != 200 || hdr.Get("Content-Type") != "application/zip" {
 		t.Errorf("evidence download: %d %s", code, hdr.Get("Content-Type"))
 	}
+	// a run queued through the API is in /api/runs at once, though the
+	// list was just served from the cache
+	resp, err := http.Post(b.server.URL+"/api/drills/orders/runs", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queued map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&queued)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /api/drills/orders/runs: %d %v", resp.StatusCode, queued)
+	}
+	_, body, _ = get(t, http.DefaultClient, b.server.URL+"/api/runs?drill=orders&limit=2")
+	if err := json.Unmarshal([]byte(body), &runs); err != nil || len(runs) == 0 || runs[0]["id"] != queued["id"] {
+		t.Errorf("the queued run %v is not first in /api/runs: %s", queued["id"], body)
+	}
 }
 
 // Without a token, a request naming another host (DNS rebinding: a site

@@ -157,6 +157,24 @@ func loadSealingKeys(store *statedb.Store) error {
 	return nil
 }
 
+// requireSealingKey refuses to record runs without the sealing key in a
+// state database whose runs are sealed: a run recorded without a seal
+// there reads, rightly, as one whose seal was removed. Commands that
+// finish runs (run, init, worker, sweep) call it.
+func requireSealingKey(ctx context.Context, store *statedb.Store) error {
+	if store.SealingKey != nil {
+		return nil
+	}
+	id, err := store.SealKeyID(ctx)
+	if err != nil {
+		return withCode(exitUnavailable, err)
+	}
+	if id == "" {
+		return nil
+	}
+	return withCode(exitUsage, fmt.Errorf("the runs in this state database are sealed (key %s), and DRILL_SEALING_KEY is not set: set it to that sealing key (the file `drill evidence keygen --sealing` made) — a run recorded without a seal would read as one whose seal was removed", id))
+}
+
 // whoAmI names who triggered a manual run: user@host.
 func whoAmI() string {
 	name := fmt.Sprint(os.Getuid())

@@ -87,9 +87,17 @@ func runHistory(ctx context.Context, o *historyOpts) error {
 			status += " (ALTERED)"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Drill, status, started,
-			short(r.RTO, r.RTOMet), short(r.RPO, r.RPOMet), backup, r.Reason)
+			short(r.RTO, r.RTOMet), shortRPO(r), backup, r.Reason)
 	}
 	return tw.Flush()
+}
+
+// shortRPO is the RPO column: missed without a verified copy says so.
+func shortRPO(r *drills.Run) string {
+	if rpoUnproven(r) {
+		return dur(*r.RPO) + " (missed: not verified)"
+	}
+	return short(r.RPO, r.RPOMet)
 }
 
 func short(d *time.Duration, met *bool) string {

@@ -675,6 +675,11 @@ func TestInitWritesAConfigThatPasses(t *testing.T) {
 			t.Errorf("the starter config lacks %q:\n%s", want, text)
 		}
 	}
+	// init's restore checked nothing: it is no drill's last success
+	r = drill(t, env, "schedule", "--json", "--config", out)
+	if r.code != 0 || !strings.Contains(r.stdout, `"last_success_at": null`) {
+		t.Errorf("after init, schedule counts its restore as a success: %d %s", r.code, r.stdout)
+	}
 	if r := drill(t, env, "run", "shop", "--config", out); r.code != 0 {
 		t.Fatalf("the starter config's drill: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}

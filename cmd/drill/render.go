@@ -150,7 +150,11 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 		rto += "; a restored copy after " + dur(*d) + ", not verified"
 	}
 	row(w, "  RTO:     ", 11, rto, l.width)
-	fmt.Fprintf(w, "  RPO:     %s\n", measure(r.RPO, r.Objectives.RPO, r.RPOMet))
+	rpo := measure(r.RPO, r.Objectives.RPO, r.RPOMet)
+	if rpoUnproven(r) {
+		rpo += " — no verified copy, so no recovery point was proven"
+	}
+	fmt.Fprintf(w, "  RPO:     %s\n", rpo)
 	if b := r.Backup; b != nil && b.RecoveredTo != nil {
 		fmt.Fprintf(w, "           from the recovery point %s (the last transaction replayed)\n", b.RecoveredTo.UTC().Format(time.RFC3339))
 	}
@@ -289,6 +293,12 @@ func printFindings(w io.Writer, runID int64, checks []verify.Result, l look) {
 			row(w, fmt.Sprintf("    %-10s ", safe(d.Status)), 15, safe(d.Name)+": "+safe(d.Problem), l.width)
 		}
 	}
+}
+
+// rpoUnproven says the RPO objective is missed only because the run never
+// reached a verified copy (the backup's age was within it).
+func rpoUnproven(r *drills.Run) bool {
+	return r.RPO != nil && r.RTO == nil && r.RPOMet != nil && !*r.RPOMet && *r.RPO <= r.Objectives.RPO
 }
 
 func measure(d *time.Duration, objective time.Duration, met *bool) string {

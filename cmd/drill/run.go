@@ -160,6 +160,12 @@ func openForRuns(ctx context.Context, cfg *drills.Config, log *slog.Logger, swee
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if sweep { // runs are finished in this process
+		if err := requireSealingKey(ctx, store); err != nil {
+			closeStore()
+			return nil, nil, nil, err
+		}
+	}
 	jobs.Version = fullVersion()
 	client, err := jobs.NewInsertClient(store.Pool)
 	if err != nil {

@@ -568,3 +568,37 @@ func TestKilledRunLeavesNoProcess(t *testing.T) {
 	// the directory stays for the sweeper, which ends the run once its
 	// heartbeat is stale (TestWorkerKilledDuringRestore covers that)
 }
+
+// Once a state database holds sealed runs, the commands that record runs
+// refuse to start without the sealing key (exit 2, saying so): a run
+// recorded without a seal would read as one whose seal was removed. With
+// the key, they work.
+func TestUnsealedRunRefusedBesideSealedOnes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(b.backups, "shop.dump"))
+	sealing := filepath.Join(t.TempDir(), "sealing.key")
+	if r := drill(t, nil, "evidence", "keygen", "--sealing", "--out", sealing); r.code != 0 {
+		t.Fatalf("keygen --sealing: %d %s", r.code, r.stderr)
+	}
+	// no sealed run yet: a run without the key is recorded (chained, unsigned)
+	if r := drill(t, b.env, "run", "shop"); r.code != 0 {
+		t.Fatalf("first run without a key: %d %s", r.code, r.stderr)
+	}
+	withKey := append(b.env, "DRILL_SEALING_KEY="+sealing)
+	if r := drill(t, withKey, "run", "shop"); r.code != 0 {
+		t.Fatalf("sealed run: %d %s", r.code, r.stderr)
+	}
+	for _, args := range [][]string{{"run", "shop"}, {"run", "--all"}, {"sweep"}, {"worker"}, {"serve", "--addr", "127.0.0.1:0"}} {
+		r := drill(t, b.env, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "DRILL_SEALING_KEY is not set") {
+			t.Errorf("drill %v without the key: exit %d, want 2 saying so\n%s", args, r.code, r.stderr)
+		}
+	}
+	if r := drill(t, b.env, "history", "--json"); r.code != 0 || strings.Count(r.stdout, `"drill"`) != 2 {
+		t.Errorf("a refused run was recorded, or history refused: %d %s", r.code, r.stdout)
+	}
+	if r := drill(t, withKey, "run", "shop"); r.code != 0 {
+		t.Fatalf("run with the key: %d %s", r.code, r.stderr)
+	}
+}

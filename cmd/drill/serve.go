@@ -84,6 +84,9 @@ func runServe(ctx context.Context, o *serveOpts) error {
 	if o.noWorker {
 		client, err = jobs.NewInsertClient(s.store.Pool)
 	} else {
+		if err := requireSealingKey(ctx, s.store); err != nil { // its workers finish runs
+			return err
+		}
 		client, err = jobs.NewWorkerClient(o.jobsConfig(s))
 	}
 	if err != nil {

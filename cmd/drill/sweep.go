@@ -43,6 +43,9 @@ func runSweep(ctx context.Context, o *sweepOpts) error {
 	}
 	defer s.close()
 	cfg, log, store := s.cfg, s.log, s.store
+	if err := requireSealingKey(ctx, store); err != nil {
+		return err
+	}
 	client, err := jobs.NewInsertClient(store.Pool)
 	if err != nil {
 		return withCode(exitUnavailable, err)

@@ -78,6 +78,9 @@ func runWorker(ctx context.Context, o *workerOpts) error {
 	}
 	defer s.close()
 	cfg, log := s.cfg, s.log
+	if err := requireSealingKey(ctx, s.store); err != nil {
+		return err
+	}
 	jobs.Version = fullVersion()
 	client, err := jobs.NewWorkerClient(o.jobsConfig(s))
 	if err != nil {

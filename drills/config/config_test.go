@@ -101,6 +101,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"missing name and source", "drills:\n  - timeout: 1h\n", []string{"2: drill 1: missing required field name", "2: drill 1: missing required field source"}},
 		{"missing location", "drills:\n  - name: a\n    source:\n      type: pgdump\n", []string{"3: drill \"a\": source: missing required field location"}},
 		{"bad name", "drills:\n  - name: Orders_DB\n    source: {type: pgdump, location: /b}\n", []string{`2: drill "Orders_DB": drill name "Orders_DB": use lower-case letters`}},
+		{"field of another check type", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    checks:\n      - {type: checksum, table: t, equals: 5}\n      - type: sql\n        query: select 1\n        expect: \"1\"\n        max: 0\n", []string{
+			"5: drill \"a\": check 1: equals is not a field of checksum checks (theirs: name, table, expect)",
+			"9: drill \"a\": check 2: max is not a field of sql checks (theirs: name, query, expect)"}},
 		{"check without bound", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    checks:\n      - {type: row_count, table: t}\n", []string{"5: drill \"a\": check 1: row_count check needs min, max or equals"}},
 		{"sql without expect", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    checks:\n      - {type: sql, query: select 1}\n", []string{"5: drill \"a\": check 1: sql check needs expect"}},
 		{"unset variable", "drills:\n  - name: a\n    source:\n      type: pgdump\n      location: ${DRILL_TEST_UNSET_VAR}/x\n", []string{"5: environment variable DRILL_TEST_UNSET_VAR is not set"}},

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -163,6 +165,7 @@ type rawCheck struct {
 	Where          string `yaml:"where"`
 	MaxDifferences *int64 `yaml:"max_differences"`
 	line           int
+	keys           map[string]int // key → line
 }
 
 func (r *rawCheck) UnmarshalYAML(n *yaml.Node) error {
@@ -170,8 +173,40 @@ func (r *rawCheck) UnmarshalYAML(n *yaml.Node) error {
 	if err := strictKeys(n, plain{}, "a check"); err != nil {
 		return err
 	}
-	r.line = n.Line
+	r.line, r.keys = n.Line, keyLines(n)
 	return n.Decode((*plain)(r))
+}
+
+// checkFields are the keys each check type reads besides type and name:
+// a key of another type's is refused, never silently ignored (a checksum
+// "pinned" with equals would pass whatever the data).
+var checkFields = map[string][]string{
+	verify.TypeRowCount:    {"table", "min", "max", "equals"},
+	verify.TypeChecksum:    {"table", "expect"},
+	verify.TypeRecency:     {"table", "column", "max_age"},
+	verify.TypeSQL:         {"query", "expect"},
+	verify.TypeFingerprint: {"exclude"},
+	verify.TypeAmcheck:     {"tables", "heapallindexed"},
+	verify.TypeDrift:       {"max_shrink"},
+	verify.TypeCompare:     {"table", "source_url", "key", "where", "max_differences"},
+}
+
+// foreignFields reports the keys of rc its type does not read.
+func (rc rawCheck) foreignFields(add adder, j int) {
+	fields, known := checkFields[rc.Type]
+	if !known {
+		return // an unknown type is reported on its own
+	}
+	keys := make([]string, 0, len(rc.keys))
+	for k := range rc.keys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if k != "type" && k != "name" && !slices.Contains(fields, k) {
+			add(rc.keys[k], "check %d: %s is not a field of %s checks (theirs: %s)", j+1, k, rc.Type, strings.Join(append([]string{"name"}, fields...), ", "))
+		}
+	}
 }
 
 // keyLines maps each key of a mapping to its line.
@@ -353,11 +388,12 @@ func (r rawDrill) checks(add adder) []verify.Check {
 		if err := c.Validate(); err != nil {
 			add(rc.line, "check %d: %v", j+1, err)
 		}
+		rc.foreignFields(add, j)
 		if c.Name == "" {
 			c.Name = c.DefaultName()
 		}
 		if line, dup := names[c.Name]; dup {
-			add(rc.line, "check %d: duplicate check name %q (first at line %d); give one a name:", j+1, c.Name, line)
+			add(rc.line, "check %d: duplicate check name %q (first at line %d); give one of them a name of its own (name: ...)", j+1, c.Name, line)
 		}
 		names[c.Name] = rc.line
 		out = append(out, c)

@@ -48,7 +48,14 @@ func (c *Cluster) template(ctx context.Context, root string) (string, error) {
 	key := templateKey(c.Bin, c.RunAs)
 	dir := filepath.Join(root, key)
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err == nil {
-		return dir, c.ownTemplate(dir) // made by an earlier drill, maybe as the clusters' user
+		if c.ours(dir) {
+			return dir, nil
+		}
+		// made by an earlier version as the clusters' user, which could
+		// have changed it since: made again, never adopted
+		if err := os.RemoveAll(dir); err != nil {
+			return "", err
+		}
 	}
 	// The templates are drill's own: the clusters' user may pass through
 	// (initdb, as that user, writes its temporary directory) but not list
@@ -74,7 +81,7 @@ func (c *Cluster) template(ctx context.Context, root string) (string, error) {
 	if err := c.run(ctx, c.Bin.Path("initdb"), args...); err != nil {
 		return "", fmt.Errorf("initdb of the template cluster in %s: %w", root, err)
 	}
-	if err := c.ownTemplate(tmp); err != nil {
+	if err := c.takeTree(tmp); err != nil {
 		return "", err
 	}
 	// Rename into place; when another drill was quicker, use its template.
@@ -88,36 +95,79 @@ func (c *Cluster) template(ctx context.Context, root string) (string, error) {
 	return dir, nil
 }
 
-// ownTemplate gives a template (or a spare) to drill's own user when
-// clusters run as another: nothing running as the clusters' user — a
-// server of an earlier drill — can change what later drills will run.
-func (c *Cluster) ownTemplate(dir string) error {
+// ours says whether a template or spare belongs to drill's own user
+// (always, when clusters run as drill's user).
+func (c *Cluster) ours(dir string) bool {
+	if !c.RunAs.set {
+		return true
+	}
+	var st syscall.Stat_t
+	return syscall.Lstat(dir, &st) == nil && int(st.Uid) == os.Geteuid()
+}
+
+// takeTree gives a tree the clusters' user made (initdb's) to drill's own
+// user: the top first, so that nothing the clusters' user runs can reach
+// the tree by path while it is walked. Nothing running as that user — a
+// server of an earlier drill — can then change what later drills run.
+func (c *Cluster) takeTree(dir string) error {
 	if !c.RunAs.set {
 		return nil
 	}
-	var st syscall.Stat_t
-	if err := syscall.Lstat(dir, &st); err != nil {
+	uid, gid := os.Geteuid(), os.Getegid()
+	if err := os.Lchown(dir, uid, gid); err != nil {
 		return err
 	}
-	if int(st.Uid) == os.Geteuid() {
-		return nil
-	}
-	return chownTree(dir, os.Geteuid(), os.Getegid())
+	return walkTree(dir, func(p string) error { return os.Lchown(p, uid, gid) }, nil)
 }
 
-// chownTree gives every entry of a tree to uid and gid (links themselves,
-// not what they point to).
-func chownTree(dir string, uid, gid int) error {
-	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
+// giveTree gives a tree of drill's own to the clusters' user, bottom up:
+// a directory is given away only once everything in it has been, so the
+// clusters' user never holds a directory drill still walks through.
+func (c *Cluster) giveTree(dir string) error {
+	if !c.RunAs.set {
+		return nil
+	}
+	give := func(p string) error { return os.Lchown(p, int(c.RunAs.UID), int(c.RunAs.GID)) }
+	if err := walkTree(dir, give, give); err != nil {
+		return err
+	}
+	return give(dir)
+}
+
+// walkTree calls file for every entry under dir that is not a directory
+// (links included, never followed) and, after a directory's entries,
+// dirDone for the directory.
+func walkTree(dir string, file, dirDone func(string) error) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if !e.IsDir() { // d_type: a link is not a directory here
+			if err := file(p); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := walkTree(p, file, dirDone); err != nil {
 			return err
 		}
-		return os.Lchown(p, uid, gid)
-	})
+		if dirDone != nil {
+			if err := dirDone(p); err != nil {
+				return err
+			}
+		} else if err := file(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pruneTemplates removes templates other than key (of binaries no longer
-// used) and their spares, except ones being made.
+// used) and their spares, except ones being made. Each is first renamed
+// to a name of its own, so that a spare another drill takes at that
+// moment is either taken whole or removed whole.
 func pruneTemplates(root, key string) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
@@ -127,8 +177,12 @@ func pruneTemplates(root, key string) {
 		name := e.Name()
 		old := name != key && !strings.HasPrefix(name, ".") ||
 			strings.HasPrefix(name, sparePrefix) && !strings.HasPrefix(name, sparePrefix+key+"-")
-		if e.IsDir() && old {
-			_ = os.RemoveAll(filepath.Join(root, name))
+		if !e.IsDir() || !old {
+			continue
+		}
+		doomed := filepath.Join(root, prunePrefix+rand.Text())
+		if os.Rename(filepath.Join(root, name), doomed) == nil {
+			_ = os.RemoveAll(doomed)
 		}
 	}
 }
@@ -145,10 +199,21 @@ func (c *Cluster) InitFromTemplate(ctx context.Context, root string) error {
 	if err != nil {
 		return err
 	}
+	// The data directory stays drill's own while it is filled: the
+	// clusters' user gets it, bottom up, once it is whole.
+	if err := os.Remove(c.DataDir()); err != nil { // empty: prepareDirs made it
+		return err
+	}
 	if !c.claimSpare(root) {
-		if err := copyData(ctx, tpl, c.DataDir(), c.RunAs); err != nil {
+		if err := os.Mkdir(c.DataDir(), 0o700); err != nil {
+			return err
+		}
+		if err := copyData(ctx, tpl, c.DataDir()); err != nil {
 			return fmt.Errorf("copy the template cluster: %w", err)
 		}
+	}
+	if err := c.giveTree(c.DataDir()); err != nil {
+		return fmt.Errorf("give the cluster's data directory to %s: %w", c.RunAs.Name, err)
 	}
 	return c.writeSettings()
 }
@@ -164,8 +229,9 @@ func (c *Cluster) InitFromTemplate(ctx context.Context, root string) error {
 const (
 	sparePrefix  = ".spare-"
 	makingPrefix = ".making-spare-"
-	// staleMaking is when a spare still being made was left by a process
-	// that died: copying one takes seconds.
+	prunePrefix  = ".prune-"
+	// staleMaking is when a template or spare still being made (or
+	// removed) was left by a process that died: making one takes seconds.
 	staleMaking = 10 * time.Minute
 )
 
@@ -178,30 +244,21 @@ func (c *Cluster) sameFileSystem(root string) bool {
 	return syscall.Stat(root, &a) == nil && syscall.Stat(c.Dir, &b) == nil && a.Dev == b.Dev
 }
 
-// claimSpare moves a spare into the cluster's empty data directory and
-// gives it to the clusters' user; false when there is none (or another
-// drill took it first).
+// claimSpare moves a spare (drill's own) into place as the cluster's data
+// directory, which does not exist yet; false when there is none (or
+// another drill took it first).
 func (c *Cluster) claimSpare(root string) bool {
 	if !c.sameFileSystem(root) {
 		return false
 	}
 	spares, _ := filepath.Glob(spareGlob(root, templateKey(c.Bin, c.RunAs)))
 	for _, s := range spares {
-		var st syscall.Stat_t
-		if c.RunAs.set && (syscall.Lstat(s, &st) != nil || int(st.Uid) != os.Geteuid()) {
+		if !c.ours(s) {
 			_ = os.RemoveAll(s) // not drill's own: not to be run
 			continue
 		}
-		// rename(2) replaces the empty data directory (os.Rename refuses to)
-		if syscall.Rename(s, c.DataDir()) != nil {
-			continue
-		}
-		if !c.RunAs.set || chownTree(c.DataDir(), int(c.RunAs.UID), int(c.RunAs.GID)) == nil {
+		if os.Rename(s, c.DataDir()) == nil {
 			return true
-		}
-		// leave an empty data directory of the clusters' user for the copy
-		if os.RemoveAll(c.DataDir()) == nil && os.Mkdir(c.DataDir(), 0o700) == nil && c.RunAs.chown(c.DataDir()) == nil {
-			return false
 		}
 	}
 	return false
@@ -216,16 +273,16 @@ func (c *Cluster) MakeSpare(ctx context.Context, root string) error {
 	if !c.sameFileSystem(root) {
 		return nil
 	}
+	removeStaleMaking(root)
 	if have, _ := filepath.Glob(spareGlob(root, key)); len(have) > 0 {
 		return nil
 	}
-	removeStaleMaking(root)
 	tmp, err := os.MkdirTemp(root, makingPrefix)
 	if err != nil {
 		return err
 	}
-	// drill's own until a drill claims it (claimSpare gives it away)
-	if err := copyData(ctx, tpl, tmp, RunAs{}); err != nil {
+	// drill's own until a drill claims it and gives it away
+	if err := copyData(ctx, tpl, tmp); err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("copy the template cluster into a spare: %w", err)
 	}
@@ -236,9 +293,14 @@ func (c *Cluster) MakeSpare(ctx context.Context, root string) error {
 	return nil
 }
 
-// removeStaleMaking removes spares whose making was cut short.
+// removeStaleMaking removes templates and spares whose making (or
+// removal) was cut short.
 func removeStaleMaking(root string) {
-	making, _ := filepath.Glob(filepath.Join(root, makingPrefix+"*"))
+	var making []string
+	for _, prefix := range []string{makingPrefix, ".make-", prunePrefix} {
+		m, _ := filepath.Glob(filepath.Join(root, prefix+"*"))
+		making = append(making, m...)
+	}
 	for _, m := range making {
 		if fi, err := os.Lstat(m); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > staleMaking {
 			_ = os.RemoveAll(m)
@@ -252,10 +314,10 @@ func removeStaleMaking(root string) {
 const copyWorkers = 8
 
 // copyData copies a data directory of regular files and directories
-// (modes kept) into dst, which exists, giving everything to runAs. The
-// directories are made first, in walk order; the files are copied by
-// copyWorkers at once.
-func copyData(ctx context.Context, src, dst string, runAs RunAs) error {
+// (modes kept) into dst, which exists and is drill's own. The directories
+// are made first, in walk order; the files are copied by copyWorkers at
+// once.
+func copyData(ctx context.Context, src, dst string) error {
 	type file struct {
 		src, dst string
 		mode     fs.FileMode
@@ -276,10 +338,7 @@ func copyData(ctx context.Context, src, dst string, runAs RunAs) error {
 		}
 		switch {
 		case d.IsDir():
-			if err := os.Mkdir(target, info.Mode().Perm()); err != nil {
-				return err
-			}
-			return runAs.chown(target)
+			return os.Mkdir(target, info.Mode().Perm())
 		case d.Type().IsRegular():
 			files = append(files, file{p, target, info.Mode().Perm()})
 			return nil
@@ -297,10 +356,7 @@ func copyData(ctx context.Context, src, dst string, runAs RunAs) error {
 			if gctx.Err() != nil {
 				return gctx.Err()
 			}
-			if err := copyRegular(f.src, f.dst, f.mode); err != nil {
-				return err
-			}
-			return runAs.chown(f.dst)
+			return copyRegular(f.src, f.dst, f.mode)
 		})
 	}
 	return g.Wait()

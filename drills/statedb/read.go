@@ -289,6 +289,14 @@ func (s *Store) RunCounts(ctx context.Context) ([]RunCount, error) {
 	})
 }
 
+// SealKeyID is the key id of the newest sealed run, or "" when no run
+// carries a seal.
+func (s *Store) SealKeyID(ctx context.Context) (string, error) {
+	var id string
+	err := s.Pool.QueryRow(ctx, `select coalesce((select seal_key_id from drill_runs where seal_key_id is not null order by id desc limit 1), '')`).Scan(&id)
+	return id, err
+}
+
 // checkIntegrity sets r.Seal.Integrity (see checkIntegrity in chain.go). A
 // run without a seal is altered when an earlier run of its drill carries a
 // seal of the key drill has: its seal was removed.

@@ -19,8 +19,8 @@ type DrillStatus struct {
 }
 
 // DrillStatuses returns, per drill name, its newest run and the finish
-// time of its newest passed run: five queries, whatever the number of
-// drills.
+// time of its newest passed run (drill init's restore, which checks
+// nothing, is no success): five queries, whatever the number of drills.
 func (s *Store) DrillStatuses(ctx context.Context, names []string) (map[string]*DrillStatus, error) {
 	out := map[string]*DrillStatus{}
 	for _, n := range names {
@@ -29,7 +29,7 @@ func (s *Store) DrillStatuses(ctx context.Context, names []string) (map[string]*
 	rows, err := s.Pool.Query(ctx, `select d.name,
 			(select id from drill_runs where drill = d.name order by id desc limit 1),
 			(select id from drill_runs where drill = d.name and finished_at is not null order by id desc limit 1),
-			(select max(finished_at) from drill_runs where drill = d.name and status = `+sqlPassed+`),
+			(select max(finished_at) from drill_runs where drill = d.name and status = `+sqlPassed+` and trigger <> `+lit(drills.TriggerInit)+`),
 			(select created_at from drill_runs where drill = d.name order by id limit 1)
 		from unnest($1::text[]) as d(name)`, names)
 	if err != nil {

@@ -64,15 +64,18 @@ a private PostgreSQL it started for this run, ran every check read-only, measure
 (start → verified copy) and RPO (start − backup time) against the objectives in
 examples/demo/drill.yaml, and removed the instance again.
 
+Its runs are sealed with $SEALING_KEY: set DRILL_SEALING_KEY to it for every
+command that records runs (drill refuses to record unsealed runs beside sealed ones).
+
 See it on the web page (history, RTO/RPO trends, phase timeline, Run now):
-  DRILL_DEMO_BACKUPS=$DRILL_DEMO_BACKUPS bin/drill serve --config examples/demo/drill.yaml
+  DRILL_SEALING_KEY=$SEALING_KEY DRILL_DEMO_BACKUPS=$DRILL_DEMO_BACKUPS bin/drill serve --config examples/demo/drill.yaml
   then open http://127.0.0.1:8080/
 
 Next:
   bin/drill history                                              # every run so far
   bin/drill show <ID> --json                                     # one run, as JSON
   unzip -l $DEMO_DIR/evidence.zip                                # the bundle: runs, CSV, report.html, signed manifest
-  DRILL_DEMO_BACKUPS=$DRILL_DEMO_BACKUPS bin/drill run shop --config examples/demo/drill.yaml --keep
+  DRILL_SEALING_KEY=$SEALING_KEY DRILL_DEMO_BACKUPS=$DRILL_DEMO_BACKUPS bin/drill run shop --config examples/demo/drill.yaml --keep
                                                                  # keep the restored copy to look around
 MSG
 exit $code
