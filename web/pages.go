@@ -327,6 +327,8 @@ type runPageData struct {
 	// SignoffAs is who a sign-off from this request is recorded as, when
 	// the server knows (basic auth, a trusted proxy); else the form asks.
 	SignoffAs string
+	// DrillKnown says the run's drill is in the config (its page exists).
+	DrillKnown bool
 }
 
 // RefreshSeconds reloads the page of a run in progress every 5 seconds.
@@ -360,7 +362,8 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) (string, string
 	if err != nil {
 		return "", "", nil, err
 	}
-	d := runPageData{Run: run, Timeline: timeline(run), SQL: map[string]string{}, SignoffAs: s.knownPerson(r)}
+	d := runPageData{Run: run, Timeline: timeline(run), SQL: map[string]string{}, SignoffAs: s.knownPerson(r),
+		DrillKnown: s.config().Drill(run.Drill) != nil}
 	for _, c := range run.Policy.Checks {
 		name := c.Name
 		if name == "" {

@@ -717,3 +717,18 @@ func TestMicrocacheSharesNoSession(t *testing.T) {
 		t.Fatal("two browsers got the same CSRF token from the cached drill page")
 	}
 }
+
+// The page of a run whose drill was removed from the config names the
+// drill without a link to a page that no longer exists.
+func TestRunOfRetiredDrill(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	id := drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: drilltest.SeedSpec("retired"), Started: time.Now().Add(-time.Hour), RTO: time.Minute, RPO: time.Hour})
+	code, page, _ := get(t, http.DefaultClient, fmt.Sprintf("%s/runs/%d", b.server.URL, id))
+	if code != 200 || strings.Contains(page, `href="/drills/retired"`) || !strings.Contains(page, "no longer in the config") {
+		t.Errorf("run of a retired drill: %d\n%s", code, page)
+	}
+	if _, page, _ := get(t, http.DefaultClient, fmt.Sprintf("%s/runs/%d", b.server.URL, b.ids["orders"])); !strings.Contains(page, `href="/drills/orders"`) {
+		t.Error("the run page of a configured drill lost its link")
+	}
+}
