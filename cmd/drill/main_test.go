@@ -228,6 +228,7 @@ func TestUsageAndConfigErrorsExitTwo(t *testing.T) {
 		{"unknown flag", []string{"run", "shop", "--fast"}, "unknown flag: --fast"},
 		{"bad run id", []string{"show", "abc"}, `run id "abc"`},
 		{"bad log level", []string{"history", "--log-level", "loud"}, "--log-level"},
+		{"keep for no time", []string{"run", "shop", "--keep=0s"}, "--keep=0s: keep the instance for a positive duration"},
 	}
 	for _, tc := range cases {
 		r := drill(t, b.env, tc.args...)

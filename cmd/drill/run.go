@@ -61,6 +61,9 @@ Progress is shown on a terminal; the result goes to stdout.
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.stdout, o.stderr = cmd.OutOrStdout(), os.Stderr
+			if cmd.Flags().Changed("keep") && o.keep <= 0 {
+				return withCode(exitUsage, fmt.Errorf("--keep=%s: keep the instance for a positive duration (--keep alone: %s; --keep=30m)", o.keep, drills.DefaultKeep))
+			}
 			if o.all || o.tag != "" {
 				return runMany(cmd.Context(), o)
 			}
@@ -114,6 +117,9 @@ func runRun(ctx context.Context, o *runOpts) error {
 	}
 	run, err := runner.Run(ctx, drills.RunParams{Spec: spec, Source: src, Target: tgt,
 		Policy: drills.PolicyOf(spec, cfg.Path, version), Trigger: drills.TriggerManual, TriggeredBy: whoAmI(), Keep: o.keep > 0, KeepFor: o.keep})
+	if s, ok := tgt.(interface{ Settle(context.Context) }); ok {
+		s.Settle(context.WithoutCancel(ctx)) // this process is about to exit
+	}
 	if run != nil {
 		if o.json {
 			if err := writeJSON(o.stdout, run); err != nil {

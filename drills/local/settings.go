@@ -2,6 +2,9 @@ package local
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/user"
 
 	"drill/drills"
 )
@@ -29,11 +32,24 @@ func Spec(dir string) drills.TargetSpec {
 }
 
 // Validate checks the settings.
+// Validate checks the settings, and that the OS user and the directory
+// they name exist on this host: a drill would fail on each run otherwise.
 func (s Settings) Validate(*drills.Spec) []drills.SettingsProblem {
+	var problems []drills.SettingsProblem
 	if s.Jobs < 0 {
-		return []drills.SettingsProblem{{Key: "jobs", Msg: "jobs must be at least 1"}}
+		problems = append(problems, drills.SettingsProblem{Key: "jobs", Msg: "jobs must be at least 1"})
 	}
-	return nil
+	if s.RunAs != "" {
+		if _, err := user.Lookup(s.RunAs); err != nil {
+			problems = append(problems, drills.SettingsProblem{Key: "run_as", Msg: fmt.Sprintf("no OS user %q on this host (make users creates %s)", s.RunAs, SandboxUser)})
+		}
+	}
+	if s.Dir != "" {
+		if fi, err := os.Stat(s.Dir); err != nil || !fi.IsDir() {
+			problems = append(problems, drills.SettingsProblem{Key: "dir", Msg: fmt.Sprintf("%s is not a directory on this host", s.Dir)})
+		}
+	}
+	return problems
 }
 
 func newFromSpec(_ context.Context, spec *drills.Spec) (drills.Target, error) {

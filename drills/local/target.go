@@ -389,6 +389,12 @@ func (t *Target) makeSpare(c *Cluster) {
 	})
 }
 
+// Settle waits (a minute at most) for the target's background work — a
+// spare copy of the template being made — so that the process may exit
+// without leaving it half done (Destroy does this too; a kept instance
+// is not destroyed).
+func (t *Target) Settle(ctx context.Context) { t.waitSpares(ctx) }
+
 // waitSpares waits (a minute at most) for the spares being made.
 func (t *Target) waitSpares(ctx context.Context) {
 	done := make(chan struct{})
