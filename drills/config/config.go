@@ -95,10 +95,18 @@ func Parse(file string, data []byte) (*drills.Config, error) {
 	}
 	var raw rawConfig
 	if err := root.Decode(&raw); err != nil {
-		if len(linted) > 0 {
-			return nil, &ConfigError{File: file, Problems: linted}
+		ce := yamlError(file, err)
+		if len(linted) > 0 { // what linting found, and what decoding found besides
+			problems := linted
+			for _, p := range ce.Problems {
+				if !slices.Contains(linted, p) {
+					problems = append(problems, p)
+				}
+			}
+			sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
+			ce.Problems = problems
 		}
-		return nil, yamlError(file, err)
+		return nil, ce
 	}
 	cfg := &drills.Config{Path: file, DatabaseURL: raw.DatabaseURL, OverdueGrace: drills.DefaultOverdueGrace}
 	if raw.OverdueGrace != nil {
@@ -138,7 +146,7 @@ var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 // yamlError turns decoder errors ("yaml: line 3: …", lineError, TypeError)
 // into a ConfigError with one problem per line.
-func yamlError(file string, err error) error {
+func yamlError(file string, err error) *ConfigError {
 	var lines []string
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -331,10 +339,19 @@ type Percent float64
 
 // UnmarshalYAML parses a percentage between 0% and 100%.
 func (p *Percent) UnmarshalYAML(n *yaml.Node) error {
-	v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(n.Value), "%")), 64)
-	if err != nil || v < 0 || v > 100 {
-		return &lineError{n.Line, fmt.Sprintf("%q is not a percentage between 0%% and 100%% (such as 10%%)", n.Value)}
+	v, err := parsePercent(n.Value)
+	if err != nil {
+		return &lineError{n.Line, err.Error()}
 	}
 	*p = Percent(v)
 	return nil
+}
+
+// parsePercent parses 10% or 10 (between 0 and 100).
+func parsePercent(s string) (float64, error) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%")), 64)
+	if err != nil || v < 0 || v > 100 {
+		return 0, fmt.Errorf("%q is not a percentage between 0%% and 100%% (such as 10%%)", s)
+	}
+	return v, nil
 }

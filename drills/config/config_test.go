@@ -121,6 +121,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"negative schedule", "drills:\n  - name: a\n    schedule: \"@every -5m\"\n    source: {type: pgdump, location: /b}\n", []string{`3: drill "a": schedule "@every -5m": runs more than once a minute`}},
 		{"schedule that never runs", "drills:\n  - name: a\n    schedule: \"0 0 30 2 *\"\n    source: {type: pgdump, location: /b}\n", []string{`3: drill "a": schedule "0 0 30 2 *": does not run at least once a year`}},
 		{"fraction for a count", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    checks:\n      - type: row_count\n        table: t\n        min: 1.5\n", []string{`7: "1.5" is not a whole number (min)`}},
+		{"every problem at once, a bad percentage among them", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    timeout: forever\n    checks:\n      - {type: drift, max_shrink: 150%}\n      - {type: rowcount, table: t}\n", []string{
+			`4: bad duration "forever"`, `6: "150%" is not a percentage`, `7: drill "a": check 2: unknown check type "rowcount"`}},
 		{"local target on this host", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    target:\n      type: local\n      run_as: no-such-user-here\n      dir: /no/such/dir\n", []string{
 			`6: drill "a": target: no OS user "no-such-user-here" on this host`, `7: drill "a": target: /no/such/dir is not a directory on this host`}},
 		{"fraction for jobs", "drills:\n  - name: a\n    source: {type: pgdump, location: /b}\n    target: {type: local, jobs: 2.5}\n", []string{`4: "2.5" is not a whole number (jobs)`}},

@@ -29,6 +29,13 @@ func lint(n *yaml.Node, t reflect.Type, what string, ps *[]Problem) {
 				n.Value, n.Tag, n.Style = "1h", "!!str", 0
 			}
 		}
+	case t == reflect.TypeOf(Percent(0)):
+		if n.Kind == yaml.ScalarNode {
+			if _, err := parsePercent(n.Value); err != nil {
+				*ps = append(*ps, Problem{n.Line, err.Error()})
+				n.Value, n.Tag, n.Style = "0", "!!str", 0
+			}
+		}
 	case t == reflect.TypeOf(rawSection{}):
 		lintSection(n, what, ps)
 	case t.Kind() == reflect.Struct:
