@@ -45,6 +45,7 @@ trap stop EXIT
 
 say "1/4 Building drill"
 make --no-print-directory build
+. examples/demo/sealing.sh
 
 say "2/4 A production cluster archiving WAL into a pgBackRest repository ($DIR/repo)"
 cat > "$DIR/pgbackrest.conf" <<CONF

@@ -20,6 +20,7 @@ DEMO_DIR="${DRILL_DEMO_DIR:-${TMPDIR:-/tmp}/drill-demo}"
 say "1/4 Building drill and the RDS emulator"
 make --no-print-directory build
 go build -o bin/fakerds ./cmd/fakerds
+. examples/demo/sealing.sh
 
 say "2/4 Making the data of the production instance (a pg_dump stands for its snapshot)"
 go run ./examples/demo/seed -dir "$DEMO_DIR"

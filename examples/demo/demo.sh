@@ -42,10 +42,8 @@ say "2/4 Making a sample production database and backing it up"
 go run ./examples/demo/seed -dir "$DEMO_DIR"
 
 say "3/4 Running the drill: bin/drill run shop --config examples/demo/drill.yaml"
-# The run is sealed with a key kept outside the state database (see docs/security.md).
-SEALING_KEY="$DEMO_DIR/sealing.key"
-[ -f "$SEALING_KEY" ] || bin/drill evidence keygen --sealing --out "$SEALING_KEY" >/dev/null
-export DRILL_SEALING_KEY="$SEALING_KEY"
+# The run is sealed with a key kept outside the state database.
+. examples/demo/sealing.sh
 set +e
 bin/drill run shop --config examples/demo/drill.yaml
 code=$?
