@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"drill/drills/drilltest"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // BenchmarkDrillVsByHand measures `drill run` of a local drill of a pgbench
@@ -36,7 +34,7 @@ func BenchmarkDrillVsByHand(b *testing.B) {
 	byHand := func() time.Duration {
 		start := time.Now()
 		db := "byhand_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-		url := withDatabase(b, server, db)
+		url := drilltest.DatabaseURL(b, db)
 		for _, c := range [][]string{
 			{bin.Path("createdb"), "--maintenance-db", server, db},
 			{bin.Path("pg_restore"), "-j", jobs, "-d", url, dump},
@@ -74,19 +72,6 @@ func BenchmarkDrillVsByHand(b *testing.B) {
 	b.ReportMetric(rto/float64(i), "rto-s/op")
 	b.ReportMetric(whole.Seconds()/hand.Seconds(), "x-byhand")
 	b.ReportMetric(rto/hand.Seconds(), "rto-x-byhand")
-}
-
-// withDatabase is the connection string of database db on the server at url.
-func withDatabase(t testing.TB, url, db string) string {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := fmt.Sprintf("host=%s port=%d user=%s dbname=%s", cfg.Host, cfg.Port, cfg.User, db)
-	if cfg.Password != "" {
-		s += " password=" + cfg.Password
-	}
-	return s
 }
 
 // benchScale is the pgbench scale of the drill benchmarks:

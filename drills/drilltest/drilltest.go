@@ -99,7 +99,13 @@ func NewDatabase(t testing.TB) string {
 			t.Errorf("drop database %s: %v", name, err)
 		}
 	})
-	cfg, err := pgx.ParseConfig(base)
+	return DatabaseURL(t, name)
+}
+
+// DatabaseURL is the connection string of database name on the test server.
+func DatabaseURL(t testing.TB, name string) string {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(ServerURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ const maxSocketPath = 107
 // Init creates the data directory with initdb and writes the settings.
 // Dir must exist.
 func (c *Cluster) Init(ctx context.Context) error {
-	if err := c.prepareDirs(); err != nil {
+	if err := c.prepareDirs(true); err != nil {
 		return err
 	}
 	args := append([]string{"-D", c.DataDir(), "-U", c.superuser()}, initdbOptions(c.Password != "")...)
@@ -109,9 +109,10 @@ func (c *Cluster) Init(ctx context.Context) error {
 	return c.writeSettings()
 }
 
-// prepareDirs makes Dir (drill's own) and, inside it, the data and socket
-// directories and the server log (the cluster's user's).
-func (c *Cluster) prepareDirs() error {
+// prepareDirs makes Dir (drill's own) and, inside it, the socket directory,
+// the server log and, with data, the empty data directory (the cluster's
+// user's). Without data the caller makes the data directory.
+func (c *Cluster) prepareDirs(data bool) error {
 	sock := filepath.Join(c.SocketDir(), ".s.PGSQL."+strconv.Itoa(c.Port))
 	if len(sock) > maxSocketPath {
 		return fmt.Errorf("cluster directory %s is too deep for a Unix socket path (%d > %d bytes); choose a shorter directory", c.Dir, len(sock), maxSocketPath)
@@ -130,7 +131,11 @@ func (c *Cluster) prepareDirs() error {
 	if err := os.Chmod(c.Dir, dirMode); err != nil {
 		return err
 	}
-	for _, d := range []string{c.DataDir(), c.SocketDir()} {
+	dirs := []string{c.SocketDir()}
+	if data {
+		dirs = append(dirs, c.DataDir())
+	}
+	for _, d := range dirs {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			return err
 		}

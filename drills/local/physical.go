@@ -71,7 +71,7 @@ func (t *Target) provisionPhysical(in *drills.Instance, p drills.PhysicalBackup,
 	in.Details["postgres_version"] = bin.version()
 	c := t.Cluster(*in)
 	progress.Say(fmt.Sprintf("PostgreSQL %s from %s", in.Details["postgres_version"], bin.Dir))
-	if err := c.prepareDirs(); err != nil {
+	if err := c.prepareDirs(true); err != nil {
 		return err
 	}
 	for _, d := range []string{c.tablespaceDir(), c.toolDir()} {

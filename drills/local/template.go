@@ -192,7 +192,7 @@ func pruneTemplates(root, key string) {
 // time when there is one, else copies the template. The copy's superuser
 // has no password: set it once the server runs. Dir must exist.
 func (c *Cluster) InitFromTemplate(ctx context.Context, root string) error {
-	if err := c.prepareDirs(); err != nil { // also makes Dir passable for initdb's working directory
+	if err := c.prepareDirs(false); err != nil { // also makes Dir passable for initdb's working directory
 		return err
 	}
 	tpl, err := c.template(ctx, root)
@@ -201,9 +201,6 @@ func (c *Cluster) InitFromTemplate(ctx context.Context, root string) error {
 	}
 	// The data directory stays drill's own while it is filled: the
 	// clusters' user gets it, bottom up, once it is whole.
-	if err := os.Remove(c.DataDir()); err != nil { // empty: prepareDirs made it
-		return err
-	}
 	if !c.claimSpare(root) {
 		if err := os.Mkdir(c.DataDir(), 0o700); err != nil {
 			return err
