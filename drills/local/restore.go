@@ -70,7 +70,7 @@ type restoreCmd struct {
 	dsn      string
 	role     string // the role of dsn
 	superDSN string
-	jobs     int
+	jobs     int // pg_restore --jobs; 0 chooses per archive (loadPlan)
 	progress drills.Progress
 	home     string // HOME and working directory of the programs: runAs's own
 	log      *restoreLog
@@ -138,10 +138,9 @@ func (r restoreCmd) archive(ctx context.Context, format, path string) error {
 	defer os.Remove(listFile)
 	args := []string{"--dbname", r.dsn, "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions",
 		"--no-security-labels", "--no-tablespaces", "--verbose", "--use-list", listFile}
-	if format != drills.FormatTar && r.jobs > 1 { // pg_restore cannot run tar archives in parallel
-		args = append(args, "--jobs", strconv.Itoa(r.jobs))
-	}
-	r.progress.Say(fmt.Sprintf("pg_restore (%s format, %d jobs)", format, max(r.jobs, 1)))
+	plan := r.loadPlan(format, path, toc)
+	args = append(args, plan.args...)
+	r.progress.Say(fmt.Sprintf("pg_restore (%s format, %s)", format, plan.why))
 	r.items = listItems(list)
 	out, err := r.exec(ctx, exec.CommandContext(ctx, r.bin.Path("pg_restore"), append(args, path)...), nil)
 	if err != nil {
@@ -151,6 +150,50 @@ func (r restoreCmd) archive(ctx context.Context, format, path string) error {
 		return fmt.Errorf("%w: pg_restore restored the data of %d of the %d tables in the archive's table of contents", ErrTruncated, out.tableData, tableData)
 	}
 	return nil
+}
+
+// load is how pg_restore loads an archive: its arguments, and why.
+type load struct {
+	args []string
+	why  string
+}
+
+// singleShare is the share of an archive's data one table must hold for
+// one transaction to load it faster than a job per core. In one
+// transaction with wal_level=minimal, COPY into the tables the transaction
+// made writes no WAL, which saves about a tenth of the restore (measured:
+// BenchmarkRestoreSettings); --jobs loads tables and builds indexes side by
+// side, and can go no faster than its largest table. One transaction wins
+// only when that table is nearly the whole archive.
+const singleShare = 0.9
+
+// loadPlan chooses between --jobs and --single-transaction for an
+// archive. A target's jobs setting, when given, is used as it is; else a
+// tar archive (which pg_restore cannot load in parallel), a host with one
+// core, or an archive whose data is nearly all one table's loads in one
+// transaction, and any other with one job per core.
+func (r restoreCmd) loadPlan(format, path, toc string) load {
+	if r.jobs > 0 {
+		if format == drills.FormatTar || r.jobs == 1 { // pg_restore cannot run tar archives in parallel
+			return load{why: "1 job"}
+		}
+		return load{args: []string{"--jobs", strconv.Itoa(r.jobs)}, why: fmt.Sprintf("%d jobs", r.jobs)}
+	}
+	single := load{args: []string{"--single-transaction"}}
+	cores := numCPU()
+	switch {
+	case format == drills.FormatTar:
+		single.why = "one transaction: a tar archive loads over one connection"
+		return single
+	case cores == 1:
+		single.why = "one transaction: one core"
+		return single
+	}
+	if s, ok := spreadOf(format, path, toc); ok && s.share() >= singleShare {
+		single.why = fmt.Sprintf("one transaction: table %s holds %.0f%% of the data", s.Table, 100*s.share())
+		return single
+	}
+	return load{args: []string{"--jobs", strconv.Itoa(cores)}, why: fmt.Sprintf("%d jobs", cores)}
 }
 
 // archiveExtensions returns the extensions of an archive with their

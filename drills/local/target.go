@@ -46,7 +46,9 @@ type TargetConfig struct {
 	// Database is the database restored into (default: the backup's own
 	// database name, else "restored").
 	Database string
-	// Jobs is pg_restore's -j (default: number of CPUs).
+	// Jobs is pg_restore's -j. Zero chooses per backup (see loadPlan):
+	// one transaction when one table holds nearly all the data, else one
+	// job per CPU.
 	Jobs int
 	// TemplateDir keeps the template clusters copied in place of initdb
 	// (default: templates under DefaultHome; "-": initdb every time).
@@ -86,9 +88,6 @@ func NewTarget(cfg TargetConfig) (*Target, error) {
 	}
 	if cfg.Dir == "" {
 		cfg.Dir = os.TempDir()
-	}
-	if cfg.Jobs <= 0 {
-		cfg.Jobs = numCPU()
 	}
 	if cfg.TemplateDir == "" {
 		cfg.TemplateDir = filepath.Join(DefaultHome(), "templates")

@@ -1,0 +1,307 @@
+package local
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"drill/drills"
+)
+
+// dataSpread is how a pg_dump archive's data is spread over its tables:
+// the bytes of table data in the archive (compressed, as stored), and the
+// largest table's share of them.
+type dataSpread struct {
+	Total, Largest int64
+	Table          string // the largest table
+	Tables         int    // tables with data
+}
+
+// share is the largest table's part of all the data, 0 to 1.
+func (s dataSpread) share() float64 {
+	if s.Total <= 0 {
+		return 0
+	}
+	return float64(s.Largest) / float64(s.Total)
+}
+
+// spreadOf measures the data of an archive: for a custom archive from the
+// data offsets in its table of contents, for a directory archive from
+// its data files' sizes. ok is false when the archive does not say (a
+// custom archive written to a pipe has no offsets; tar archives are not
+// measured).
+func spreadOf(format, path, toc string) (dataSpread, bool) {
+	tables := tableDataIDs(toc)
+	sizes := map[string]int64{}
+	switch format {
+	case drills.FormatCustom:
+		f, err := drills.OpenRegular(path)
+		if err != nil {
+			return dataSpread{}, false
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return dataSpread{}, false
+		}
+		offsets, err := readDataOffsets(bufio.NewReaderSize(f, 64*1024))
+		if err != nil || len(offsets) == 0 {
+			return dataSpread{}, false
+		}
+		sizes = blockSizes(offsets, fi.Size())
+	case drills.FormatDirectory:
+		for id := range tables {
+			for _, ext := range []string{".dat", ".dat.gz", ".dat.lz4", ".dat.zst"} {
+				if fi, err := os.Lstat(filepath.Join(path, id+ext)); err == nil && fi.Mode().IsRegular() {
+					sizes[id] = fi.Size()
+					break
+				}
+			}
+		}
+	default:
+		return dataSpread{}, false
+	}
+	var s dataSpread
+	for id, table := range tables {
+		n, ok := sizes[id]
+		if !ok {
+			continue
+		}
+		s.Total += n
+		s.Tables++
+		if n > s.Largest || n == s.Largest && table < s.Table {
+			s.Largest, s.Table = n, table
+		}
+	}
+	return s, s.Tables > 0
+}
+
+// blockSizes turns the data offsets of an archive (dump id → where its
+// data block starts) into each block's length: up to the next block, or to
+// the end of the file.
+func blockSizes(offsets map[string]int64, fileSize int64) map[string]int64 {
+	type block struct {
+		id  string
+		off int64
+	}
+	blocks := make([]block, 0, len(offsets))
+	for id, off := range offsets {
+		blocks = append(blocks, block{id, off})
+	}
+	sort.Slice(blocks, func(i, j int) bool { return blocks[i].off < blocks[j].off })
+	sizes := make(map[string]int64, len(blocks))
+	for i, b := range blocks {
+		end := fileSize
+		if i+1 < len(blocks) {
+			end = blocks[i+1].off
+		}
+		sizes[b.id] = max(end-b.off, 0)
+	}
+	return sizes
+}
+
+// The archive versions whose table of contents readDataOffsets reads:
+// those of pg_dump 11 (1.13) to 17 (1.16); any other is not measured.
+const (
+	minArchiveVersion = 1<<16 | 13<<8
+	maxArchiveVersion = 1<<16 | 16<<8 | 0xff
+)
+
+// Limits on what a table of contents may claim, so that a corrupt or
+// hostile archive cannot make drill allocate or loop without end.
+const (
+	maxTOCEntries = 10_000_000
+	maxTOCString  = 256 << 20
+	maxTOCBytes   = 1 << 30
+)
+
+var errNotMeasured = errors.New("the archive's table of contents does not give its data offsets")
+
+// readDataOffsets reads the header and table of contents of a custom
+// archive (pg_backup_archiver.c's ReadHead and ReadToc, and the custom
+// format's offset of each entry's data) and returns where each entry's
+// data starts, by dump id. It returns errNotMeasured for an archive
+// written without offsets.
+func readDataOffsets(r io.Reader) (map[string]int64, error) {
+	a := &tocReader{r: r}
+	magic := a.bytes(5)
+	if a.err == nil && string(magic) != "PGDMP" {
+		return nil, errors.New("not a custom archive")
+	}
+	vmaj, vmin, vrev := a.byte(), a.byte(), a.byte()
+	a.version = int(vmaj)<<16 | int(vmin)<<8 | int(vrev)
+	a.intSize, a.offSize = int(a.byte()), int(a.byte())
+	format := a.byte()
+	if a.err != nil {
+		return nil, a.err
+	}
+	if a.version < minArchiveVersion || a.version > maxArchiveVersion || format != 1 ||
+		a.intSize < 1 || a.intSize > 8 || a.offSize < 1 || a.offSize > 8 {
+		return nil, fmt.Errorf("archive version %d.%d, format %d: %w", vmaj, vmin, format, errNotMeasured)
+	}
+	if a.version >= 1<<16|15<<8 {
+		a.byte() // compression algorithm
+	} else {
+		a.int() // compression level
+	}
+	for range 7 { // creation time: sec, min, hour, mday, mon, year, isdst
+		a.int()
+	}
+	a.str() // database name
+	a.str() // server version
+	a.str() // pg_dump version
+	n := a.int()
+	if a.err != nil {
+		return nil, a.err
+	}
+	if n < 0 || n > maxTOCEntries {
+		return nil, fmt.Errorf("table of contents of %d entries", n)
+	}
+	offsets := map[string]int64{}
+	for range n {
+		id := a.int()
+		a.int() // had dumper
+		a.str() // table oid
+		a.str() // oid
+		a.str() // tag
+		a.str() // desc
+		a.int() // section
+		a.str() // definition
+		a.str() // drop statement
+		a.str() // copy statement
+		a.str() // namespace
+		a.str() // tablespace
+		if a.version >= 1<<16|14<<8 {
+			a.str() // table access method
+		}
+		if a.version >= 1<<16|16<<8 {
+			a.int() // relkind
+		}
+		a.str() // owner
+		a.str() // with oids
+		for a.err == nil {
+			if a.str() {
+				break // end of the dependencies
+			}
+		}
+		flag := a.byte()
+		off := a.offset()
+		if a.err != nil {
+			return nil, a.err
+		}
+		switch flag {
+		case 1: // K_OFFSET_POS_NOT_SET: the archive was written to a pipe
+			return nil, errNotMeasured
+		case 2: // K_OFFSET_POS_SET
+			offsets[strconv.Itoa(id)] = off
+		case 3: // K_OFFSET_NO_DATA
+		default:
+			return nil, fmt.Errorf("entry %d: unknown data offset flag %d", id, flag)
+		}
+	}
+	return offsets, nil
+}
+
+// tocReader reads the integers, strings and offsets of an archive header,
+// keeping the first error.
+type tocReader struct {
+	r                io.Reader
+	version          int
+	intSize, offSize int
+	read             int64
+	err              error
+	buf              [8]byte
+}
+
+func (a *tocReader) bytes(n int) []byte {
+	if a.err != nil {
+		return nil
+	}
+	if a.read += int64(n); a.read > maxTOCBytes {
+		a.fail(errors.New("table of contents too large"))
+		return nil
+	}
+	var b []byte
+	if n <= len(a.buf) {
+		b = a.buf[:n]
+	} else {
+		b = make([]byte, n)
+	}
+	if _, err := io.ReadFull(a.r, b); err != nil {
+		a.fail(fmt.Errorf("archive header cut short: %w", err))
+		return nil
+	}
+	return b
+}
+
+func (a *tocReader) byte() byte {
+	if b := a.bytes(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+// int reads a sign byte and intSize bytes, least significant first.
+func (a *tocReader) int() int {
+	sign := a.byte()
+	v := a.unsigned(a.intSize)
+	if v < 0 || v > 1<<40 {
+		a.fail(fmt.Errorf("integer %d out of range in the archive header", v))
+		return 0
+	}
+	if sign != 0 {
+		v = -v
+	}
+	return int(v)
+}
+
+// offset reads offSize bytes, least significant first.
+func (a *tocReader) offset() int64 {
+	v := a.unsigned(a.offSize)
+	if v < 0 {
+		a.fail(errors.New("negative data offset in the archive header"))
+	}
+	return v
+}
+
+// unsigned reads an n-byte (n <= 8) little-endian number.
+func (a *tocReader) unsigned(n int) int64 {
+	b := a.bytes(n)
+	var buf [8]byte
+	copy(buf[:], b)
+	return int64(binary.LittleEndian.Uint64(buf[:]))
+}
+
+func (a *tocReader) fail(err error) {
+	if a.err == nil {
+		a.err = err
+	}
+}
+
+// str skips a length and that many bytes (only the lengths matter
+// here); a negative length is NULL.
+func (a *tocReader) str() (null bool) {
+	n := a.int()
+	switch {
+	case a.err != nil || n < 0:
+		return true
+	case n > maxTOCString:
+		a.fail(fmt.Errorf("string of %d bytes in the archive header", n))
+		return true
+	}
+	if a.read += int64(n); a.read > maxTOCBytes {
+		a.fail(errors.New("table of contents too large"))
+		return true
+	}
+	if _, err := io.CopyN(io.Discard, a.r, int64(n)); err != nil {
+		a.fail(fmt.Errorf("archive header cut short: %w", err))
+		return true
+	}
+	return false
+}
