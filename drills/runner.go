@@ -2,8 +2,11 @@ package drills
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -123,6 +126,9 @@ type execution struct {
 
 	progressMu   sync.Mutex
 	progressSaid time.Time
+	// emitMu makes Events calls one at a time: a backup's download and
+	// its restore report progress side by side.
+	emitMu sync.Mutex
 }
 
 // progressEvery is how often, at most, a run's progress line is written to
@@ -393,6 +399,8 @@ func (e *execution) record(err error) {
 
 func (e *execution) emit(ev Event) {
 	if e.Events != nil {
+		e.emitMu.Lock()
+		defer e.emitMu.Unlock()
 		ev.Run = e.run
 		e.Events(ev)
 	}
@@ -462,6 +470,11 @@ func (e *execution) restore(ctx context.Context, progress Progress) *failure {
 	b := e.backup
 	if b.Fetch != nil {
 		b.Fetch = e.digestingFetch(b.Fetch, progress)
+	}
+	if b.Start != nil && b.Fingerprint == nil {
+		b.Start = e.digestingStart(b.Start, progress)
+	} else {
+		b.Start = nil // a backup with a fingerprint is hashed before it is restored
 	}
 	err := e.p.Target.Restore(ctx, e.inst, b, progress)
 	if derr := e.settleDigest(ctx); err == nil {
@@ -773,6 +786,33 @@ func (e *execution) digestingFetch(fetch func(context.Context, string, func(int6
 			return path, fmt.Errorf("the backup's sha256 is %s but its fingerprint says %s: the backup is not the dump the fingerprint was taken with (nothing was restored)", sum, fp.Dump.SHA256)
 		}
 		return path, nil
+	}
+}
+
+// digestingStart wraps a backup's Start: the backup is hashed as it
+// downloads, from a reader that follows the download (settleDigest
+// records the digest).
+func (e *execution) digestingStart(start func(context.Context, string, func(int64, int64)) (*Download, error), progress Progress) func(context.Context, string, func(int64, int64)) (*Download, error) {
+	return func(ctx context.Context, dir string, report func(int64, int64)) (*Download, error) {
+		d, err := start(ctx, dir, report)
+		if err != nil {
+			return nil, err
+		}
+		r, err := d.NewReader(ctx)
+		if err != nil {
+			return d, err
+		}
+		e.digest = make(chan digestResult, 1)
+		go func() {
+			defer r.Close()
+			h := sha256.New()
+			var res digestResult
+			res.size, res.err = io.Copy(h, r)
+			res.sum = hex.EncodeToString(h.Sum(nil))
+			e.digest <- res
+		}()
+		progress.Say("computing the backup's sha256 while it downloads")
+		return d, nil
 	}
 }
 

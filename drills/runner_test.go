@@ -2,8 +2,10 @@ package drills_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -558,4 +560,100 @@ func TestDrillOddNames(t *testing.T) {
 		t.Fatalf("restored into %q, want the dump's own name %q", run.Target.Details["database"], name)
 	}
 	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+// skewedDump is a custom archive (uncompressed, about 40 MB: more than one
+// ranged GET) of a database whose data is nearly all one table of rows
+// rows, and its bytes.
+func skewedDump(t *testing.T, dir string, rows int) []byte {
+	t.Helper()
+	db := drilltest.NewDatabase(t)
+	drilltest.Exec(t, db, fmt.Sprintf(`create table big (id int primary key, pad text);
+		insert into big select g, repeat(md5(g::text), 3) from generate_series(1, %d) g;
+		create table small (id int); insert into small values (1), (2)`, rows))
+	path := filepath.Join(dir, "skewed.dump")
+	drilltest.Dump(t, db, "-Fc", "-Z0", "-f", path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func bigSpec(location string, rows int64) *drills.Spec {
+	return &drills.Spec{Name: "big", Timeout: 2 * time.Minute, Source: pgdump.Spec(location),
+		Target: drills.TargetSpec{Type: local.TargetType}, Objectives: drills.Objectives{RPO: 24 * time.Hour},
+		Checks: []verify.Check{{Type: verify.TypeRowCount, Name: "big", Table: "public.big", Equals: i64(rows)}}}
+}
+
+// A custom archive in S3 whose data is nearly all one table is restored
+// in one transaction by pg_restore reading it as it downloads; the sha256
+// recorded is the object's, computed as it downloads too.
+// Not parallel: the S3 server is reached through the AWS environment.
+func TestDrillStreamsFromS3(t *testing.T) {
+	b := setup(t)
+	const rows = 400_000
+	dump := skewedDump(t, t.TempDir(), rows)
+	if len(dump) < 2*16<<20 {
+		t.Fatalf("the dump is %d bytes: too small to be downloaded in parts", len(dump))
+	}
+	s3 := drilltest.NewS3(t)
+	s3.Bucket(t, "backups")
+	s3.Put(t, "backups", "big/2026-11-29.dump", dump)
+	target, err := local.NewTarget(local.TargetConfig{Dir: b.targetDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said []string
+	run := b.drillWith(t, context.Background(), bigSpec("s3://backups/big/", rows), target, func(e drills.Event) {
+		if e.Kind == drills.EventProgress {
+			said = append(said, e.Message)
+		}
+	})
+	if run.Status != drills.StatusPassed {
+		t.Fatalf("status %s (%s): %s", run.Status, run.Reason, run.Error)
+	}
+	all := strings.Join(said, "\n")
+	if !strings.Contains(all, "one transaction: table public.big holds") || !strings.Contains(all, "reading the archive as it downloads") {
+		t.Errorf("the restore did not read the archive as it downloaded:\n%s", all)
+	}
+	if want := fmt.Sprintf("%x", sha256.Sum256(dump)); run.Backup.SHA256 != want || run.Backup.SizeBytes != int64(len(dump)) {
+		t.Errorf("recorded sha256 %s (%d bytes), want %s (%d bytes)", run.Backup.SHA256, run.Backup.SizeBytes, want, len(dump))
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}
+
+// A download that fails after the restore began reading it fails the
+// drill with the download's error, and leaves nothing behind.
+// Not parallel: the S3 server is reached through the AWS environment.
+func TestDrillStreamFailsMidDownload(t *testing.T) {
+	b := setup(t)
+	const rows = 400_000
+	dump := skewedDump(t, t.TempDir(), rows)
+	// Every part after the first is refused.
+	s3 := drilltest.NewS3With(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if rng := r.Header.Get("Range"); rng != "" && !strings.HasPrefix(rng, "bytes=0-") {
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusForbidden)
+				fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	s3.Bucket(t, "backups")
+	s3.Put(t, "backups", "big/2026-11-29.dump", dump)
+	target, err := local.NewTarget(local.TargetConfig{Dir: b.targetDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := b.drillWith(t, context.Background(), bigSpec("s3://backups/big/", rows), target, nil)
+	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonRestoreFailed || !strings.Contains(run.Error, "access denied to s3://backups/big/") {
+		t.Fatalf("got %s/%s: %s", run.Status, run.Reason, run.Error)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+	if procs := drilltest.ProcessesMentioning(b.targetDir); len(procs) != 0 {
+		t.Fatalf("processes left: %v", procs)
+	}
 }

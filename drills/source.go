@@ -69,6 +69,12 @@ type Backup struct {
 	// that are not files, such as snapshots. progress, when not nil, is
 	// called with bytes done so far and the total (or -1).
 	Fetch func(ctx context.Context, dir string, progress func(done, total int64)) (string, error) `json:"-"`
+
+	// Start begins the same download as Fetch into a file under dir and
+	// returns at once, for a target that restores while the backup
+	// downloads. Nil for backups that are not downloaded; a target calls
+	// Start or Fetch, not both.
+	Start func(ctx context.Context, dir string, progress func(done, total int64)) (*Download, error) `json:"-"`
 }
 
 // RPOFrom is the moment the restored data is current to: the recovery

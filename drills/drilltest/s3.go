@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -26,7 +27,18 @@ type S3Server struct {
 // NewS3 starts an S3 server for the test.
 func NewS3(t testing.TB) S3Server {
 	t.Helper()
-	ts := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	return NewS3With(t, nil)
+}
+
+// NewS3With starts an S3 server whose handler wrap wraps (when not nil):
+// a test makes the server fail some requests.
+func NewS3With(t testing.TB, wrap func(http.Handler) http.Handler) S3Server {
+	t.Helper()
+	var h http.Handler = gofakes3.New(s3mem.New()).Server()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")

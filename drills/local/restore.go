@@ -75,6 +75,9 @@ type restoreCmd struct {
 	home     string // HOME and working directory of the programs: runAs's own
 	log      *restoreLog
 	items    int // the items of the archive's table of contents pg_restore restores (0: unknown)
+	// stream, when not nil, is the download of a custom archive at path
+	// still under way: pg_restore may read it as it arrives.
+	stream *drills.Download
 }
 
 // listItems counts the entries of a pg_restore --use-list file.
@@ -112,6 +115,18 @@ func (r restoreCmd) run(ctx context.Context, format, path string, facts *plainFa
 // leaving out owners, privileges, publications, subscriptions, security
 // labels and tablespaces, and checks that every table's data was restored.
 func (r restoreCmd) archive(ctx context.Context, format, path string) error {
+	var offsets []dataOffset
+	if r.stream != nil {
+		var err error
+		if offsets, err = r.streamedOffsets(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := r.wholeDownload(); err != nil {
+				return err
+			}
+		}
+	}
 	toc, err := r.output(ctx, r.bin.Path("pg_restore"), "--list", path)
 	if err != nil {
 		return fmt.Errorf("restore: read the archive's table of contents: %w", err)
@@ -138,11 +153,37 @@ func (r restoreCmd) archive(ctx context.Context, format, path string) error {
 	defer os.Remove(listFile)
 	args := []string{"--dbname", r.dsn, "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions",
 		"--no-security-labels", "--no-tablespaces", "--verbose", "--use-list", listFile}
-	plan := r.loadPlan(format, path, toc)
+	plan := r.loadPlan(format, path, toc, offsets)
 	args = append(args, plan.args...)
+	var stdin io.Reader
+	if r.stream != nil && plan.single && inFileOrder(offsets) {
+		// pg_restore reads the archive as it downloads, in one pass.
+		in, err := r.stream.NewReader(ctx)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		stdin = in
+		plan.why += ", reading the archive as it downloads"
+	} else {
+		if err := r.wholeDownload(); err != nil {
+			return err
+		}
+		args = append(args, path)
+	}
 	r.progress.Say(fmt.Sprintf("pg_restore (%s format, %s)", format, plan.why))
 	r.items = listItems(list)
-	out, err := r.exec(ctx, exec.CommandContext(ctx, r.bin.Path("pg_restore"), append(args, path)...), nil)
+	out, err := r.exec(ctx, exec.CommandContext(ctx, r.bin.Path("pg_restore"), args...), stdin, false)
+	if stdin != nil {
+		// The download's own failure says more than pg_restore's "could
+		// not read from input file".
+		if derr := r.stream.Failed(); derr != nil {
+			return derr
+		}
+		if err == nil {
+			err = r.stream.Wait()
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -154,8 +195,30 @@ func (r restoreCmd) archive(ctx context.Context, format, path string) error {
 
 // load is how pg_restore loads an archive: its arguments, and why.
 type load struct {
-	args []string
-	why  string
+	args   []string
+	why    string
+	single bool // in one transaction, over one connection
+}
+
+// streamedOffsets reads the table of contents of a custom archive as it
+// downloads, and returns its data offsets.
+func (r restoreCmd) streamedOffsets(ctx context.Context) ([]dataOffset, error) {
+	in, err := r.stream.NewReader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	return readDataOffsets(bufio.NewReaderSize(in, 64*1024))
+}
+
+// wholeDownload waits until the archive being downloaded is all there.
+func (r *restoreCmd) wholeDownload() error {
+	if r.stream == nil {
+		return nil
+	}
+	err := r.stream.Wait()
+	r.stream = nil
+	return err
 }
 
 // singleShare is the share of an archive's data one table must hold for
@@ -172,14 +235,14 @@ const singleShare = 0.9
 // tar archive (which pg_restore cannot load in parallel), a host with one
 // core, or an archive whose data is nearly all one table's loads in one
 // transaction, and any other with one job per core.
-func (r restoreCmd) loadPlan(format, path, toc string) load {
+func (r restoreCmd) loadPlan(format, path, toc string, offsets []dataOffset) load {
 	if r.jobs > 0 {
 		if format == drills.FormatTar || r.jobs == 1 { // pg_restore cannot run tar archives in parallel
 			return load{why: "1 job"}
 		}
 		return load{args: []string{"--jobs", strconv.Itoa(r.jobs)}, why: fmt.Sprintf("%d jobs", r.jobs)}
 	}
-	single := load{args: []string{"--single-transaction"}}
+	single := load{args: []string{"--single-transaction"}, single: true}
 	cores := numCPU()
 	switch {
 	case format == drills.FormatTar:
@@ -189,7 +252,13 @@ func (r restoreCmd) loadPlan(format, path, toc string) load {
 		single.why = "one transaction: one core"
 		return single
 	}
-	if s, ok := spreadOf(format, path, toc); ok && s.share() >= singleShare {
+	s, ok := dataSpread{}, false
+	if offsets != nil && r.stream != nil {
+		s, ok = spreadOver(toc, blockSizes(offsets, r.stream.Size))
+	} else {
+		s, ok = spreadOf(format, path, toc)
+	}
+	if ok && s.share() >= singleShare {
 		single.why = fmt.Sprintf("one transaction: table %s holds %.0f%% of the data", s.Table, 100*s.share())
 		return single
 	}
@@ -423,7 +492,7 @@ func (r restoreCmd) plain(ctx context.Context, format, path string, facts plainF
 	r.progress.Say("psql (plain SQL, psql commands refused)")
 	cmd := exec.CommandContext(ctx, r.bin.Path("psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1",
 		"--dbname", r.dsn, "--file", "-")
-	_, runErr := r.exec(ctx, cmd, pr)
+	_, runErr := r.exec(ctx, cmd, pr, true)
 	pr.CloseWithError(errors.New("psql has ended")) // lets the filter return
 	ferr := <-filterErr
 	switch {
@@ -487,7 +556,7 @@ func (r restoreCmd) writeFile(path, content string) error {
 
 // exec runs a restore program, turning its verbose output into progress
 // and its errors into the returned error.
-func (r restoreCmd) exec(ctx context.Context, cmd *exec.Cmd, stdin io.Reader) (*restoreOutput, error) {
+func (r restoreCmd) exec(ctx context.Context, cmd *exec.Cmd, stdin io.Reader, plain bool) (*restoreOutput, error) {
 	cmd.Env, cmd.Dir = r.toolEnv(ctx), r.home
 	r.runAs.apply(cmd)
 	attach(cmd, true)
@@ -497,13 +566,14 @@ func (r restoreCmd) exec(ctx context.Context, cmd *exec.Cmd, stdin io.Reader) (*
 	if err != nil {
 		return nil, err
 	}
-	// A plain dump fed to psql is read in another goroutine by exec;
-	// WaitDelay keeps a cancelled restore from hanging on it.
+	// A plain dump fed to psql, or an archive to pg_restore, is read in
+	// another goroutine by exec; WaitDelay keeps a cancelled restore from
+	// hanging on it.
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	out := restoreOutput{plain: stdin != nil, items: r.items, start: time.Now()}
+	out := restoreOutput{plain: plain, items: r.items, start: time.Now()}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); out.read(stderr, r.progress, r.log) }()

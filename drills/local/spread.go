@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -37,7 +38,6 @@ func (s dataSpread) share() float64 {
 // custom archive written to a pipe has no offsets; tar archives are not
 // measured).
 func spreadOf(format, path, toc string) (dataSpread, bool) {
-	tables := tableDataIDs(toc)
 	sizes := map[string]int64{}
 	switch format {
 	case drills.FormatCustom:
@@ -51,12 +51,12 @@ func spreadOf(format, path, toc string) (dataSpread, bool) {
 			return dataSpread{}, false
 		}
 		offsets, err := readDataOffsets(bufio.NewReaderSize(f, 64*1024))
-		if err != nil || len(offsets) == 0 {
+		if err != nil {
 			return dataSpread{}, false
 		}
 		sizes = blockSizes(offsets, fi.Size())
 	case drills.FormatDirectory:
-		for id := range tables {
+		for id := range tableDataIDs(toc) {
 			for _, ext := range []string{".dat", ".dat.gz", ".dat.lz4", ".dat.zst"} {
 				if fi, err := os.Lstat(filepath.Join(path, id+ext)); err == nil && fi.Mode().IsRegular() {
 					sizes[id] = fi.Size()
@@ -67,8 +67,14 @@ func spreadOf(format, path, toc string) (dataSpread, bool) {
 	default:
 		return dataSpread{}, false
 	}
+	return spreadOver(toc, sizes)
+}
+
+// spreadOver sums the data sizes (by dump id) of the tables of a table
+// of contents.
+func spreadOver(toc string, sizes map[string]int64) (dataSpread, bool) {
 	var s dataSpread
-	for id, table := range tables {
+	for id, table := range tableDataIDs(toc) {
 		n, ok := sizes[id]
 		if !ok {
 			continue
@@ -82,18 +88,17 @@ func spreadOf(format, path, toc string) (dataSpread, bool) {
 	return s, s.Tables > 0
 }
 
-// blockSizes turns the data offsets of an archive (dump id → where its
-// data block starts) into each block's length: up to the next block, or to
-// the end of the file.
-func blockSizes(offsets map[string]int64, fileSize int64) map[string]int64 {
-	type block struct {
-		id  string
-		off int64
-	}
-	blocks := make([]block, 0, len(offsets))
-	for id, off := range offsets {
-		blocks = append(blocks, block{id, off})
-	}
+// dataOffset is where the data of a table of contents entry starts in a
+// custom archive.
+type dataOffset struct {
+	id  string // dump id
+	off int64
+}
+
+// blockSizes turns the data offsets of an archive into each block's
+// length (by dump id): up to the next block, or to the end of the file.
+func blockSizes(offsets []dataOffset, fileSize int64) map[string]int64 {
+	blocks := slices.Clone(offsets)
 	sort.Slice(blocks, func(i, j int) bool { return blocks[i].off < blocks[j].off })
 	sizes := make(map[string]int64, len(blocks))
 	for i, b := range blocks {
@@ -104,6 +109,19 @@ func blockSizes(offsets map[string]int64, fileSize int64) map[string]int64 {
 		sizes[b.id] = max(end-b.off, 0)
 	}
 	return sizes
+}
+
+// inFileOrder reports whether the data blocks come in the file in the
+// order of the table of contents, which is the order pg_restore loads
+// them in one connection: then pg_restore can read the archive from a
+// stream.
+func inFileOrder(offsets []dataOffset) bool {
+	for i := 1; i < len(offsets); i++ {
+		if offsets[i].off <= offsets[i-1].off {
+			return false
+		}
+	}
+	return len(offsets) > 0
 }
 
 // The archive versions whose table of contents readDataOffsets reads:
@@ -125,10 +143,11 @@ var errNotMeasured = errors.New("the archive's table of contents does not give i
 
 // readDataOffsets reads the header and table of contents of a custom
 // archive (pg_backup_archiver.c's ReadHead and ReadToc, and the custom
-// format's offset of each entry's data) and returns where each entry's
-// data starts, by dump id. It returns errNotMeasured for an archive
-// written without offsets.
-func readDataOffsets(r io.Reader) (map[string]int64, error) {
+// format's offset of each entry's data) and returns where the data of
+// each entry that has data starts, in the order of the table of
+// contents. It reads nothing past the table of contents, and returns
+// errNotMeasured for an archive written without offsets.
+func readDataOffsets(r io.Reader) ([]dataOffset, error) {
 	a := &tocReader{r: r}
 	magic := a.bytes(5)
 	if a.err == nil && string(magic) != "PGDMP" {
@@ -163,7 +182,7 @@ func readDataOffsets(r io.Reader) (map[string]int64, error) {
 	if n < 0 || n > maxTOCEntries {
 		return nil, fmt.Errorf("table of contents of %d entries", n)
 	}
-	offsets := map[string]int64{}
+	var offsets []dataOffset
 	for range n {
 		id := a.int()
 		a.int() // had dumper
@@ -199,11 +218,14 @@ func readDataOffsets(r io.Reader) (map[string]int64, error) {
 		case 1: // K_OFFSET_POS_NOT_SET: the archive was written to a pipe
 			return nil, errNotMeasured
 		case 2: // K_OFFSET_POS_SET
-			offsets[strconv.Itoa(id)] = off
+			offsets = append(offsets, dataOffset{strconv.Itoa(id), off})
 		case 3: // K_OFFSET_NO_DATA
 		default:
 			return nil, fmt.Errorf("entry %d: unknown data offset flag %d", id, flag)
 		}
+	}
+	if len(offsets) == 0 {
+		return nil, errNotMeasured
 	}
 	return offsets, nil
 }

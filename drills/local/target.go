@@ -215,8 +215,24 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 	if err := os.Mkdir(spool, 0o755); err != nil {
 		return err
 	}
-	path, err := b.Fetch(ctx, spool, func(done, total int64) { progress.Say(fetchProgress(done, total)) })
-	if err != nil {
+	report := func(done, total int64) { progress.Say(fetchProgress(done, total)) }
+	var path string
+	var stream *drills.Download
+	var err error
+	if b.Start != nil && b.Format == drills.FormatCustom && t.cfg.Jobs == 0 {
+		// A custom archive starts with its table of contents: the restore
+		// can choose how to load while the rest downloads (archive).
+		dctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream, err = b.Start(dctx, spool, report)
+		if stream != nil {
+			defer func() { cancel(); _ = stream.Wait() }() // nothing is written into the spool once Restore returns
+		}
+		if err != nil {
+			return fmt.Errorf("fetch %s: %w", b.ID, err)
+		}
+		path = stream.Path
+	} else if path, err = b.Fetch(ctx, spool, report); err != nil {
 		return fmt.Errorf("fetch %s: %w", b.ID, err)
 	}
 	var facts *plainFacts
@@ -248,7 +264,7 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 		return err
 	}
 	r := restoreCmd{bin: t.bin, runAs: t.runAs, dsn: c.SocketDSNAs(RestoreRole, db), role: RestoreRole,
-		superDSN: c.SocketDSN(db), jobs: t.cfg.Jobs, progress: progress, home: in.ID, log: &restoreLog{}}
+		superDSN: c.SocketDSN(db), jobs: t.cfg.Jobs, progress: progress, home: in.ID, log: &restoreLog{}, stream: stream}
 	restoreLogs.Store(in.ID, r.log)
 	if err := r.run(ctx, b.Format, path, facts); err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"drill/drills"
@@ -112,6 +111,9 @@ func (s *s3Source) Latest(ctx context.Context) (drills.Backup, error) {
 	b.Fetch = func(ctx context.Context, dir string, progress func(int64, int64)) (string, error) {
 		return s.download(ctx, key, b.SizeBytes, dir, progress)
 	}
+	b.Start = func(ctx context.Context, dir string, progress func(int64, int64)) (*drills.Download, error) {
+		return s.start(ctx, key, b.SizeBytes, dir, progress)
+	}
 	return b, nil
 }
 
@@ -206,48 +208,109 @@ const (
 
 // download fetches an object into dir.
 func (s *s3Source) download(ctx context.Context, key string, size int64, dir string, progress func(int64, int64)) (string, error) {
+	d, err := s.start(ctx, key, size, dir, progress)
+	if err != nil {
+		return "", err
+	}
+	if err := d.Wait(); err != nil {
+		return "", err
+	}
+	return d.Path, nil
+}
+
+// start begins fetching an object into dir, and returns the download at
+// once.
+func (s *s3Source) start(ctx context.Context, key string, size int64, dir string, progress func(int64, int64)) (*drills.Download, error) {
 	dst := filepath.Join(dir, safeName(path.Base(key)))
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	defer f.Close()
-	var done atomic.Int64
+	d := drills.NewDownload(dst, size)
+	go func() {
+		err := s.fetchInto(ctx, key, f, d, progress)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			err = fmt.Errorf("download s3://%s/%s: %w", s.bucket, key, err)
+		}
+		d.Finish(err)
+	}()
+	return d, nil
+}
+
+// fetchInto writes the object into f, telling d (and progress) how far
+// the bytes from its start have arrived.
+func (s *s3Source) fetchInto(ctx context.Context, key string, f *os.File, d *drills.Download, progress func(int64, int64)) error {
+	size := d.Size
 	var mu sync.Mutex
 	var last time.Time
-	report := func(n int64) {
-		d := done.Add(n)
-		if progress == nil {
-			return
-		}
+	var done int64
+	parts := newPrefix(size, rangeSize)
+	report := func(off, n int64) {
 		mu.Lock()
 		defer mu.Unlock()
-		if time.Since(last) > 500*time.Millisecond || d == size {
-			progress(d, size)
+		done += n
+		d.Advance(parts.add(off, n))
+		if progress != nil && (time.Since(last) > 500*time.Millisecond || done == size) {
+			progress(done, size)
 			last = time.Now()
 		}
 	}
+	var err error
 	if size < rangedMin {
-		err = s.getRange(ctx, key, "", nil, io.NewOffsetWriter(f, 0), report)
+		err = s.getRange(ctx, key, 0, -1, nil, f, report)
 	} else {
 		err = s.getRanges(ctx, key, size, f, report)
 	}
-	if err != nil {
-		return "", fmt.Errorf("download s3://%s/%s: %w", s.bucket, key, err)
+	if err == nil && done != size {
+		err = fmt.Errorf("got %d of %d bytes", done, size)
 	}
-	if err := f.Close(); err != nil {
-		return "", err
+	return err
+}
+
+// prefix tracks the parts of a download written side by side, and how
+// many bytes from the start are all there.
+type prefix struct {
+	size, part int64
+	written    []int64 // bytes written of each part
+	first      int     // the first part not yet whole
+}
+
+func newPrefix(size, part int64) *prefix {
+	return &prefix{size: size, part: part, written: make([]int64, size/part+1)}
+}
+
+// add records n bytes written at off (each part's bytes are written in
+// order) and returns the bytes from the start that are all there.
+func (p *prefix) add(off, n int64) int64 {
+	for n > 0 {
+		i := int(off / p.part)
+		if i >= len(p.written) {
+			break
+		}
+		in := min(n, int64(i+1)*p.part-off)
+		p.written[i] += in
+		off, n = off+in, n-in
 	}
-	if got := done.Load(); size > 0 && got != size {
-		return "", fmt.Errorf("download s3://%s/%s: got %d of %d bytes", s.bucket, key, got, size)
+	for p.first < len(p.written) && p.written[p.first] >= p.partLen(p.first) {
+		p.first++
 	}
-	return dst, nil
+	if p.first >= len(p.written) {
+		return p.size
+	}
+	return int64(p.first)*p.part + p.written[p.first]
+}
+
+func (p *prefix) partLen(i int) int64 {
+	return max(min(p.part, p.size-int64(i)*p.part), 0)
 }
 
 // getRanges fetches an object of size bytes in parts, rangeWorkers at a
 // time, each into its place in f. Every part must come from the same
 // version of the object (its ETag): one replaced meanwhile fails.
-func (s *s3Source) getRanges(ctx context.Context, key string, size int64, f *os.File, report func(int64)) error {
+func (s *s3Source) getRanges(ctx context.Context, key string, size int64, f *os.File, report func(off, n int64)) error {
 	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	if err != nil {
 		return s.explain(err)
@@ -265,7 +328,7 @@ func (s *s3Source) getRanges(ctx context.Context, key string, size int64, f *os.
 					continue
 				}
 				end := min(off+rangeSize, size) - 1
-				first = s.getRange(ctx, key, fmt.Sprintf("bytes=%d-%d", off, end), etag, io.NewOffsetWriter(f, off), report)
+				first = s.getRange(ctx, key, off, end, etag, f, report)
 				if first != nil {
 					cancel()
 				}
@@ -292,14 +355,13 @@ func partOfObject(o *s3.Options) {
 	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 }
 
-// getRange streams one GET (the whole object when rng is "") into w.
-func (s *s3Source) getRange(ctx context.Context, key, rng string, etag *string, w io.Writer, report func(int64)) error {
+// getRange streams bytes from..to of an object (the whole object when to
+// is negative) into their place in f.
+func (s *s3Source) getRange(ctx context.Context, key string, from, to int64, etag *string, f *os.File, report func(off, n int64)) error {
 	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key), IfMatch: etag}
-	if rng != "" {
-		in.Range = aws.String(rng)
-	}
 	var opts []func(*s3.Options)
-	if rng != "" {
+	if to >= 0 {
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", from, to))
 		opts = append(opts, partOfObject)
 	}
 	out, err := s.client.GetObject(ctx, in, opts...)
@@ -307,19 +369,22 @@ func (s *s3Source) getRange(ctx context.Context, key, rng string, etag *string, 
 		return s.explain(err)
 	}
 	defer out.Body.Close()
-	_, err = io.Copy(countingWriter{w, report}, out.Body)
+	_, err = io.Copy(&placedWriter{f: f, off: from, report: report}, out.Body)
 	return err
 }
 
-// countingWriter reports each write's size.
-type countingWriter struct {
-	w      io.Writer
-	report func(int64)
+// placedWriter writes what it is given at its place in f, in order, and
+// reports each write.
+type placedWriter struct {
+	f      *os.File
+	off    int64
+	report func(off, n int64)
 }
 
-func (c countingWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.report(int64(n))
+func (w *placedWriter) Write(b []byte) (int, error) {
+	n, err := w.f.WriteAt(b, w.off)
+	w.report(w.off, int64(n))
+	w.off += int64(n)
 	return n, err
 }
 
