@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -471,10 +472,10 @@ func (e *execution) restore(ctx context.Context, progress Progress) *failure {
 	if b.Fetch != nil {
 		b.Fetch = e.digestingFetch(b.Fetch, progress)
 	}
-	if b.Start != nil && b.Fingerprint == nil {
-		b.Start = e.digestingStart(b.Start, progress)
+	if b.Stream != nil && b.Fingerprint == nil {
+		b.Stream = e.digestingStream(b.Stream, progress)
 	} else {
-		b.Start = nil // a backup with a fingerprint is hashed before it is restored
+		b.Stream = nil // a backup with a fingerprint is hashed before it is restored
 	}
 	err := e.p.Target.Restore(ctx, e.inst, b, progress)
 	if derr := e.settleDigest(ctx); err == nil {
@@ -789,31 +790,42 @@ func (e *execution) digestingFetch(fetch func(context.Context, string, func(int6
 	}
 }
 
-// digestingStart wraps a backup's Start: the backup is hashed as it
-// downloads, from a reader that follows the download (settleDigest
-// records the digest).
-func (e *execution) digestingStart(start func(context.Context, string, func(int64, int64)) (*Download, error), progress Progress) func(context.Context, string, func(int64, int64)) (*Download, error) {
-	return func(ctx context.Context, dir string, report func(int64, int64)) (*Download, error) {
-		d, err := start(ctx, dir, report)
+// digestingStream wraps a backup's Stream: the backup is hashed as it is
+// read. The digest is recorded (settleDigest) when the stream was read to
+// its end; a stream closed before its end records nothing.
+func (e *execution) digestingStream(stream func(context.Context, func(int64, int64)) (io.ReadCloser, error), progress Progress) func(context.Context, func(int64, int64)) (io.ReadCloser, error) {
+	return func(ctx context.Context, report func(int64, int64)) (io.ReadCloser, error) {
+		r, err := stream(ctx, report)
 		if err != nil {
 			return nil, err
 		}
-		r, err := d.NewReader(ctx)
-		if err != nil {
-			return d, err
-		}
-		e.digest = make(chan digestResult, 1)
-		go func() {
-			defer r.Close()
-			h := sha256.New()
-			var res digestResult
-			res.size, res.err = io.Copy(h, r)
-			res.sum = hex.EncodeToString(h.Sum(nil))
-			e.digest <- res
-		}()
-		progress.Say("computing the backup's sha256 while it downloads")
-		return d, nil
+		progress.Say("computing the backup's sha256 as it is read")
+		return &hashingReader{ReadCloser: r, h: sha256.New(), done: func(res digestResult) {
+			ch := make(chan digestResult, 1)
+			ch <- res
+			e.digest = ch
+		}}, nil
 	}
+}
+
+// hashingReader hashes what is read through it, and gives the digest to
+// done at the end of the stream.
+type hashingReader struct {
+	io.ReadCloser
+	h    hash.Hash
+	n    int64
+	done func(digestResult)
+}
+
+func (r *hashingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	r.h.Write(p[:n])
+	r.n += int64(n)
+	if errors.Is(err, io.EOF) && r.done != nil {
+		r.done(digestResult{sum: hex.EncodeToString(r.h.Sum(nil)), size: r.n})
+		r.done = nil
+	}
+	return n, err
 }
 
 type digestResult struct {

@@ -649,6 +649,7 @@ func TestDrillStreamFailsMidDownload(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := b.drillWith(t, context.Background(), bigSpec("s3://backups/big/", rows), target, nil)
+	t.Logf("the run failed: %s", run.Error)
 	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonRestoreFailed || !strings.Contains(run.Error, "access denied to s3://backups/big/") {
 		t.Fatalf("got %s/%s: %s", run.Status, run.Reason, run.Error)
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"drill/verify"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -70,11 +71,11 @@ type Backup struct {
 	// called with bytes done so far and the total (or -1).
 	Fetch func(ctx context.Context, dir string, progress func(done, total int64)) (string, error) `json:"-"`
 
-	// Start begins the same download as Fetch into a file under dir and
-	// returns at once, for a target that restores while the backup
-	// downloads. Nil for backups that are not downloaded; a target calls
-	// Start or Fetch, not both.
-	Start func(ctx context.Context, dir string, progress func(done, total int64)) (*Download, error) `json:"-"`
+	// Stream reads the backup from its start, as it downloads, without
+	// keeping it on disk, for a target that restores from a stream. Nil
+	// for backups that are not downloaded; a target that opens it and
+	// then needs a file calls Fetch instead.
+	Stream func(ctx context.Context, progress func(done, total int64)) (io.ReadCloser, error) `json:"-"`
 }
 
 // RPOFrom is the moment the restored data is current to: the recovery

@@ -75,9 +75,9 @@ type restoreCmd struct {
 	home     string // HOME and working directory of the programs: runAs's own
 	log      *restoreLog
 	items    int // the items of the archive's table of contents pg_restore restores (0: unknown)
-	// stream, when not nil, is the download of a custom archive at path
-	// still under way: pg_restore may read it as it arrives.
-	stream *drills.Download
+	// stream, when not nil, is a custom archive being downloaded, whose
+	// start is at path: pg_restore reads it as it arrives.
+	stream *archiveStream
 }
 
 // listItems counts the entries of a pg_restore --use-list file.
@@ -115,18 +115,6 @@ func (r restoreCmd) run(ctx context.Context, format, path string, facts *plainFa
 // leaving out owners, privileges, publications, subscriptions, security
 // labels and tablespaces, and checks that every table's data was restored.
 func (r restoreCmd) archive(ctx context.Context, format, path string) error {
-	var offsets []dataOffset
-	if r.stream != nil {
-		var err error
-		if offsets, err = r.streamedOffsets(ctx); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err := r.wholeDownload(); err != nil {
-				return err
-			}
-		}
-	}
 	toc, err := r.output(ctx, r.bin.Path("pg_restore"), "--list", path)
 	if err != nil {
 		return fmt.Errorf("restore: read the archive's table of contents: %w", err)
@@ -153,35 +141,25 @@ func (r restoreCmd) archive(ctx context.Context, format, path string) error {
 	defer os.Remove(listFile)
 	args := []string{"--dbname", r.dsn, "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions",
 		"--no-security-labels", "--no-tablespaces", "--verbose", "--use-list", listFile}
-	plan := r.loadPlan(format, path, toc, offsets)
+	plan := r.loadPlan(format, path, toc)
 	args = append(args, plan.args...)
 	var stdin io.Reader
-	if r.stream != nil && plan.single && inFileOrder(offsets) {
-		// pg_restore reads the archive as it downloads, in one pass.
-		in, err := r.stream.NewReader(ctx)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		stdin = in
-		plan.why += ", reading the archive as it downloads"
+	if r.stream != nil {
+		stdin = r.stream.r
 	} else {
-		if err := r.wholeDownload(); err != nil {
-			return err
-		}
 		args = append(args, path)
 	}
 	r.progress.Say(fmt.Sprintf("pg_restore (%s format, %s)", format, plan.why))
 	r.items = listItems(list)
 	out, err := r.exec(ctx, exec.CommandContext(ctx, r.bin.Path("pg_restore"), args...), stdin, false)
-	if stdin != nil {
-		// The download's own failure says more than pg_restore's "could
-		// not read from input file".
-		if derr := r.stream.Failed(); derr != nil {
-			return derr
-		}
+	if r.stream != nil {
 		if err == nil {
-			err = r.stream.Wait()
+			err = r.stream.finish() // the rest of the archive, if any, is read and hashed
+		}
+		if serr := r.stream.failed(); serr != nil {
+			// The download's own failure says more than pg_restore's
+			// "could not read from input file".
+			return fmt.Errorf("download: %w", serr)
 		}
 	}
 	if err != nil {
@@ -200,27 +178,6 @@ type load struct {
 	single bool // in one transaction, over one connection
 }
 
-// streamedOffsets reads the table of contents of a custom archive as it
-// downloads, and returns its data offsets.
-func (r restoreCmd) streamedOffsets(ctx context.Context) ([]dataOffset, error) {
-	in, err := r.stream.NewReader(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer in.Close()
-	return readDataOffsets(bufio.NewReaderSize(in, 64*1024))
-}
-
-// wholeDownload waits until the archive being downloaded is all there.
-func (r *restoreCmd) wholeDownload() error {
-	if r.stream == nil {
-		return nil
-	}
-	err := r.stream.Wait()
-	r.stream = nil
-	return err
-}
-
 // singleShare is the share of an archive's data one table must hold for
 // one transaction to load it faster than a job per core. In one
 // transaction with wal_level=minimal, COPY into the tables the transaction
@@ -231,16 +188,29 @@ func (r *restoreCmd) wholeDownload() error {
 const singleShare = 0.9
 
 // loadPlan chooses between --jobs and --single-transaction for an
-// archive. A target's jobs setting, when given, is used as it is; else a
-// tar archive (which pg_restore cannot load in parallel), a host with one
-// core, or an archive whose data is nearly all one table's loads in one
-// transaction, and any other with one job per core.
-func (r restoreCmd) loadPlan(format, path, toc string, offsets []dataOffset) load {
-	if r.jobs > 0 {
-		if format == drills.FormatTar || r.jobs == 1 { // pg_restore cannot run tar archives in parallel
+// archive (see chooseLoad).
+func (r restoreCmd) loadPlan(format, path, toc string) load {
+	if r.stream != nil {
+		s, _ := spreadOver(toc, r.stream.sizes)
+		return load{args: []string{"--single-transaction"}, single: true,
+			why: fmt.Sprintf("one transaction: %s, reading the archive as it downloads", s.largest())}
+	}
+	s, ok := spreadOf(format, path, toc)
+	return chooseLoad(format, s, ok, r.jobs)
+}
+
+// chooseLoad chooses how pg_restore loads an archive of format whose data
+// is spread as s (when ok). A target's jobs setting, when given, is used
+// as it is; else a tar archive (which pg_restore cannot load in
+// parallel), a host with one core, or an archive whose data is nearly all
+// one table's loads in one transaction, and any other with one job per
+// core.
+func chooseLoad(format string, s dataSpread, ok bool, jobs int) load {
+	if jobs > 0 {
+		if format == drills.FormatTar || jobs == 1 { // pg_restore cannot run tar archives in parallel
 			return load{why: "1 job"}
 		}
-		return load{args: []string{"--jobs", strconv.Itoa(r.jobs)}, why: fmt.Sprintf("%d jobs", r.jobs)}
+		return load{args: []string{"--jobs", strconv.Itoa(jobs)}, why: fmt.Sprintf("%d jobs", jobs)}
 	}
 	single := load{args: []string{"--single-transaction"}, single: true}
 	cores := numCPU()
@@ -251,15 +221,8 @@ func (r restoreCmd) loadPlan(format, path, toc string, offsets []dataOffset) loa
 	case cores == 1:
 		single.why = "one transaction: one core"
 		return single
-	}
-	s, ok := dataSpread{}, false
-	if offsets != nil && r.stream != nil {
-		s, ok = spreadOver(toc, blockSizes(offsets, r.stream.Size))
-	} else {
-		s, ok = spreadOf(format, path, toc)
-	}
-	if ok && s.share() >= singleShare {
-		single.why = fmt.Sprintf("one transaction: table %s holds %.0f%% of the data", s.Table, 100*s.share())
+	case ok && s.share() >= singleShare:
+		single.why = "one transaction: " + s.largest()
 		return single
 	}
 	return load{args: []string{"--jobs", strconv.Itoa(cores)}, why: fmt.Sprintf("%d jobs", cores)}

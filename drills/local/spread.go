@@ -32,6 +32,11 @@ func (s dataSpread) share() float64 {
 	return float64(s.Largest) / float64(s.Total)
 }
 
+// largest says which table holds what share of the data.
+func (s dataSpread) largest() string {
+	return fmt.Sprintf("table %s holds %.0f%% of the data", s.Table, 100*s.share())
+}
+
 // spreadOf measures the data of an archive: for a custom archive from the
 // data offsets in its table of contents, for a directory archive from
 // its data files' sizes. ok is false when the archive does not say (a

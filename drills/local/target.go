@@ -217,23 +217,23 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 	}
 	report := func(done, total int64) { progress.Say(fetchProgress(done, total)) }
 	var path string
-	var stream *drills.Download
+	var stream *archiveStream
 	var err error
-	if b.Start != nil && b.Format == drills.FormatCustom && t.cfg.Jobs == 0 {
-		// A custom archive starts with its table of contents: the restore
-		// can choose how to load while the rest downloads (archive).
-		dctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		stream, err = b.Start(dctx, spool, report)
-		if stream != nil {
-			defer func() { cancel(); _ = stream.Wait() }() // nothing is written into the spool once Restore returns
-		}
-		if err != nil {
+	if b.Stream != nil && b.Format == drills.FormatCustom && t.cfg.Jobs == 0 {
+		// A custom archive starts with its table of contents: when it is
+		// to be loaded in one pass, pg_restore reads it as it downloads.
+		if stream, err = openArchiveStream(ctx, b, spool, report); err != nil {
 			return fmt.Errorf("fetch %s: %w", b.ID, err)
 		}
-		path = stream.Path
-	} else if path, err = b.Fetch(ctx, spool, report); err != nil {
-		return fmt.Errorf("fetch %s: %w", b.ID, err)
+		if stream != nil {
+			defer stream.Close()
+			path = stream.head
+		}
+	}
+	if stream == nil {
+		if path, err = b.Fetch(ctx, spool, report); err != nil {
+			return fmt.Errorf("fetch %s: %w", b.ID, err)
+		}
 	}
 	var facts *plainFacts
 	if b.Format == drills.FormatPlain || b.Format == drills.FormatPlainGzip {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"drill/drills"
@@ -111,8 +112,8 @@ func (s *s3Source) Latest(ctx context.Context) (drills.Backup, error) {
 	b.Fetch = func(ctx context.Context, dir string, progress func(int64, int64)) (string, error) {
 		return s.download(ctx, key, b.SizeBytes, dir, progress)
 	}
-	b.Start = func(ctx context.Context, dir string, progress func(int64, int64)) (*drills.Download, error) {
-		return s.start(ctx, key, b.SizeBytes, dir, progress)
+	b.Stream = func(ctx context.Context, progress func(int64, int64)) (io.ReadCloser, error) {
+		return s.stream(ctx, key, b.SizeBytes, progress)
 	}
 	return b, nil
 }
@@ -208,109 +209,48 @@ const (
 
 // download fetches an object into dir.
 func (s *s3Source) download(ctx context.Context, key string, size int64, dir string, progress func(int64, int64)) (string, error) {
-	d, err := s.start(ctx, key, size, dir, progress)
-	if err != nil {
-		return "", err
-	}
-	if err := d.Wait(); err != nil {
-		return "", err
-	}
-	return d.Path, nil
-}
-
-// start begins fetching an object into dir, and returns the download at
-// once.
-func (s *s3Source) start(ctx context.Context, key string, size int64, dir string, progress func(int64, int64)) (*drills.Download, error) {
 	dst := filepath.Join(dir, safeName(path.Base(key)))
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	d := drills.NewDownload(dst, size)
-	go func() {
-		err := s.fetchInto(ctx, key, f, d, progress)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			err = fmt.Errorf("download s3://%s/%s: %w", s.bucket, key, err)
-		}
-		d.Finish(err)
-	}()
-	return d, nil
-}
-
-// fetchInto writes the object into f, telling d (and progress) how far
-// the bytes from its start have arrived.
-func (s *s3Source) fetchInto(ctx context.Context, key string, f *os.File, d *drills.Download, progress func(int64, int64)) error {
-	size := d.Size
+	defer f.Close()
+	var done atomic.Int64
 	var mu sync.Mutex
 	var last time.Time
-	var done int64
-	parts := newPrefix(size, rangeSize)
-	report := func(off, n int64) {
+	report := func(n int64) {
+		d := done.Add(n)
+		if progress == nil {
+			return
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		done += n
-		d.Advance(parts.add(off, n))
-		if progress != nil && (time.Since(last) > 500*time.Millisecond || done == size) {
-			progress(done, size)
+		if time.Since(last) > 500*time.Millisecond || d == size {
+			progress(d, size)
 			last = time.Now()
 		}
 	}
-	var err error
 	if size < rangedMin {
-		err = s.getRange(ctx, key, 0, -1, nil, f, report)
+		err = s.getRange(ctx, key, "", nil, io.NewOffsetWriter(f, 0), report)
 	} else {
 		err = s.getRanges(ctx, key, size, f, report)
 	}
-	if err == nil && done != size {
-		err = fmt.Errorf("got %d of %d bytes", done, size)
+	if err != nil {
+		return "", fmt.Errorf("download s3://%s/%s: %w", s.bucket, key, err)
 	}
-	return err
-}
-
-// prefix tracks the parts of a download written side by side, and how
-// many bytes from the start are all there.
-type prefix struct {
-	size, part int64
-	written    []int64 // bytes written of each part
-	first      int     // the first part not yet whole
-}
-
-func newPrefix(size, part int64) *prefix {
-	return &prefix{size: size, part: part, written: make([]int64, size/part+1)}
-}
-
-// add records n bytes written at off (each part's bytes are written in
-// order) and returns the bytes from the start that are all there.
-func (p *prefix) add(off, n int64) int64 {
-	for n > 0 {
-		i := int(off / p.part)
-		if i >= len(p.written) {
-			break
-		}
-		in := min(n, int64(i+1)*p.part-off)
-		p.written[i] += in
-		off, n = off+in, n-in
+	if err := f.Close(); err != nil {
+		return "", err
 	}
-	for p.first < len(p.written) && p.written[p.first] >= p.partLen(p.first) {
-		p.first++
+	if got := done.Load(); size > 0 && got != size {
+		return "", fmt.Errorf("download s3://%s/%s: got %d of %d bytes", s.bucket, key, got, size)
 	}
-	if p.first >= len(p.written) {
-		return p.size
-	}
-	return int64(p.first)*p.part + p.written[p.first]
-}
-
-func (p *prefix) partLen(i int) int64 {
-	return max(min(p.part, p.size-int64(i)*p.part), 0)
+	return dst, nil
 }
 
 // getRanges fetches an object of size bytes in parts, rangeWorkers at a
 // time, each into its place in f. Every part must come from the same
 // version of the object (its ETag): one replaced meanwhile fails.
-func (s *s3Source) getRanges(ctx context.Context, key string, size int64, f *os.File, report func(off, n int64)) error {
+func (s *s3Source) getRanges(ctx context.Context, key string, size int64, f *os.File, report func(int64)) error {
 	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	if err != nil {
 		return s.explain(err)
@@ -328,7 +268,7 @@ func (s *s3Source) getRanges(ctx context.Context, key string, size int64, f *os.
 					continue
 				}
 				end := min(off+rangeSize, size) - 1
-				first = s.getRange(ctx, key, off, end, etag, f, report)
+				first = s.getRange(ctx, key, fmt.Sprintf("bytes=%d-%d", off, end), etag, io.NewOffsetWriter(f, off), report)
 				if first != nil {
 					cancel()
 				}
@@ -348,6 +288,161 @@ func (s *s3Source) getRanges(ctx context.Context, key string, size int64, f *os.
 	return err
 }
 
+// A stream reads an object in order while parts of streamPart bytes are
+// fetched side by side, rangeWorkers at a time, each into one of
+// rangeWorkers+1 buffers used over and over: memory stays at
+// (rangeWorkers+1) × streamPart, whatever the object's size, and nothing
+// is written to disk.
+const streamPart = 8 << 20
+
+// stream reads an object of size bytes from its start.
+func (s *s3Source) stream(ctx context.Context, key string, size int64, progress func(int64, int64)) (io.ReadCloser, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	st := &objectStream{cancel: cancel, size: size, progress: progress, parts: make(chan *streamedPart, rangeWorkers)}
+	if size < 2*streamPart {
+		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+		if err != nil {
+			cancel()
+			return nil, s.explain(err)
+		}
+		st.body = out.Body
+		return st, nil
+	}
+	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		cancel()
+		return nil, s.explain(err)
+	}
+	st.free = make(chan []byte, rangeWorkers+1)
+	for range rangeWorkers + 1 {
+		st.free <- make([]byte, streamPart)
+	}
+	st.wg.Add(1)
+	go func() { // hands out the parts in order; each is fetched in a goroutine of its own
+		defer st.wg.Done()
+		defer close(st.parts)
+		for off := int64(0); off < size; off += streamPart {
+			var buf []byte
+			select {
+			case buf = <-st.free:
+			case <-ctx.Done():
+				return
+			}
+			p := &streamedPart{buf: buf[:min(streamPart, size-off)], done: make(chan struct{})}
+			st.wg.Add(1)
+			go func() {
+				defer st.wg.Done()
+				defer close(p.done)
+				p.err = s.getPart(ctx, key, off, head.ETag, p.buf)
+			}()
+			select {
+			case st.parts <- p:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return st, nil
+}
+
+// getPart reads len(buf) bytes of an object from off into buf.
+func (s *s3Source) getPart(ctx context.Context, key string, off int64, etag *string, buf []byte) error {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key), IfMatch: etag,
+		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+int64(len(buf))-1))}, partOfObject)
+	if err != nil {
+		return s.explain(err)
+	}
+	defer out.Body.Close()
+	if _, err := io.ReadFull(out.Body, buf); err != nil {
+		return fmt.Errorf("s3://%s/%s at byte %d: %w", s.bucket, key, off, err)
+	}
+	return nil
+}
+
+// objectStream is an object read in order: from one GET (body), or from
+// parts fetched side by side.
+type objectStream struct {
+	cancel   context.CancelFunc
+	size     int64
+	progress func(int64, int64)
+	said     time.Time
+
+	body io.ReadCloser
+
+	parts chan *streamedPart // in order
+	free  chan []byte
+	cur   *streamedPart
+	wg    sync.WaitGroup
+
+	read int64
+	err  error
+}
+
+type streamedPart struct {
+	buf  []byte
+	off  int // bytes of buf already read
+	done chan struct{}
+	err  error
+}
+
+func (st *objectStream) Read(b []byte) (int, error) {
+	if st.err != nil {
+		return 0, st.err
+	}
+	n, err := st.next(b)
+	st.read += int64(n)
+	if st.progress != nil && (time.Since(st.said) > 500*time.Millisecond || err == io.EOF) {
+		st.progress(st.read, st.size)
+		st.said = time.Now()
+	}
+	if err == io.EOF && st.read != st.size {
+		err = fmt.Errorf("the object ended after %d of %d bytes", st.read, st.size)
+	}
+	if err != nil {
+		st.err = err
+	}
+	return n, err
+}
+
+func (st *objectStream) next(b []byte) (int, error) {
+	if st.body != nil {
+		return st.body.Read(b)
+	}
+	for st.cur == nil || st.cur.off == len(st.cur.buf) {
+		if st.cur != nil {
+			st.free <- st.cur.buf[:cap(st.cur.buf)]
+			st.cur = nil
+		}
+		p, ok := <-st.parts
+		if !ok {
+			return 0, io.EOF
+		}
+		<-p.done
+		if p.err != nil {
+			return 0, p.err
+		}
+		st.cur = p
+	}
+	n := copy(b, st.cur.buf[st.cur.off:])
+	st.cur.off += n
+	return n, nil
+}
+
+// Close stops the parts still being fetched and waits for them.
+func (st *objectStream) Close() error {
+	st.cancel()
+	if st.body != nil {
+		return st.body.Close()
+	}
+	go func() { // lets the dispatcher see the cancellation, whatever it waits for
+		for p := range st.parts {
+			<-p.done
+		}
+	}()
+	st.wg.Wait()
+	return nil
+}
+
 // partOfObject is the option of a ranged GET: a whole object's checksum
 // does not hold for a part of it (some servers send it with ranged
 // answers); drill computes the sha256 of the whole download itself.
@@ -355,13 +450,14 @@ func partOfObject(o *s3.Options) {
 	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 }
 
-// getRange streams bytes from..to of an object (the whole object when to
-// is negative) into their place in f.
-func (s *s3Source) getRange(ctx context.Context, key string, from, to int64, etag *string, f *os.File, report func(off, n int64)) error {
+// getRange streams one GET (the whole object when rng is "") into w.
+func (s *s3Source) getRange(ctx context.Context, key, rng string, etag *string, w io.Writer, report func(int64)) error {
 	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key), IfMatch: etag}
+	if rng != "" {
+		in.Range = aws.String(rng)
+	}
 	var opts []func(*s3.Options)
-	if to >= 0 {
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", from, to))
+	if rng != "" {
 		opts = append(opts, partOfObject)
 	}
 	out, err := s.client.GetObject(ctx, in, opts...)
@@ -369,22 +465,19 @@ func (s *s3Source) getRange(ctx context.Context, key string, from, to int64, eta
 		return s.explain(err)
 	}
 	defer out.Body.Close()
-	_, err = io.Copy(&placedWriter{f: f, off: from, report: report}, out.Body)
+	_, err = io.Copy(countingWriter{w, report}, out.Body)
 	return err
 }
 
-// placedWriter writes what it is given at its place in f, in order, and
-// reports each write.
-type placedWriter struct {
-	f      *os.File
-	off    int64
-	report func(off, n int64)
+// countingWriter reports each write's size.
+type countingWriter struct {
+	w      io.Writer
+	report func(int64)
 }
 
-func (w *placedWriter) Write(b []byte) (int, error) {
-	n, err := w.f.WriteAt(b, w.off)
-	w.report(w.off, int64(n))
-	w.off += int64(n)
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.report(int64(n))
 	return n, err
 }
 
