@@ -400,6 +400,7 @@ func (e *execution) record(err error) {
 
 func (e *execution) emit(ev Event) {
 	if e.Events != nil {
+		// An Events callback must not call back into the runner.
 		e.emitMu.Lock()
 		defer e.emitMu.Unlock()
 		ev.Run = e.run
@@ -473,7 +474,7 @@ func (e *execution) restore(ctx context.Context, progress Progress) *failure {
 		b.Fetch = e.digestingFetch(b.Fetch, progress)
 	}
 	if b.Stream != nil && b.Fingerprint == nil {
-		b.Stream = e.digestingStream(b.Stream, progress)
+		b.Stream = e.digestingStream(b.Stream)
 	} else {
 		b.Stream = nil // a backup with a fingerprint is hashed before it is restored
 	}
@@ -793,13 +794,12 @@ func (e *execution) digestingFetch(fetch func(context.Context, string, func(int6
 // digestingStream wraps a backup's Stream: the backup is hashed as it is
 // read. The digest is recorded (settleDigest) when the stream was read to
 // its end; a stream closed before its end records nothing.
-func (e *execution) digestingStream(stream func(context.Context, func(int64, int64)) (io.ReadCloser, error), progress Progress) func(context.Context, func(int64, int64)) (io.ReadCloser, error) {
+func (e *execution) digestingStream(stream func(context.Context, func(int64, int64)) (io.ReadCloser, error)) func(context.Context, func(int64, int64)) (io.ReadCloser, error) {
 	return func(ctx context.Context, report func(int64, int64)) (io.ReadCloser, error) {
 		r, err := stream(ctx, report)
 		if err != nil {
 			return nil, err
 		}
-		progress.Say("computing the backup's sha256 as it is read")
 		return &hashingReader{ReadCloser: r, h: sha256.New(), done: func(res digestResult) {
 			ch := make(chan digestResult, 1)
 			ch <- res

@@ -1,6 +1,7 @@
 package drills_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -656,5 +657,58 @@ func TestDrillStreamFailsMidDownload(t *testing.T) {
 	drilltest.AssertNothingLeft(t, b.targetDir)
 	if procs := drilltest.ProcessesMentioning(b.targetDir); len(procs) != 0 {
 		t.Fatalf("processes left: %v", procs)
+	}
+}
+
+// An S3 backup read with the ETag it was listed with is restored; one
+// replaced between locate and restore, or a server that
+// ignores Range and sends the whole object for every part, fails the
+// drill with a message that says so; nothing is restored from the wrong
+// bytes and nothing is left behind.
+// Not parallel: the S3 server is reached through the AWS environment.
+func TestDrillStreamRefusesOtherBytes(t *testing.T) {
+	b := setup(t)
+	const rows = 400_000
+	dump := skewedDump(t, t.TempDir(), rows)
+	target, err := local.NewTarget(local.TargetConfig{Dir: b.targetDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		wrap    func(http.Handler) http.Handler
+		replace bool
+		want    string
+	}{
+		{"unchanged", drilltest.IfMatch, false, ""}, // the ETag listed is the one If-Match is checked against
+		{"replaced", drilltest.IfMatch, true, "was replaced while drill read it"},
+		{"range-ignored", func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r.Header.Del("Range")
+				h.ServeHTTP(w, r)
+			})
+		}, false, "asked for 8388608 bytes at byte 0, the server sent"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s3 := drilltest.NewS3With(t, tc.wrap)
+			s3.Bucket(t, "backups")
+			s3.Put(t, "backups", "big/2026-11-29.dump", dump)
+			run := b.drillWith(t, context.Background(), bigSpec("s3://backups/big/", rows), target, func(e drills.Event) {
+				if tc.replace && e.Kind == drills.EventPhaseStart && e.Phase == drills.PhaseRestore {
+					s3.Put(t, "backups", "big/2026-11-29.dump", append(bytes.Clone(dump), '\n'))
+				}
+			})
+			if tc.want == "" {
+				if run.Status != drills.StatusPassed {
+					t.Fatalf("got %s/%s: %s", run.Status, run.Reason, run.Error)
+				}
+				return
+			}
+			t.Logf("the run failed: %s", run.Error)
+			if run.Status != drills.StatusFailed || run.Reason != drills.ReasonRestoreFailed || !strings.Contains(run.Error, tc.want) {
+				t.Fatalf("got %s/%s: %s; want a failed restore saying %q", run.Status, run.Reason, run.Error, tc.want)
+			}
+			drilltest.AssertNothingLeft(t, b.targetDir)
+		})
 	}
 }

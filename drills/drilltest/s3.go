@@ -99,3 +99,30 @@ func (s S3Server) Delete(t *testing.T, bucket, key string) {
 		t.Fatal(err)
 	}
 }
+
+// IfMatch wraps an S3 server's handler so that a GET or HEAD with an
+// If-Match header whose ETag is not the object's is refused with 412
+// PreconditionFailed, as S3 does (the test server honours If-Match on PUT
+// only).
+func IfMatch(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := r.Header.Get("If-Match")
+		if want == "" || r.Method != http.MethodGet && r.Method != http.MethodHead {
+			h.ServeHTTP(w, r)
+			return
+		}
+		head := httptest.NewRecorder()
+		probe := r.Clone(r.Context())
+		probe.Method = http.MethodHead
+		probe.Header.Del("If-Match")
+		probe.Header.Del("Range")
+		h.ServeHTTP(head, probe)
+		if got := head.Header().Get("ETag"); head.Code == http.StatusOK && got != want {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusPreconditionFailed)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>`)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -61,6 +61,9 @@ func ThrowawaySettings() map[string]string {
 		"checkpoint_timeout":   "'1h'",
 		"shared_buffers":       "'256MB'",
 		"jit":                  "off",
+		// A restore in one transaction holds a lock on every table,
+		// index and sequence it makes (see maxSingleEntries).
+		"max_locks_per_transaction": "256",
 	}
 }
 

@@ -144,8 +144,12 @@ func (r restoreCmd) archive(ctx context.Context, format, path string) error {
 	plan := r.loadPlan(format, path, toc)
 	args = append(args, plan.args...)
 	var stdin io.Reader
+	var feed *feeder
 	if r.stream != nil {
-		stdin = r.stream.r
+		if feed, err = feed.start(r.stream.r); err != nil {
+			return err
+		}
+		stdin = feed.pr
 	} else {
 		args = append(args, path)
 	}
@@ -153,6 +157,10 @@ func (r restoreCmd) archive(ctx context.Context, format, path string) error {
 	r.items = listItems(list)
 	out, err := r.exec(ctx, exec.CommandContext(ctx, r.bin.Path("pg_restore"), args...), stdin, false)
 	if r.stream != nil {
+		if err != nil {
+			r.stream.Close() // a feed waiting for the download stops
+		}
+		feed.stop()
 		if err == nil {
 			err = r.stream.finish() // the rest of the archive, if any, is read and hashed
 		}
@@ -191,29 +199,38 @@ const singleShare = 0.9
 // archive (see chooseLoad).
 func (r restoreCmd) loadPlan(format, path, toc string) load {
 	if r.stream != nil {
-		s, _ := spreadOver(toc, r.stream.sizes)
-		return load{args: []string{"--single-transaction"}, single: true,
-			why: fmt.Sprintf("one transaction: %s, reading the archive as it downloads", s.largest())}
+		return r.stream.plan // chosen from the table of contents as it arrived
 	}
 	s, ok := spreadOf(format, path, toc)
-	return chooseLoad(format, s, ok, r.jobs)
+	return chooseLoad(format, s, ok, listItems(toc), r.jobs)
 }
 
-// chooseLoad chooses how pg_restore loads an archive of format whose data
-// is spread as s (when ok). A target's jobs setting, when given, is used
-// as it is; else a tar archive (which pg_restore cannot load in
-// parallel), a host with one core, or an archive whose data is nearly all
-// one table's loads in one transaction, and any other with one job per
-// core.
-func chooseLoad(format string, s dataSpread, ok bool, jobs int) load {
-	if jobs > 0 {
+// maxSingleEntries is the most entries a table of contents may have for
+// its archive to load in one transaction: each table, index and sequence
+// made holds a lock until the end of the transaction, and the lock table
+// (max_locks_per_transaction, see ThrowawaySettings) has room for about
+// 28,000.
+const maxSingleEntries = 5000
+
+// chooseLoad chooses how pg_restore loads an archive of format with
+// entries entries in its table of contents, whose table data is spread as
+// s (when ok). A target's jobs setting, when given, is used as it is;
+// else a tar archive (which pg_restore cannot load in parallel), a host
+// with one core, or an archive whose data is nearly all one table's loads
+// in one transaction (unless it makes too many objects for one), and any
+// other with one job per core.
+func chooseLoad(format string, s dataSpread, ok bool, entries, jobs int) load {
+	cores := numCPU()
+	if jobs > 0 || entries > maxSingleEntries {
+		if jobs <= 0 {
+			jobs = cores
+		}
 		if format == drills.FormatTar || jobs == 1 { // pg_restore cannot run tar archives in parallel
 			return load{why: "1 job"}
 		}
 		return load{args: []string{"--jobs", strconv.Itoa(jobs)}, why: fmt.Sprintf("%d jobs", jobs)}
 	}
 	single := load{args: []string{"--single-transaction"}, single: true}
-	cores := numCPU()
 	switch {
 	case format == drills.FormatTar:
 		single.why = "one transaction: a tar archive loads over one connection"

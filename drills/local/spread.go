@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 
@@ -55,11 +54,11 @@ func spreadOf(format, path, toc string) (dataSpread, bool) {
 		if err != nil {
 			return dataSpread{}, false
 		}
-		offsets, err := readDataOffsets(bufio.NewReaderSize(f, 64*1024))
+		t, err := readTOC(bufio.NewReaderSize(f, 64*1024))
 		if err != nil {
 			return dataSpread{}, false
 		}
-		sizes = blockSizes(offsets, fi.Size())
+		return t.spread(fi.Size())
 	case drills.FormatDirectory:
 		for id := range tableDataIDs(toc) {
 			for _, ext := range []string{".dat", ".dat.gz", ".dat.lz4", ".dat.zst"} {
@@ -96,14 +95,16 @@ func spreadOver(toc string, sizes map[string]int64) (dataSpread, bool) {
 // dataOffset is where the data of a table of contents entry starts in a
 // custom archive.
 type dataOffset struct {
-	id  string // dump id
-	off int64
+	id    string // dump id
+	off   int64
+	table string // schema.table of a table's data, else ""
 }
 
 // blockSizes turns the data offsets of an archive into each block's
 // length (by dump id): up to the next block, or to the end of the file.
 func blockSizes(offsets []dataOffset, fileSize int64) map[string]int64 {
-	blocks := slices.Clone(offsets)
+	blocks := make([]dataOffset, len(offsets))
+	copy(blocks, offsets)
 	sort.Slice(blocks, func(i, j int) bool { return blocks[i].off < blocks[j].off })
 	sizes := make(map[string]int64, len(blocks))
 	for i, b := range blocks {
@@ -139,35 +140,43 @@ const (
 // Limits on what a table of contents may claim, so that a corrupt or
 // hostile archive cannot make drill allocate or loop without end.
 const (
-	maxTOCEntries = 10_000_000
-	maxTOCString  = 256 << 20
-	maxTOCBytes   = 1 << 30
+	maxTOCEntries = 1_000_000
+	maxTOCString  = 64 << 20
+	maxTOCBytes   = 256 << 20
+	maxTOCName    = 1024 // the longest tag, kind or schema kept
 )
 
 var errNotMeasured = errors.New("the archive's table of contents does not give its data offsets")
 
-// readDataOffsets reads the header and table of contents of a custom
-// archive (pg_backup_archiver.c's ReadHead and ReadToc, and the custom
-// format's offset of each entry's data) and returns where the data of
-// each entry that has data starts, in the order of the table of
-// contents. It reads nothing past the table of contents, and returns
-// errNotMeasured for an archive written without offsets.
-func readDataOffsets(r io.Reader) ([]dataOffset, error) {
+// archiveTOC is what drill reads of a custom archive's table of
+// contents: how many entries it has, and where the data of each entry
+// that has data starts, in the order of the table of contents.
+type archiveTOC struct {
+	entries int
+	data    []dataOffset
+}
+
+// readTOC reads the header and table of contents of a custom archive
+// (pg_backup_archiver.c's ReadHead and ReadToc, and the custom format's
+// offset of each entry's data). It reads nothing past the table of
+// contents (but what r buffers), and returns errNotMeasured for an
+// archive written without offsets.
+func readTOC(r *bufio.Reader) (archiveTOC, error) {
 	a := &tocReader{r: r}
 	magic := a.bytes(5)
 	if a.err == nil && string(magic) != "PGDMP" {
-		return nil, errors.New("not a custom archive")
+		return archiveTOC{}, errors.New("not a custom archive")
 	}
 	vmaj, vmin, vrev := a.byte(), a.byte(), a.byte()
 	a.version = int(vmaj)<<16 | int(vmin)<<8 | int(vrev)
 	a.intSize, a.offSize = int(a.byte()), int(a.byte())
 	format := a.byte()
 	if a.err != nil {
-		return nil, a.err
+		return archiveTOC{}, a.err
 	}
 	if a.version < minArchiveVersion || a.version > maxArchiveVersion || format != 1 ||
 		a.intSize < 1 || a.intSize > 8 || a.offSize < 1 || a.offSize > 8 {
-		return nil, fmt.Errorf("archive version %d.%d, format %d: %w", vmaj, vmin, format, errNotMeasured)
+		return archiveTOC{}, fmt.Errorf("archive version %d.%d, format %d: %w", vmaj, vmin, format, errNotMeasured)
 	}
 	if a.version >= 1<<16|15<<8 {
 		a.byte() // compression algorithm
@@ -177,68 +186,91 @@ func readDataOffsets(r io.Reader) ([]dataOffset, error) {
 	for range 7 { // creation time: sec, min, hour, mday, mon, year, isdst
 		a.int()
 	}
-	a.str() // database name
-	a.str() // server version
-	a.str() // pg_dump version
+	a.skip() // database name
+	a.skip() // server version
+	a.skip() // pg_dump version
 	n := a.int()
 	if a.err != nil {
-		return nil, a.err
+		return archiveTOC{}, a.err
 	}
 	if n < 0 || n > maxTOCEntries {
-		return nil, fmt.Errorf("table of contents of %d entries", n)
+		return archiveTOC{}, fmt.Errorf("table of contents of %d entries", n)
 	}
-	var offsets []dataOffset
+	toc := archiveTOC{entries: n}
 	for range n {
 		id := a.int()
-		a.int() // had dumper
-		a.str() // table oid
-		a.str() // oid
-		a.str() // tag
-		a.str() // desc
-		a.int() // section
-		a.str() // definition
-		a.str() // drop statement
-		a.str() // copy statement
-		a.str() // namespace
-		a.str() // tablespace
+		a.int()  // had dumper
+		a.skip() // table oid
+		a.skip() // oid
+		tag := a.name()
+		desc := a.name()
+		a.int()  // section
+		a.skip() // definition
+		a.skip() // drop statement
+		a.skip() // copy statement
+		schema := a.name()
+		a.skip() // tablespace
 		if a.version >= 1<<16|14<<8 {
-			a.str() // table access method
+			a.skip() // table access method
 		}
 		if a.version >= 1<<16|16<<8 {
 			a.int() // relkind
 		}
-		a.str() // owner
-		a.str() // with oids
+		a.skip() // owner
+		a.skip() // with oids
 		for a.err == nil {
-			if a.str() {
+			if a.skip() {
 				break // end of the dependencies
 			}
 		}
 		flag := a.byte()
 		off := a.offset()
 		if a.err != nil {
-			return nil, a.err
+			return archiveTOC{}, a.err
 		}
 		switch flag {
 		case 1: // K_OFFSET_POS_NOT_SET: the archive was written to a pipe
-			return nil, errNotMeasured
+			return archiveTOC{}, errNotMeasured
 		case 2: // K_OFFSET_POS_SET
-			offsets = append(offsets, dataOffset{strconv.Itoa(id), off})
+			d := dataOffset{id: strconv.Itoa(id), off: off}
+			if desc == "TABLE DATA" {
+				d.table = schema + "." + tag
+			}
+			toc.data = append(toc.data, d)
 		case 3: // K_OFFSET_NO_DATA
 		default:
-			return nil, fmt.Errorf("entry %d: unknown data offset flag %d", id, flag)
+			return archiveTOC{}, fmt.Errorf("entry %d: unknown data offset flag %d", id, flag)
 		}
 	}
-	if len(offsets) == 0 {
-		return nil, errNotMeasured
+	if len(toc.data) == 0 {
+		return archiveTOC{}, errNotMeasured
 	}
-	return offsets, nil
+	return toc, nil
+}
+
+// spread is how the table data of the archive, size bytes in all, is
+// spread over its tables.
+func (t archiveTOC) spread(size int64) (dataSpread, bool) {
+	sizes := blockSizes(t.data, size)
+	var s dataSpread
+	for _, d := range t.data {
+		if d.table == "" {
+			continue // large objects, and what is not a table's data
+		}
+		n := sizes[d.id]
+		s.Total += n
+		s.Tables++
+		if n > s.Largest || n == s.Largest && d.table < s.Table {
+			s.Largest, s.Table = n, d.table
+		}
+	}
+	return s, s.Tables > 0
 }
 
 // tocReader reads the integers, strings and offsets of an archive header,
 // keeping the first error.
 type tocReader struct {
-	r                io.Reader
+	r                *bufio.Reader
 	version          int
 	intSize, offSize int
 	read             int64
@@ -311,24 +343,55 @@ func (a *tocReader) fail(err error) {
 	}
 }
 
-// str skips a length and that many bytes (only the lengths matter
-// here); a negative length is NULL.
-func (a *tocReader) str() (null bool) {
-	n := a.int()
-	switch {
-	case a.err != nil || n < 0:
-		return true
-	case n > maxTOCString:
-		a.fail(fmt.Errorf("string of %d bytes in the archive header", n))
+// skip skips a string: a length and that many bytes. It reports whether
+// the string was NULL (a negative length).
+func (a *tocReader) skip() (null bool) {
+	n := a.length()
+	if n < 0 {
 		return true
 	}
-	if a.read += int64(n); a.read > maxTOCBytes {
-		a.fail(errors.New("table of contents too large"))
-		return true
-	}
-	if _, err := io.CopyN(io.Discard, a.r, int64(n)); err != nil {
+	if _, err := a.r.Discard(n); err != nil {
 		a.fail(fmt.Errorf("archive header cut short: %w", err))
 		return true
 	}
 	return false
+}
+
+// name reads a short string (a tag, a kind, a schema); a longer one is
+// skipped and read as "".
+func (a *tocReader) name() string {
+	n := a.length()
+	if n <= 0 {
+		return ""
+	}
+	if n > maxTOCName {
+		if _, err := a.r.Discard(n); err != nil {
+			a.fail(fmt.Errorf("archive header cut short: %w", err))
+		}
+		return ""
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(a.r, b); err != nil {
+		a.fail(fmt.Errorf("archive header cut short: %w", err))
+		return ""
+	}
+	return string(b)
+}
+
+// length reads the length of a string, counting it against the limits;
+// -1 for NULL or after an error.
+func (a *tocReader) length() int {
+	n := a.int()
+	switch {
+	case a.err != nil || n < 0:
+		return -1
+	case n > maxTOCString:
+		a.fail(fmt.Errorf("string of %d bytes in the archive header", n))
+		return -1
+	}
+	if a.read += int64(n); a.read > maxTOCBytes {
+		a.fail(errors.New("table of contents too large"))
+		return -1
+	}
+	return n
 }

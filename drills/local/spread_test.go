@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,7 @@ func TestSpreadOfArchives(t *testing.T) {
 
 // A table of contents cut anywhere, or with bytes changed, is an error or
 // a result, never a panic, a hang or a huge allocation.
-func TestReadDataOffsetsCorrupt(t *testing.T) {
+func TestReadTOCCorrupt(t *testing.T) {
 	t.Parallel()
 	skewed, _ := spreadFixtures(t)
 	path := filepath.Join(t.TempDir(), "a.dump")
@@ -98,13 +99,13 @@ func TestReadDataOffsetsCorrupt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	offsets, err := local.ReadDataOffsets(bytes.NewReader(whole))
-	if err != nil || len(offsets) != 4 {
-		t.Fatalf("the whole archive: %d offsets, %v; want 4", len(offsets), err)
+	entries, data, err := local.ReadTOC(bytes.NewReader(whole))
+	if err != nil || data != 4 || entries < 8 {
+		t.Fatalf("the whole archive: %d entries, %d with data, %v; want 4 with data", entries, data, err)
 	}
 	head := whole[:min(len(whole), 8192)]
 	for cut := range len(head) {
-		if _, err := local.ReadDataOffsets(bytes.NewReader(head[:cut])); err == nil && cut < 200 {
+		if _, _, err := local.ReadTOC(bytes.NewReader(head[:cut])); err == nil && cut < 200 {
 			t.Fatalf("a header cut at byte %d was read without an error", cut)
 		}
 	}
@@ -115,7 +116,7 @@ func TestReadDataOffsetsCorrupt(t *testing.T) {
 		for range 1 + rng.IntN(4) {
 			b[rng.IntN(len(b))] = byte(rng.Uint32())
 		}
-		_, _ = local.ReadDataOffsets(bytes.NewReader(b))
+		_, _, _ = local.ReadTOC(bytes.NewReader(b))
 	}
 }
 
@@ -186,4 +187,32 @@ func restoreSaying(t *testing.T, path string, jobs int) string {
 		}
 	}
 	return strings.Join(said, "\n")
+}
+
+// One transaction is chosen for a tar archive, one big table or one core,
+// never for an archive that makes more objects than its locks allow, and
+// never when the target's jobs setting is given.
+func TestChooseLoad(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		format  string
+		share   float64
+		entries int
+		jobs    int
+		single  bool
+		args    string
+	}{
+		{drills.FormatCustom, 0.97, 20, 0, true, "--single-transaction"},
+		{drills.FormatCustom, 0.5, 20, 0, runtime.NumCPU() == 1, ""},
+		{drills.FormatTar, 0.1, 20, 0, true, "--single-transaction"},
+		{drills.FormatCustom, 0.97, 20_000, 0, false, ""},
+		{drills.FormatTar, 0.97, 20_000, 0, false, ""},
+		{drills.FormatCustom, 0.97, 20, 3, false, "--jobs 3"},
+		{drills.FormatTar, 0.97, 20, 3, false, ""},
+	} {
+		single, args := local.ChooseLoad(tc.format, tc.share, tc.entries, tc.jobs)
+		if single != tc.single || tc.args != "" && strings.Join(args, " ") != tc.args {
+			t.Errorf("%s, %.0f%% in one table, %d entries, jobs %d: single %v %v; want single %v %s", tc.format, tc.share*100, tc.entries, tc.jobs, single, args, tc.single, tc.args)
+		}
+	}
 }

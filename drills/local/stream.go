@@ -21,7 +21,7 @@ import (
 type archiveStream struct {
 	head  string
 	r     io.Reader
-	sizes map[string]int64 // each data block's length, by dump id
+	plan  load
 	headF *os.File
 	body  *errorReader
 }
@@ -41,39 +41,27 @@ func openArchiveStream(ctx context.Context, b drills.Backup, spool string, repor
 		body.Close()
 		return nil, err
 	}
-	offsets, err := readDataOffsets(bufio.NewReaderSize(io.TeeReader(s.body, s.headF), 64*1024))
+	toc, err := readTOC(bufio.NewReaderSize(io.TeeReader(s.body, s.headF), 64*1024))
 	if serr := s.body.failed(); serr != nil {
 		s.discard()
 		return nil, serr
 	}
-	if err != nil || !inFileOrder(offsets) {
+	if err != nil || !inFileOrder(toc.data) {
 		s.discard()
 		return nil, nil
 	}
-	s.sizes = blockSizes(offsets, b.SizeBytes)
-	if !chooseLoad(drills.FormatCustom, blockSpread(s.sizes), true, 0).single {
+	spread, ok := toc.spread(b.SizeBytes)
+	if s.plan = chooseLoad(drills.FormatCustom, spread, ok, toc.entries, 0); !s.plan.single {
 		s.discard()
 		return nil, nil
 	}
+	s.plan.why += ", reading the archive as it downloads"
 	if _, err := s.headF.Seek(0, io.SeekStart); err != nil {
 		s.discard()
 		return nil, err
 	}
 	s.r = io.MultiReader(s.headF, s.body)
 	return s, nil
-}
-
-// blockSpread is the spread of data blocks of sizes, by dump id.
-func blockSpread(sizes map[string]int64) dataSpread {
-	var s dataSpread
-	for id, n := range sizes {
-		s.Total += n
-		s.Tables++
-		if n > s.Largest {
-			s.Largest, s.Table = n, id
-		}
-	}
-	return s
 }
 
 // finish reads what pg_restore left of the archive (it stops after the
@@ -95,6 +83,36 @@ func (s *archiveStream) Close() error {
 }
 
 func (s *archiveStream) discard() { _ = s.Close() }
+
+// feeder copies a reader into a pipe a program reads as its standard
+// input. Unlike os/exec's own copy, it is stopped, and waited for, when
+// the program has ended, so that what is left of the reader can be read
+// after it.
+type feeder struct {
+	pr   *os.File
+	done chan struct{}
+}
+
+func (*feeder) start(r io.Reader) (*feeder, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	f := &feeder{pr: pr, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		_, _ = io.Copy(pw, r) // ends at the reader's end, or when the program's end closes the pipe
+		pw.Close()
+	}()
+	return f, nil
+}
+
+// stop closes drill's end of the pipe (a write still pending fails) and
+// waits for the copy to end.
+func (f *feeder) stop() {
+	f.pr.Close()
+	<-f.done
+}
 
 // errorReader keeps the first error other than io.EOF its reader returned.
 type errorReader struct {

@@ -109,11 +109,14 @@ func (s *s3Source) Latest(ctx context.Context) (drills.Backup, error) {
 		candidates[i] = drills.Candidate{Name: aws.ToString(o.Key), Time: aws.ToTime(o.LastModified)}
 	}
 	b.Selection = drills.Select("the newest object under s3://"+s.bucket+"/"+s.prefix+" by last-modified time (ties: the larger key)"+patternNote(s.cfg.Pattern), candidates)
+	// Every GET names the version listed (its ETag): an object replaced
+	// since fails the download, never mixes versions or sizes.
+	obj := object{key: key, size: b.SizeBytes, etag: newest.ETag}
 	b.Fetch = func(ctx context.Context, dir string, progress func(int64, int64)) (string, error) {
-		return s.download(ctx, key, b.SizeBytes, dir, progress)
+		return s.download(ctx, obj, dir, progress)
 	}
 	b.Stream = func(ctx context.Context, progress func(int64, int64)) (io.ReadCloser, error) {
-		return s.stream(ctx, key, b.SizeBytes, progress)
+		return s.stream(ctx, obj, progress)
 	}
 	return b, nil
 }
@@ -161,6 +164,8 @@ func (s *s3Source) explain(err error) error {
 			return fmt.Errorf("%w: bucket %q does not exist (check source.location and the region/endpoint)", drills.ErrNoBackup, s.bucket)
 		case "AccessDenied", "Forbidden":
 			return fmt.Errorf("access denied to s3://%s/%s: the credentials need s3:ListBucket on the bucket and s3:GetObject on the prefix", s.bucket, s.prefix)
+		case "PreconditionFailed":
+			return fmt.Errorf("an object under s3://%s/%s was replaced while drill read it (its ETag changed): run the drill again to restore the new one", s.bucket, s.prefix)
 		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken":
 			return fmt.Errorf("S3 rejected the credentials (%s): check AWS_PROFILE / AWS_ACCESS_KEY_ID", apiErr.ErrorCode())
 		}
@@ -207,9 +212,16 @@ const (
 	rangedMin    = 2 * rangeSize
 )
 
+// object is one version of an object: its key, size and ETag as listed.
+type object struct {
+	key  string
+	size int64
+	etag *string
+}
+
 // download fetches an object into dir.
-func (s *s3Source) download(ctx context.Context, key string, size int64, dir string, progress func(int64, int64)) (string, error) {
-	dst := filepath.Join(dir, safeName(path.Base(key)))
+func (s *s3Source) download(ctx context.Context, obj object, dir string, progress func(int64, int64)) (string, error) {
+	dst := filepath.Join(dir, safeName(path.Base(obj.key)))
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return "", err
@@ -225,37 +237,31 @@ func (s *s3Source) download(ctx context.Context, key string, size int64, dir str
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if time.Since(last) > 500*time.Millisecond || d == size {
-			progress(d, size)
+		if time.Since(last) > 500*time.Millisecond || d == obj.size {
+			progress(d, obj.size)
 			last = time.Now()
 		}
 	}
-	if size < rangedMin {
-		err = s.getRange(ctx, key, "", nil, io.NewOffsetWriter(f, 0), report)
+	if obj.size < rangedMin {
+		err = s.getRange(ctx, obj, 0, obj.size, io.NewOffsetWriter(f, 0), report)
 	} else {
-		err = s.getRanges(ctx, key, size, f, report)
+		err = s.getRanges(ctx, obj, f, report)
 	}
 	if err != nil {
-		return "", fmt.Errorf("download s3://%s/%s: %w", s.bucket, key, err)
+		return "", fmt.Errorf("download s3://%s/%s: %w", s.bucket, obj.key, err)
 	}
 	if err := f.Close(); err != nil {
 		return "", err
 	}
-	if got := done.Load(); size > 0 && got != size {
-		return "", fmt.Errorf("download s3://%s/%s: got %d of %d bytes", s.bucket, key, got, size)
+	if got := done.Load(); got != obj.size {
+		return "", fmt.Errorf("download s3://%s/%s: got %d of %d bytes", s.bucket, obj.key, got, obj.size)
 	}
 	return dst, nil
 }
 
-// getRanges fetches an object of size bytes in parts, rangeWorkers at a
-// time, each into its place in f. Every part must come from the same
-// version of the object (its ETag): one replaced meanwhile fails.
-func (s *s3Source) getRanges(ctx context.Context, key string, size int64, f *os.File, report func(int64)) error {
-	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
-	if err != nil {
-		return s.explain(err)
-	}
-	etag := head.ETag
+// getRanges fetches an object in parts, rangeWorkers at a time, each into
+// its place in f.
+func (s *s3Source) getRanges(ctx context.Context, obj object, f *os.File, report func(int64)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	parts := make(chan int64)
@@ -267,8 +273,7 @@ func (s *s3Source) getRanges(ctx context.Context, key string, size int64, f *os.
 				if first != nil {
 					continue
 				}
-				end := min(off+rangeSize, size) - 1
-				first = s.getRange(ctx, key, fmt.Sprintf("bytes=%d-%d", off, end), etag, io.NewOffsetWriter(f, off), report)
+				first = s.getRange(ctx, obj, off, min(rangeSize, obj.size-off), io.NewOffsetWriter(f, off), report)
 				if first != nil {
 					cancel()
 				}
@@ -276,10 +281,11 @@ func (s *s3Source) getRanges(ctx context.Context, key string, size int64, f *os.
 			errs <- first
 		}()
 	}
-	for off := int64(0); off < size && ctx.Err() == nil; off += rangeSize {
+	for off := int64(0); off < obj.size && ctx.Err() == nil; off += rangeSize {
 		parts <- off
 	}
 	close(parts)
+	var err error
 	for range rangeWorkers {
 		if e := <-errs; e != nil && err == nil {
 			err = e
@@ -288,52 +294,80 @@ func (s *s3Source) getRanges(ctx context.Context, key string, size int64, f *os.
 	return err
 }
 
+// getRange streams n bytes of an object from off into w, and fails unless
+// the server sent exactly those bytes of the version listed.
+func (s *s3Source) getRange(ctx context.Context, obj object, off, n int64, w io.Writer, report func(int64)) error {
+	if n == 0 {
+		return nil
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(obj.key), IfMatch: obj.etag,
+		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))}, partOfObject)
+	if err != nil {
+		return s.explain(err)
+	}
+	defer out.Body.Close()
+	if cl := aws.ToInt64(out.ContentLength); out.ContentLength != nil && cl != n {
+		return fmt.Errorf("s3://%s/%s: asked for %d bytes at byte %d, the server sent %d", s.bucket, obj.key, n, off, cl)
+	}
+	got, err := io.Copy(countingWriter{w, report}, io.LimitReader(out.Body, n))
+	if err == nil && got != n {
+		err = fmt.Errorf("got %d of %d bytes", got, n)
+	}
+	if err != nil {
+		return fmt.Errorf("s3://%s/%s at byte %d: %w", s.bucket, obj.key, off, err)
+	}
+	return nil
+}
+
+// countingWriter reports each write's size.
+type countingWriter struct {
+	w      io.Writer
+	report func(int64)
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.report(int64(n))
+	return n, err
+}
+
 // A stream reads an object in order while parts of streamPart bytes are
-// fetched side by side, rangeWorkers at a time, each into one of
-// rangeWorkers+1 buffers used over and over: memory stays at
-// (rangeWorkers+1) × streamPart, whatever the object's size, and nothing
-// is written to disk.
+// fetched side by side, each into one of rangeWorkers+1 buffers used over
+// and over (so up to rangeWorkers+1 parts are in flight): memory stays at
+// (rangeWorkers+1) × streamPart whatever the object's size, and nothing is
+// written to disk. A part is read whole before it is handed on, so no
+// connection idles while the restore is busy elsewhere.
 const streamPart = 8 << 20
 
-// stream reads an object of size bytes from its start.
-func (s *s3Source) stream(ctx context.Context, key string, size int64, progress func(int64, int64)) (io.ReadCloser, error) {
+// errStreamClosed is what a stream returns once closed.
+var errStreamClosed = errors.New("read from a closed stream")
+
+// stream reads an object from its start.
+func (s *s3Source) stream(ctx context.Context, obj object, progress func(int64, int64)) (io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	st := &objectStream{cancel: cancel, size: size, progress: progress, parts: make(chan *streamedPart, rangeWorkers)}
-	if size < 2*streamPart {
-		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
-		if err != nil {
-			cancel()
-			return nil, s.explain(err)
-		}
-		st.body = out.Body
-		return st, nil
-	}
-	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
-	if err != nil {
-		cancel()
-		return nil, s.explain(err)
-	}
-	st.free = make(chan []byte, rangeWorkers+1)
-	for range rangeWorkers + 1 {
-		st.free <- make([]byte, streamPart)
+	nparts := int((obj.size + streamPart - 1) / streamPart)
+	st := &objectStream{cancel: cancel, size: obj.size, progress: progress,
+		parts: make(chan *streamedPart, rangeWorkers), free: make(chan []byte, rangeWorkers+1)}
+	for range min(rangeWorkers+1, nparts) {
+		st.free <- make([]byte, min(streamPart, obj.size))
 	}
 	st.wg.Add(1)
 	go func() { // hands out the parts in order; each is fetched in a goroutine of its own
 		defer st.wg.Done()
 		defer close(st.parts)
-		for off := int64(0); off < size; off += streamPart {
+		for off := int64(0); off < obj.size; off += streamPart {
 			var buf []byte
 			select {
 			case buf = <-st.free:
 			case <-ctx.Done():
 				return
 			}
-			p := &streamedPart{buf: buf[:min(streamPart, size-off)], done: make(chan struct{})}
+			p := &streamedPart{buf: buf[:min(int64(len(buf)), obj.size-off)], done: make(chan struct{})}
 			st.wg.Add(1)
 			go func() {
 				defer st.wg.Done()
 				defer close(p.done)
-				p.err = s.getPart(ctx, key, off, head.ETag, p.buf)
+				p.err = s.getRange(ctx, obj, off, int64(len(p.buf)), &sliceWriter{b: p.buf}, func(int64) {})
 			}()
 			select {
 			case st.parts <- p:
@@ -345,37 +379,35 @@ func (s *s3Source) stream(ctx context.Context, key string, size int64, progress 
 	return st, nil
 }
 
-// getPart reads len(buf) bytes of an object from off into buf.
-func (s *s3Source) getPart(ctx context.Context, key string, off int64, etag *string, buf []byte) error {
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key), IfMatch: etag,
-		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+int64(len(buf))-1))}, partOfObject)
-	if err != nil {
-		return s.explain(err)
-	}
-	defer out.Body.Close()
-	if _, err := io.ReadFull(out.Body, buf); err != nil {
-		return fmt.Errorf("s3://%s/%s at byte %d: %w", s.bucket, key, off, err)
-	}
-	return nil
+// sliceWriter fills b, and fails rather than write past its end.
+type sliceWriter struct {
+	b []byte
+	n int
 }
 
-// objectStream is an object read in order: from one GET (body), or from
-// parts fetched side by side.
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	if len(p) > len(w.b)-w.n {
+		return 0, errors.New("more bytes than asked for")
+	}
+	w.n += copy(w.b[w.n:], p)
+	return len(p), nil
+}
+
+// objectStream is an object read in order from parts fetched side by side.
 type objectStream struct {
 	cancel   context.CancelFunc
 	size     int64
 	progress func(int64, int64)
 	said     time.Time
 
-	body io.ReadCloser
-
 	parts chan *streamedPart // in order
 	free  chan []byte
 	cur   *streamedPart
 	wg    sync.WaitGroup
 
-	read int64
-	err  error
+	read   int64
+	err    error
+	closed atomic.Bool
 }
 
 type streamedPart struct {
@@ -386,6 +418,9 @@ type streamedPart struct {
 }
 
 func (st *objectStream) Read(b []byte) (int, error) {
+	if st.closed.Load() {
+		return 0, errStreamClosed
+	}
 	if st.err != nil {
 		return 0, st.err
 	}
@@ -405,9 +440,6 @@ func (st *objectStream) Read(b []byte) (int, error) {
 }
 
 func (st *objectStream) next(b []byte) (int, error) {
-	if st.body != nil {
-		return st.body.Read(b)
-	}
 	for st.cur == nil || st.cur.off == len(st.cur.buf) {
 		if st.cur != nil {
 			st.free <- st.cur.buf[:cap(st.cur.buf)]
@@ -430,10 +462,10 @@ func (st *objectStream) next(b []byte) (int, error) {
 
 // Close stops the parts still being fetched and waits for them.
 func (st *objectStream) Close() error {
-	st.cancel()
-	if st.body != nil {
-		return st.body.Close()
+	if st.closed.Swap(true) {
+		return nil
 	}
+	st.cancel()
 	go func() { // lets the dispatcher see the cancellation, whatever it waits for
 		for p := range st.parts {
 			<-p.done
@@ -448,37 +480,6 @@ func (st *objectStream) Close() error {
 // answers); drill computes the sha256 of the whole download itself.
 func partOfObject(o *s3.Options) {
 	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-}
-
-// getRange streams one GET (the whole object when rng is "") into w.
-func (s *s3Source) getRange(ctx context.Context, key, rng string, etag *string, w io.Writer, report func(int64)) error {
-	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key), IfMatch: etag}
-	if rng != "" {
-		in.Range = aws.String(rng)
-	}
-	var opts []func(*s3.Options)
-	if rng != "" {
-		opts = append(opts, partOfObject)
-	}
-	out, err := s.client.GetObject(ctx, in, opts...)
-	if err != nil {
-		return s.explain(err)
-	}
-	defer out.Body.Close()
-	_, err = io.Copy(countingWriter{w, report}, out.Body)
-	return err
-}
-
-// countingWriter reports each write's size.
-type countingWriter struct {
-	w      io.Writer
-	report func(int64)
-}
-
-func (c countingWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.report(int64(n))
-	return n, err
 }
 
 func safeName(name string) string {

@@ -10,6 +10,9 @@ import (
 	"strings"
 
 	"drill/drills"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // SourceType is the source type of this package in drill.yaml.
@@ -88,7 +91,14 @@ func (s *s3Source) Reopen(ctx context.Context, b drills.Backup) (drills.Backup, 
 	}
 	size := b.SizeBytes
 	b.Fetch = func(ctx context.Context, dir string, progress func(int64, int64)) (string, error) {
-		return s.download(ctx, key, size, dir, progress)
+		head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+		if err != nil {
+			return "", s.explain(err)
+		}
+		if n := aws.ToInt64(head.ContentLength); n != size {
+			return "", fmt.Errorf("s3://%s/%s is %d bytes, not the %d it was when located: it was replaced", s.bucket, key, n, size)
+		}
+		return s.download(ctx, object{key: key, size: size, etag: head.ETag}, dir, progress)
 	}
 	return b, nil
 }
