@@ -13,6 +13,7 @@ import (
 
 	"drill/drills"
 	"drill/drills/backends"
+	"drill/drills/config"
 	"drill/drills/evidence"
 	"drill/drills/local"
 	"drill/drills/statedb"
@@ -200,6 +201,10 @@ type session struct {
 type sessionOpts struct {
 	needConfig bool // the config file must exist (else it is optional)
 	noMigrate  bool // connect without applying migrations
+	// historyOnly: the command reads the recorded history only, and works
+	// (with a warning) when the config's drills cannot be loaded, say for
+	// a ${VAR} not set where it runs: only database_url is read then.
+	historyOnly bool
 }
 
 // open reads the config, sets up logging and opens the state database.
@@ -209,6 +214,19 @@ func (g *globalOpts) open(ctx context.Context, so sessionOpts) (*session, error)
 		load = g.loadConfig
 	}
 	cfg, err := load()
+	var ce *config.ConfigError
+	if err != nil && so.historyOnly && errors.As(err, &ce) {
+		path, _ := g.resolveConfigPath()
+		url, uerr := backends.StateURL(path)
+		if uerr != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(os.Stderr, "warning: %s\n", line)
+		}
+		fmt.Fprintf(os.Stderr, "warning: the drills of %s were not read: only the recorded history is shown\n", path)
+		cfg, err = &drills.Config{Path: path, DatabaseURL: url}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func runHistory(ctx context.Context, o *historyOpts) error {
 	if o.limit < 1 {
 		return withCode(exitUsage, fmt.Errorf("--limit must be at least 1"))
 	}
-	s, err := o.open(ctx, sessionOpts{})
+	s, err := o.open(ctx, sessionOpts{historyOnly: true})
 	if err != nil {
 		return err
 	}

@@ -183,6 +183,31 @@ func TestRunPassedJSON(t *testing.T) {
 	if s.code != 2 || !strings.Contains(s.stderr, "no run 999999") {
 		t.Fatalf("show unknown run: exit %d %s", s.code, s.stderr)
 	}
+
+	// Where a ${VAR} of a drill is not set (an auditor's shell), show and
+	// history still read the history, saying what was not read; run
+	// refuses, naming the line.
+	yaml, err := os.ReadFile(b.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unset := strings.Replace(string(yaml), "location: "+b.backups, "location: ${DRILL_TEST_UNSET_BACKUPS}", 1)
+	if err := os.WriteFile(b.config, []byte(unset), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = drill(t, b.env, "show", fmt.Sprint(got["id"]), "--json")
+	var shown map[string]any
+	if s.code != 0 || json.Unmarshal([]byte(s.stdout), &shown) != nil || shown["id"] != got["id"] ||
+		!strings.Contains(s.stderr, "drill.yaml:6: environment variable DRILL_TEST_UNSET_BACKUPS is not set") ||
+		!strings.Contains(s.stderr, "only the recorded history is shown") {
+		t.Fatalf("show with an unset variable: exit %d\nstdout: %s\nstderr: %s", s.code, s.stdout, s.stderr)
+	}
+	if h := drill(t, b.env, "history"); h.code != 0 || !strings.Contains(h.stdout, "shop") {
+		t.Fatalf("history with an unset variable: exit %d\n%s\n%s", h.code, h.stdout, h.stderr)
+	}
+	if r := drill(t, b.env, "run", "shop"); r.code != 2 || !strings.Contains(r.stderr, "drill.yaml:6: environment variable DRILL_TEST_UNSET_BACKUPS is not set") {
+		t.Fatalf("run with an unset variable: exit %d\n%s", r.code, r.stderr)
+	}
 }
 
 func TestRunFailedCheckExitsOne(t *testing.T) {

@@ -40,7 +40,7 @@ func newShowCommand(g *globalOpts) *cobra.Command {
 }
 
 func runShow(ctx context.Context, o *showOpts) error {
-	s, err := o.open(ctx, sessionOpts{})
+	s, err := o.open(ctx, sessionOpts{historyOnly: true})
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,9 @@ import (
 // LoadConfig reads and validates a config file with every backend known.
 func LoadConfig(path string) (*drills.Config, error) { return config.Load(path) }
 
+// StateURL reads only the state database's URL from a config file.
+func StateURL(path string) (string, error) { return config.StateURL(path) }
+
 // For returns the Source and Target of spec. An error means the drill cannot
 // be carried out on this machine (no PostgreSQL binaries, no such OS user, …).
 func For(ctx context.Context, spec *drills.Spec) (drills.Source, drills.Target, error) {

@@ -73,6 +73,39 @@ func configReadHint(err error) string {
 	return err.Error()
 }
 
+// StateURL reads only the state database's URL (database_url, its
+// ${VAR}s expanded) from a config file, whatever the rest holds: commands
+// that read the recorded history work with a config whose drills cannot
+// be loaded here.
+func StateURL(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", &ConfigError{File: path, Problems: []Problem{{Msg: configReadHint(err)}}}
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return "", yamlError(path, err)
+	}
+	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
+		return "", &ConfigError{File: path, Problems: []Problem{{Msg: "want a mapping at the top level"}}}
+	}
+	top := root.Content[0]
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value != "database_url" {
+			continue
+		}
+		v := top.Content[i+1]
+		if err := expandEnv(v); err != nil {
+			return "", yamlError(path, err)
+		}
+		if v.Kind != yaml.ScalarNode {
+			return "", &ConfigError{File: path, Problems: []Problem{{Line: v.Line, Msg: "database_url must be a string"}}}
+		}
+		return v.Value, nil
+	}
+	return "", nil
+}
+
 // Parse parses and validates config data read from file.
 func Parse(file string, data []byte) (*drills.Config, error) {
 	fail := func(line int, msg string) error {
