@@ -253,6 +253,8 @@ func TestUsageAndConfigErrorsExitTwo(t *testing.T) {
 		{"unknown flag", []string{"run", "shop", "--fast"}, "unknown flag: --fast"},
 		{"bad run id", []string{"show", "abc"}, `run id "abc"`},
 		{"bad log level", []string{"history", "--log-level", "loud"}, "--log-level"},
+		{"bad log format, a command that logs nothing", []string{"version", "--log-format", "xml"}, `--log-format "xml": want json or text`},
+		{"bad log level, validate", []string{"validate", "--log-level", "loud"}, `--log-level "loud"`},
 		{"keep for no time", []string{"run", "shop", "--keep=0s"}, "--keep=0s: keep the instance for a positive duration"},
 	}
 	for _, tc := range cases {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+
 	"github.com/spf13/cobra"
 )
 
@@ -33,6 +35,12 @@ without one, an embedded PostgreSQL under $DRILL_HOME.
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default info; warn on a terminal)")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "", "json or text (default json, text on a terminal)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return withCode(exitUsage, err) })
+	// A bad --log-level or --log-format is refused by every command, also
+	// those that log nothing.
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		_, err := g.logger(io.Discard, false)
+		return err
+	}
 	root.AddCommand(
 		newRunCommand(g),
 		newHistoryCommand(g),
