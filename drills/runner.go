@@ -643,7 +643,9 @@ func (e *execution) finish(ctx context.Context, f *failure) {
 	spec := e.p.Spec
 	if e.run.Backup != nil {
 		// A physical backup's RPO runs from the point its recovery reached.
-		rpo := e.start.Sub(e.backup.RPOFrom())
+		// Measures are kept to the millisecond, as recorded and printed:
+		// the run's own output and the stored record read the same.
+		rpo := e.start.Sub(e.backup.RPOFrom()).Round(time.Millisecond)
 		o.RPO = &rpo
 		if spec.Objectives.RPO > 0 {
 			// A backup that did not give a verified copy protects nothing:
@@ -653,7 +655,7 @@ func (e *execution) finish(ctx context.Context, f *failure) {
 		}
 	}
 	if !e.verified.IsZero() {
-		rto := e.verified.Sub(e.start)
+		rto := e.verified.Sub(e.start).Round(time.Millisecond)
 		o.RTO = &rto
 		if spec.Objectives.RTO > 0 {
 			met := rto <= spec.Objectives.RTO
@@ -701,7 +703,7 @@ func dataRPO(start time.Time, checks []CheckResult) *time.Duration {
 	if newest == nil {
 		return nil
 	}
-	d := start.Sub(*newest)
+	d := start.Sub(*newest).Round(time.Millisecond)
 	return &d
 }
 

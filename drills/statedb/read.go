@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -79,7 +80,7 @@ func fromSeconds(s *float64) *time.Duration {
 	if s == nil {
 		return nil
 	}
-	d := time.Duration(*s * float64(time.Second))
+	d := time.Duration(math.Round(*s*1e6)) * time.Microsecond // as written, not a nanosecond below
 	return &d
 }
 
