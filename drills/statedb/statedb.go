@@ -83,6 +83,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	rp["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
 	rp["idle_in_transaction_session_timeout"] = "60000"
 	rp["TimeZone"] = "UTC"
+	if _, ok := rp["search_path"]; !ok {
+		// drill's tables are where the URL says (search_path=SCHEMA),
+		// else in public: never where a PGOPTIONS of the shell points,
+		// which would split the history between schemas. A parameter
+		// of its own outranks the -c of options.
+		rp["search_path"] = "public"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("state database: %w", verify.RedactConnErr(err))
