@@ -98,6 +98,7 @@ func runDump(ctx context.Context, o *dumpOpts, stdout, stderr io.Writer) error {
 		o.PGDump, o.PGRestore = bin.Path("pg_dump"), bin.Path("pg_restore")
 	}
 	o.DrillVersion = version
+	o.Notice = func(msg string) { fmt.Fprintln(stderr, "drill dump: "+msg) }
 	terminal := false
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
 		terminal = true

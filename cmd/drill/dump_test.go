@@ -208,3 +208,74 @@ func TestDumpInterruptedAndBadInput(t *testing.T) {
 		t.Fatalf("bad input left behind: %v", entries)
 	}
 }
+
+// A dump killed outright (SIGKILL: no chance to clean up) leaves its
+// temporary file; the next dump to the same path removes it, and says so,
+// but leaves alone the temporary file of a dump to that path still running.
+func TestDumpRemovesWhatAKilledDumpLeft(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "big.dump")
+	big := drilltest.NewDatabase(t)
+	drilltest.Exec(t, big, "create table big as select g as id, md5(g::text) as v from generate_series(1, 3000000) g")
+	temps := func() map[string]bool {
+		m := map[string]bool{}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.Contains(e.Name(), ".drill-tmp-") && !strings.HasSuffix(e.Name(), ".lock") {
+				m[e.Name()] = true
+			}
+		}
+		return m
+	}
+	start := func() (*exec.Cmd, string) {
+		before := temps()
+		cmd := exec.Command(drillBin, "dump", big, "--out", out, "--format", "plain")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var name string
+		drilltest.WaitFor(t, 30*time.Second, "a temporary dump file", func() bool {
+			for n := range temps() {
+				if !before[n] {
+					name = n
+				}
+			}
+			return name != ""
+		})
+		return cmd, name
+	}
+	killed, killedTemp := start()
+	_ = killed.Process.Kill()
+	_ = killed.Wait()
+	running, runningTemp := start()
+	defer func() { _ = running.Process.Kill(); _ = running.Wait() }()
+	old := time.Now().Add(-2 * time.Minute)
+	for _, name := range []string{killedTemp, runningTemp} {
+		if err := os.Chtimes(filepath.Join(dir, name+".lock"), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	small := drilltest.NewDatabase(t)
+	drilltest.Exec(t, small, "create table t as select 1 as id")
+	r := drill(t, nil, "dump", small, "--out", out, "--json")
+	if r.code != 0 || !strings.Contains(r.stderr, "removed "+filepath.Join(dir, killedTemp)+": what an interrupted drill dump") ||
+		!strings.Contains(r.stdout, `"removed_partial"`) {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	left := temps()
+	if left[killedTemp] || !left[runningTemp] {
+		t.Fatalf("temporary files now %v: want %s removed and %s (still being written) kept", left, killedTemp, runningTemp)
+	}
+	_ = running.Process.Signal(syscall.SIGINT)
+	_ = running.Wait()
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "big.dump big.dump.fingerprint.json" {
+		t.Fatalf("left in the directory: %v", names)
+	}
+}

@@ -13,11 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"drill/drills"
@@ -53,6 +55,9 @@ type DumpOptions struct {
 	DrillVersion string
 	// Progress, when set, is called about twice a second.
 	Progress func(DumpProgress)
+	// Notice, when set, is told what Dump did besides the dump (removing
+	// what an interrupted dump to the same path left behind).
+	Notice func(string)
 }
 
 // DumpProgress is how far a dump has come.
@@ -70,6 +75,9 @@ type DumpResult struct {
 	Tables      int                 `json:"tables"`
 	Rows        int64               `json:"rows"`
 	Seconds     float64             `json:"seconds"`
+	// RemovedPartial are the temporary files of earlier dumps to the
+	// same path that were killed before they finished, removed.
+	RemovedPartial []string `json:"removed_partial,omitempty"`
 }
 
 // Dump runs pg_dump on a read-only snapshot of the database and, in that
@@ -103,6 +111,15 @@ func Dump(ctx context.Context, o DumpOptions) (*DumpResult, error) {
 	}
 	defer closeAll()
 
+	var stale []string
+	if !strings.HasPrefix(o.Out, "s3://") {
+		stale = removeStale(filepath.Clean(o.Out))
+		for _, tmp := range stale {
+			if o.Notice != nil {
+				o.Notice(fmt.Sprintf("removed %s: what an interrupted drill dump to %s left behind", tmp, o.Out))
+			}
+		}
+	}
 	sk, err := o.sink(ctx)
 	if err != nil {
 		return nil, err
@@ -163,7 +180,7 @@ func Dump(ctx context.Context, o DumpOptions) (*DumpResult, error) {
 		return nil, err
 	}
 	committed = true
-	res := &DumpResult{Out: o.Out, Fingerprint: o.Out + verify.FingerprintSuffix, Facts: fp, Tables: len(fp.Tables),
+	res := &DumpResult{Out: o.Out, Fingerprint: o.Out + verify.FingerprintSuffix, Facts: fp, Tables: len(fp.Tables), RemovedPartial: stale,
 		Seconds: time.Since(start).Seconds()}
 	for _, t := range fp.Tables {
 		res.Rows += t.Rows
@@ -403,6 +420,11 @@ func (o *DumpOptions) runPgDump(ctx context.Context, conninfo, password, snapsho
 	args = append(args, o.Args...)
 	args = append(args, "--dbname="+conninfo)
 	cmd := exec.CommandContext(ctx, o.PGDump, args...)
+	// pg_dump (and its workers, in its process group) dies with drill,
+	// however drill ends: a directory dump is written by pg_dump itself,
+	// and must not go on writing into a temporary directory nobody owns.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Env = append(os.Environ(), "PGOPTIONS="+strings.TrimSpace(os.Getenv("PGOPTIONS")+" -c default_transaction_read_only=on"))
 	if password != "" {
 		cmd.Env = append(cmd.Env, "PGPASSWORD="+password)

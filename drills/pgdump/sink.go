@@ -10,7 +10,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
+	"time"
 
 	"drill/verify"
 
@@ -40,6 +43,77 @@ func tempSuffix() string {
 	return ".drill-tmp-" + hex.EncodeToString(b)
 }
 
+// A dump's temporary name (file or directory) is claimed by a lock file
+// beside it, TMP.lock, held (flock) while the dump runs: the kernel lets
+// go of it when the process ends, however it ends. The next dump to the
+// same path removes what a dump that is gone left behind.
+const (
+	lockSuffix = ".lock"
+	staleAfter = time.Minute // a younger lock file may not be locked yet
+)
+
+// tempLock is the end of a lock file's name after ".BASE.drill-tmp-".
+var tempLock = regexp.MustCompile(`^[0-9a-f]{12}\.lock$`)
+
+// claimTemp makes and locks tmp's lock file.
+func claimTemp(tmp string) (*os.File, error) {
+	f, err := os.OpenFile(tmp+lockSuffix, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
+}
+
+// releaseTemp removes and lets go of a lock file.
+func releaseTemp(lock *os.File) {
+	if lock != nil {
+		os.Remove(lock.Name())
+		lock.Close()
+	}
+}
+
+// removeStale removes the temporary files and directories that dumps to
+// path which are no longer running left in its directory (killed, or on a
+// machine that lost power), and returns what it removed. A lock file
+// still held, or too young to tell, is left alone.
+func removeStale(path string) []string {
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range entries {
+		name := e.Name()
+		rest, ok := strings.CutPrefix(name, "."+base+".drill-tmp-")
+		if !ok || !tempLock.MatchString(rest) {
+			continue
+		}
+		lock := filepath.Join(dir, name)
+		if fi, err := e.Info(); err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < staleAfter {
+			continue
+		}
+		f, err := os.OpenFile(lock, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			tmp := strings.TrimSuffix(lock, lockSuffix)
+			if err := os.RemoveAll(tmp); err == nil { // else tried again by the next dump
+				removed = append(removed, tmp)
+				os.Remove(lock)
+			}
+		}
+		f.Close()
+	}
+	return removed
+}
+
 // fileSink writes a file under a hidden temporary name in the directory
 // of the backup, renamed into place by commit: a source never takes a
 // hidden name for a backup.
@@ -47,6 +121,7 @@ type fileSink struct {
 	path string
 	tmp  string
 	f    *os.File
+	lock *os.File
 }
 
 // parentExists refuses an --out whose directory does not exist, as
@@ -70,11 +145,16 @@ func newFileSink(path string) (*fileSink, error) {
 		return nil, fmt.Errorf("%w: --out %s exists and is not a file; give a file name (or --format directory for a directory)", ErrDumpUsage, path)
 	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+tempSuffix())
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	lock, err := claimTemp(tmp)
 	if err != nil {
 		return nil, err
 	}
-	return &fileSink{path: path, tmp: tmp, f: f}, nil
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		releaseTemp(lock)
+		return nil, err
+	}
+	return &fileSink{path: path, tmp: tmp, f: f, lock: lock}, nil
 }
 
 func (s *fileSink) Write(p []byte) (int, error) { return s.f.Write(p) }
@@ -86,6 +166,7 @@ func (s *fileSink) commit(_ context.Context, fingerprint []byte) error {
 	if err := s.f.Close(); err != nil {
 		return err
 	}
+	defer releaseTemp(s.lock)
 	return publish(s.tmp, s.path, fingerprint)
 }
 
@@ -113,6 +194,7 @@ func publish(tmp, path string, fingerprint []byte) error {
 func (s *fileSink) abort(context.Context) {
 	_ = s.f.Close()
 	_ = os.Remove(s.tmp)
+	releaseTemp(s.lock)
 }
 
 func syncDir(dir string) error {
@@ -129,6 +211,7 @@ func syncDir(dir string) error {
 type dirSink struct {
 	path string
 	tmp  string
+	lock *os.File
 }
 
 func newDirSink(path string) (*dirSink, error) {
@@ -147,16 +230,24 @@ func newDirSink(path string) (*dirSink, error) {
 		}
 	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+tempSuffix())
-	return &dirSink{path: path, tmp: tmp}, nil
+	lock, err := claimTemp(tmp)
+	if err != nil {
+		return nil, err
+	}
+	return &dirSink{path: path, tmp: tmp, lock: lock}, nil
 }
 
 func (s *dirSink) Write(p []byte) (int, error) { return len(p), nil } // pg_dump writes the files itself
 
 func (s *dirSink) commit(_ context.Context, fingerprint []byte) error {
+	defer releaseTemp(s.lock)
 	return publish(s.tmp, s.path, fingerprint)
 }
 
-func (s *dirSink) abort(context.Context) { _ = os.RemoveAll(s.tmp) }
+func (s *dirSink) abort(context.Context) {
+	_ = os.RemoveAll(s.tmp)
+	releaseTemp(s.lock)
+}
 
 // s3PartSize is the size of each part of a multipart upload: S3 wants at
 // least 5 MiB (but the last) and at most 10,000 parts, so 16 MiB parts
