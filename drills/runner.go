@@ -155,7 +155,10 @@ func (e *execution) saveProgress(ctx context.Context, msg string) {
 // Execute carries out a run already recorded in the store.
 func (r *Runner) Execute(ctx context.Context, run *Run, p RunParams) (*Run, error) {
 	if r.Now == nil {
-		r.Now = time.Now
+		// The clock the record keeps: wall time to the microsecond, as the
+		// state database stores it, so that what a run prints and what is
+		// read back later agree.
+		r.Now = func() time.Time { return time.Now().Truncate(time.Microsecond) }
 	}
 	logger := r.Logger
 	if logger == nil {
@@ -637,15 +640,24 @@ func (e *execution) teardown(ctx context.Context, f *failure) *failure {
 	return f
 }
 
+// upToMillisecond rounds d up to a whole millisecond.
+func upToMillisecond(d time.Duration) time.Duration {
+	if r := d % time.Millisecond; r > 0 {
+		return d - r + time.Millisecond
+	}
+	return d - d%time.Millisecond
+}
+
 // finish measures RTO and RPO, judges the objectives and commits the outcome.
 func (e *execution) finish(ctx context.Context, f *failure) {
 	o := Outcome{Status: StatusPassed, FinishedAt: e.Now()}
 	spec := e.p.Spec
 	if e.run.Backup != nil {
 		// A physical backup's RPO runs from the point its recovery reached.
-		// Measures are kept to the millisecond, as recorded and printed:
-		// the run's own output and the stored record read the same.
-		rpo := e.start.Sub(e.backup.RPOFrom()).Round(time.Millisecond)
+		// Measures are kept to the millisecond, rounded up (an overrun is
+		// never rounded into an objective met), and judged as kept: the
+		// run's own output and the stored record read the same.
+		rpo := upToMillisecond(e.start.Sub(e.backup.RPOFrom()))
 		o.RPO = &rpo
 		if spec.Objectives.RPO > 0 {
 			// A backup that did not give a verified copy protects nothing:
@@ -655,7 +667,7 @@ func (e *execution) finish(ctx context.Context, f *failure) {
 		}
 	}
 	if !e.verified.IsZero() {
-		rto := e.verified.Sub(e.start).Round(time.Millisecond)
+		rto := upToMillisecond(e.verified.Sub(e.start))
 		o.RTO = &rto
 		if spec.Objectives.RTO > 0 {
 			met := rto <= spec.Objectives.RTO
@@ -669,10 +681,10 @@ func (e *execution) finish(ctx context.Context, f *failure) {
 	if f == nil {
 		var missed []string
 		if o.RTOMet != nil && !*o.RTOMet {
-			missed = append(missed, fmt.Sprintf("RTO %s exceeds objective %s", o.RTO.Round(time.Second), spec.Objectives.RTO))
+			missed = append(missed, fmt.Sprintf("RTO %s exceeds objective %s", *o.RTO, spec.Objectives.RTO))
 		}
 		if o.RPOMet != nil && !*o.RPOMet {
-			missed = append(missed, fmt.Sprintf("RPO %s exceeds objective %s", o.RPO.Round(time.Second), spec.Objectives.RPO))
+			missed = append(missed, fmt.Sprintf("RPO %s exceeds objective %s", *o.RPO, spec.Objectives.RPO))
 		}
 		if len(missed) > 0 {
 			f = &failure{reason: ReasonObjectiveMissed, err: errors.New(strings.Join(missed, "; "))}
@@ -703,7 +715,7 @@ func dataRPO(start time.Time, checks []CheckResult) *time.Duration {
 	if newest == nil {
 		return nil
 	}
-	d := start.Sub(*newest).Round(time.Millisecond)
+	d := upToMillisecond(start.Sub(*newest))
 	return &d
 }
 

@@ -25,6 +25,9 @@ type Config struct {
 	// without success before it is overdue (default 1 day).
 	OverdueGrace time.Duration `json:"overdue_grace"`
 	Drills       []*Spec       `json:"drills"`
+	// HistoryOnly: only DatabaseURL was read (the drills could not be
+	// loaded in this environment), for commands that read the history.
+	HistoryOnly bool `json:"-"`
 }
 
 // DefaultOverdueGrace is the grace before a scheduled drill is overdue.

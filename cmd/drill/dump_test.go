@@ -251,8 +251,8 @@ func TestDumpRemovesWhatAKilledDumpLeft(t *testing.T) {
 	running, runningTemp := start()
 	defer func() { _ = running.Process.Kill(); _ = running.Wait() }()
 	old := time.Now().Add(-2 * time.Minute)
-	for _, name := range []string{killedTemp, runningTemp} {
-		if err := os.Chtimes(filepath.Join(dir, name+".lock"), old, old); err != nil {
+	for _, name := range []string{killedTemp, killedTemp + ".lock", runningTemp + ".lock"} {
+		if err := os.Chtimes(filepath.Join(dir, name), old, old); err != nil {
 			t.Fatal(err)
 		}
 	}

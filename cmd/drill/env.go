@@ -13,7 +13,6 @@ import (
 
 	"drill/drills"
 	"drill/drills/backends"
-	"drill/drills/config"
 	"drill/drills/evidence"
 	"drill/drills/local"
 	"drill/drills/statedb"
@@ -213,24 +212,22 @@ func (g *globalOpts) open(ctx context.Context, so sessionOpts) (*session, error)
 	if so.needConfig {
 		load = g.loadConfig
 	}
-	cfg, err := load()
-	var ce *config.ConfigError
-	if err != nil && so.historyOnly && errors.As(err, &ce) {
-		path, _ := g.resolveConfigPath()
-		url, uerr := backends.StateURL(path)
-		if uerr != nil {
-			return nil, err
-		}
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(os.Stderr, "warning: %s\n", line)
-		}
-		fmt.Fprintf(os.Stderr, "warning: the drills of %s were not read: only the recorded history is shown\n", path)
-		cfg, err = &drills.Config{Path: path, DatabaseURL: url}, nil
-	}
+	log, err := g.logger(os.Stderr, isTerminal(os.Stderr))
 	if err != nil {
 		return nil, err
 	}
-	log, err := g.logger(os.Stderr, isTerminal(os.Stderr))
+	cfg, err := load()
+	if err != nil && so.historyOnly && backends.OnlyUnsetVariables(err) {
+		path, _ := g.resolveConfigPath()
+		url, uerr := backends.StateURL(path)
+		if uerr != nil && os.Getenv("DRILL_DATABASE_URL") != "" {
+			url, uerr = "", nil // DRILL_DATABASE_URL is used in its place
+		}
+		if uerr == nil {
+			log.Warn("the config's drills were not read: only the recorded history is shown", "config", path, "problems", err.Error())
+			cfg, err = &drills.Config{Path: path, DatabaseURL: url, HistoryOnly: true}, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

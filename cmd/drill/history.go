@@ -64,7 +64,7 @@ func runHistory(ctx context.Context, o *historyOpts) error {
 		}
 		return writeJSON(o.stdout, out)
 	}
-	if len(runs) == 0 && o.drill != "" && s.cfg != nil && s.cfg.Drill(o.drill) == nil {
+	if len(runs) == 0 && o.drill != "" && s.cfg != nil && !s.cfg.HistoryOnly && s.cfg.Drill(o.drill) == nil {
 		return withCode(exitUsage, fmt.Errorf("no drill named %q has runs, and the config has none by that name", o.drill))
 	}
 	if len(runs) == 0 {

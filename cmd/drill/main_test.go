@@ -208,6 +208,14 @@ func TestRunPassedJSON(t *testing.T) {
 	if r := drill(t, b.env, "run", "shop"); r.code != 2 || !strings.Contains(r.stderr, "drill.yaml:6: environment variable DRILL_TEST_UNSET_BACKUPS is not set") {
 		t.Fatalf("run with an unset variable: exit %d\n%s", r.code, r.stderr)
 	}
+	// Any other problem is not passed over: a misspelt key could hide
+	// the state database's URL.
+	if err := os.WriteFile(b.config, []byte("databse_url: x\n"+string(yaml)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s := drill(t, b.env, "show", fmt.Sprint(got["id"])); s.code != 2 || !strings.Contains(s.stderr, "databse_url") {
+		t.Fatalf("show with a misspelt key: exit %d\n%s", s.code, s.stderr)
+	}
 }
 
 func TestRunFailedCheckExitsOne(t *testing.T) {

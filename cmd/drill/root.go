@@ -36,7 +36,8 @@ without one, an embedded PostgreSQL under $DRILL_HOME.
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "", "json or text (default json, text on a terminal)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return withCode(exitUsage, err) })
 	// A bad --log-level or --log-format is refused by every command, also
-	// those that log nothing.
+	// those that log nothing (and those with hooks of their own).
+	cobra.EnableTraverseRunHooks = true
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		_, err := g.logger(io.Discard, false)
 		return err

@@ -25,6 +25,10 @@ func LoadConfig(path string) (*drills.Config, error) { return config.Load(path) 
 // StateURL reads only the state database's URL from a config file.
 func StateURL(path string) (string, error) { return config.StateURL(path) }
 
+// OnlyUnsetVariables reports whether a config's problems are all
+// environment variables not set.
+func OnlyUnsetVariables(err error) bool { return config.OnlyUnsetVariables(err) }
+
 // For returns the Source and Target of spec. An error means the drill cannot
 // be carried out on this machine (no PostgreSQL binaries, no such OS user, …).
 func For(ctx context.Context, spec *drills.Spec) (drills.Source, drills.Target, error) {

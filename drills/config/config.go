@@ -73,6 +73,24 @@ func configReadHint(err error) string {
 	return err.Error()
 }
 
+const unsetVariable = "environment variable "
+
+// OnlyUnsetVariables reports whether every problem err holds is an
+// environment variable that is not set: the config is fine where it is
+// written, only not complete in this environment.
+func OnlyUnsetVariables(err error) bool {
+	var ce *ConfigError
+	if !errors.As(err, &ce) || len(ce.Problems) == 0 {
+		return false
+	}
+	for _, p := range ce.Problems {
+		if !strings.HasPrefix(p.Msg, unsetVariable) || !strings.Contains(p.Msg, " is not set (referenced as ${") {
+			return false
+		}
+	}
+	return true
+}
+
 // StateURL reads only the state database's URL (database_url, its
 // ${VAR}s expanded) from a config file, whatever the rest holds: commands
 // that read the recorded history work with a config whose drills cannot
@@ -255,7 +273,7 @@ func expandEnv(n *yaml.Node) error {
 			return v
 		})
 		if missing != "" {
-			return &lineError{n.Line, fmt.Sprintf("environment variable %s is not set (referenced as ${%s})", missing, missing)}
+			return &lineError{n.Line, fmt.Sprintf(unsetVariable+"%s is not set (referenced as ${%s})", missing, missing)}
 		}
 		if n.Style != 0 { // quoted, block or explicitly tagged: stays a string
 			return nil

@@ -420,9 +420,11 @@ func (o *DumpOptions) runPgDump(ctx context.Context, conninfo, password, snapsho
 	args = append(args, o.Args...)
 	args = append(args, "--dbname="+conninfo)
 	cmd := exec.CommandContext(ctx, o.PGDump, args...)
-	// pg_dump (and its workers, in its process group) dies with drill,
-	// however drill ends: a directory dump is written by pg_dump itself,
-	// and must not go on writing into a temporary directory nobody owns.
+	// pg_dump dies with drill, however drill ends (its workers, in its
+	// process group, are killed with it when the dump is cancelled; after
+	// drill is killed outright they finish the table they are on, which
+	// removeStale waits for). Pdeathsig follows the thread that started
+	// pg_dump: nothing in drill locks a goroutine to its thread.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Env = append(os.Environ(), "PGOPTIONS="+strings.TrimSpace(os.Getenv("PGOPTIONS")+" -c default_transaction_read_only=on"))

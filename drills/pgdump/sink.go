@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -52,8 +53,8 @@ const (
 	staleAfter = time.Minute // a younger lock file may not be locked yet
 )
 
-// tempLock is the end of a lock file's name after ".BASE.drill-tmp-".
-var tempLock = regexp.MustCompile(`^[0-9a-f]{12}\.lock$`)
+// tempLock matches the name of a temporary name's lock file.
+var tempLock = regexp.MustCompile(`^\..+\.drill-tmp-[0-9a-f]{12}\.lock$`)
 
 // claimTemp makes and locks tmp's lock file.
 func claimTemp(tmp string) (*os.File, error) {
@@ -69,49 +70,74 @@ func claimTemp(tmp string) (*os.File, error) {
 	return f, nil
 }
 
-// releaseTemp removes and lets go of a lock file.
-func releaseTemp(lock *os.File) {
+// releaseTemp removes and lets go of a lock file; gone says that its
+// temporary file or directory is gone (else the lock file stays, for
+// the next dump to remove it with what is left).
+func releaseTemp(lock *os.File, gone bool) {
 	if lock != nil {
-		os.Remove(lock.Name())
+		if gone {
+			os.Remove(lock.Name())
+		}
 		lock.Close()
 	}
 }
 
-// removeStale removes the temporary files and directories that dumps to
-// path which are no longer running left in its directory (killed, or on a
+// removeStale removes, in the directory of path, the temporary files and
+// directories of dumps that are no longer running (killed, or on a
 // machine that lost power), and returns what it removed. A lock file
-// still held, or too young to tell, is left alone.
+// still held, one too young to tell, and a temporary file or directory
+// written to within staleAfter (pg_dump's workers finish the table they
+// are on after drill is gone) are left alone.
 func removeStale(path string) []string {
-	dir, base := filepath.Dir(path), filepath.Base(path)
+	dir := filepath.Dir(path)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
 	var removed []string
 	for _, e := range entries {
-		name := e.Name()
-		rest, ok := strings.CutPrefix(name, "."+base+".drill-tmp-")
-		if !ok || !tempLock.MatchString(rest) {
+		if !tempLock.MatchString(e.Name()) {
 			continue
 		}
-		lock := filepath.Join(dir, name)
-		if fi, err := e.Info(); err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < staleAfter {
+		lock := filepath.Join(dir, e.Name())
+		tmp := strings.TrimSuffix(lock, lockSuffix)
+		if fi, err := e.Info(); err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < staleAfter || writtenSince(tmp, time.Now().Add(-staleAfter)) {
 			continue
 		}
-		f, err := os.OpenFile(lock, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		f, err := os.OpenFile(lock, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			continue
 		}
-		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
-			tmp := strings.TrimSuffix(lock, lockSuffix)
+		var st syscall.Stat_t
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil && syscall.Fstat(int(f.Fd()), &st) == nil && st.Nlink > 0 {
+			_, statErr := os.Lstat(tmp)
 			if err := os.RemoveAll(tmp); err == nil { // else tried again by the next dump
-				removed = append(removed, tmp)
+				if statErr == nil {
+					removed = append(removed, tmp)
+				}
 				os.Remove(lock)
 			}
 		}
 		f.Close()
 	}
 	return removed
+}
+
+// writtenSince reports whether path, or anything in it, was modified
+// after t.
+func writtenSince(path string, t time.Time) bool {
+	recent := false
+	_ = filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && fi.ModTime().After(t) {
+			recent = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return recent
 }
 
 // fileSink writes a file under a hidden temporary name in the directory
@@ -151,7 +177,7 @@ func newFileSink(path string) (*fileSink, error) {
 	}
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		releaseTemp(lock)
+		releaseTemp(lock, true)
 		return nil, err
 	}
 	return &fileSink{path: path, tmp: tmp, f: f, lock: lock}, nil
@@ -166,8 +192,15 @@ func (s *fileSink) commit(_ context.Context, fingerprint []byte) error {
 	if err := s.f.Close(); err != nil {
 		return err
 	}
-	defer releaseTemp(s.lock)
-	return publish(s.tmp, s.path, fingerprint)
+	err := publish(s.tmp, s.path, fingerprint)
+	releaseTemp(s.lock, notThere(s.tmp))
+	return err
+}
+
+// notThere reports whether nothing is at path any more.
+func notThere(path string) bool {
+	_, err := os.Lstat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // publish renames a finished dump into place, then puts its fingerprint
@@ -194,7 +227,7 @@ func publish(tmp, path string, fingerprint []byte) error {
 func (s *fileSink) abort(context.Context) {
 	_ = s.f.Close()
 	_ = os.Remove(s.tmp)
-	releaseTemp(s.lock)
+	releaseTemp(s.lock, notThere(s.tmp))
 }
 
 func syncDir(dir string) error {
@@ -240,13 +273,14 @@ func newDirSink(path string) (*dirSink, error) {
 func (s *dirSink) Write(p []byte) (int, error) { return len(p), nil } // pg_dump writes the files itself
 
 func (s *dirSink) commit(_ context.Context, fingerprint []byte) error {
-	defer releaseTemp(s.lock)
-	return publish(s.tmp, s.path, fingerprint)
+	err := publish(s.tmp, s.path, fingerprint)
+	releaseTemp(s.lock, notThere(s.tmp))
+	return err
 }
 
 func (s *dirSink) abort(context.Context) {
 	_ = os.RemoveAll(s.tmp)
-	releaseTemp(s.lock)
+	releaseTemp(s.lock, notThere(s.tmp))
 }
 
 // s3PartSize is the size of each part of a multipart upload: S3 wants at

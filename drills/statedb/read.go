@@ -188,7 +188,7 @@ func loadDetails(ctx context.Context, q Querier, runs []*drills.Run) error {
 	var secs float64
 	var details, state []byte
 	_, err = pgx.ForEachRow(rows, []any{&runID, &c.Name, &c.Type, &c.Expected, &c.Actual, &c.Passed, &secs, &c.Error, &details}, func() error {
-		c.Duration = time.Duration(secs * float64(time.Second))
+		c.Duration = *fromSeconds(&secs)
 		c.Details = nil
 		if len(details) > 0 {
 			if err := json.Unmarshal(details, &c.Details); err != nil {

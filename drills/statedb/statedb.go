@@ -11,7 +11,9 @@ import (
 	"drill/verify"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -83,12 +85,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	rp["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
 	rp["idle_in_transaction_session_timeout"] = "60000"
 	rp["TimeZone"] = "UTC"
-	if _, ok := rp["search_path"]; !ok {
-		// drill's tables are where the URL says (search_path=SCHEMA),
-		// else in public: never where a PGOPTIONS of the shell points,
-		// which would split the history between schemas. A parameter
-		// of its own outranks the -c of options.
-		rp["search_path"] = "public"
+	if pgo := os.Getenv("PGOPTIONS"); pgo != "" && rp["options"] == pgo && !strings.Contains(url, "options") {
+		// The shell's PGOPTIONS (say, a search_path for psql) is not
+		// the state database's: it would move drill's tables, splitting
+		// the history. Options the URL gives are kept.
+		delete(rp, "options")
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

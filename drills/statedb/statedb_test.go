@@ -12,7 +12,9 @@ import (
 func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
 
 // A search_path in the shell's PGOPTIONS does not move drill's tables:
-// they are made, and found, in public (not parallel: the environment).
+// they are made, and found, where the server's own settings put them
+// (public here); options in the URL are honoured (not parallel: the
+// environment).
 func TestPGOPTIONSDoesNotMoveTheState(t *testing.T) {
 	url := drilltest.NewDatabase(t)
 	drilltest.Exec(t, url, "create schema elsewhere")
@@ -33,5 +35,20 @@ func TestPGOPTIONSDoesNotMoveTheState(t *testing.T) {
 		if err != nil || where != "public" {
 			t.Fatalf("PGOPTIONS=%q: drill_runs in %q (%v), want public", options, where, err)
 		}
+	}
+	other := drilltest.NewDatabase(t)
+	drilltest.Exec(t, other, "create schema elsewhere")
+	t.Setenv("PGOPTIONS", "-c search_path=public")
+	s, err := statedb.Open(ctx, other+" options='-c search_path=elsewhere'", statedb.Options{}) // a key=value URL
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var where string
+	if err := s.Pool.QueryRow(ctx, "select table_schema from information_schema.tables where table_name = 'drill_runs'").Scan(&where); err != nil || where != "elsewhere" {
+		t.Fatalf("options in the URL: drill_runs in %q (%v), want elsewhere", where, err)
 	}
 }
