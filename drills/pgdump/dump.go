@@ -162,6 +162,10 @@ func Dump(ctx context.Context, o DumpOptions) (*DumpResult, error) {
 	if err != nil {
 		cancel()
 		wg.Wait()
+		if measureErr != nil && !errors.Is(measureErr, context.Canceled) {
+			// the fingerprint failed first, and stopped pg_dump
+			return nil, fmt.Errorf("fingerprint: %w", measureErr)
+		}
 		return nil, err
 	}
 	wg.Wait()
