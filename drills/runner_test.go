@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -707,6 +708,42 @@ func TestDrillStreamRefusesOtherBytes(t *testing.T) {
 			t.Logf("the run failed: %s", run.Error)
 			if run.Status != drills.StatusFailed || run.Reason != drills.ReasonRestoreFailed || !strings.Contains(run.Error, tc.want) {
 				t.Fatalf("got %s/%s: %s; want a failed restore saying %q", run.Status, run.Reason, run.Error, tc.want)
+			}
+			drilltest.AssertNothingLeft(t, b.targetDir)
+		})
+	}
+}
+
+// A plain or gzipped plain dump in S3 is restored as it downloads (psql
+// reads it in one pass); the sha256 recorded is the object's.
+// Not parallel: the S3 server is reached through the AWS environment.
+func TestDrillStreamsPlainFromS3(t *testing.T) {
+	b := setup(t)
+	s3 := drilltest.NewS3(t)
+	s3.Bucket(t, "backups")
+	for _, format := range []string{"plain", "plain-gzip"} {
+		t.Run(format, func(t *testing.T) {
+			dump, err := os.ReadFile(drilltest.DumpAs(t, b.shop, format, filepath.Join(t.TempDir(), "shop.sql")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := "shop-" + format + "/2026-11-29.sql"
+			if format == "plain-gzip" {
+				key += ".gz"
+			}
+			s3.Put(t, "backups", key, dump)
+			var said []string
+			run := b.drill(t, context.Background(), shopSpec("s3://backups/"+path.Dir(key)+"/"), func(e drills.Event) {
+				if e.Kind == drills.EventProgress {
+					said = append(said, e.Message)
+				}
+			})
+			assertPassed(t, run)
+			if all := strings.Join(said, "\n"); !strings.Contains(all, "restoring the dump as it downloads") {
+				t.Errorf("the dump was not restored as it downloaded:\n%s", all)
+			}
+			if want := fmt.Sprintf("%x", sha256.Sum256(dump)); run.Backup.SHA256 != want {
+				t.Errorf("recorded sha256 %s, want %s", run.Backup.SHA256, want)
 			}
 			drilltest.AssertNothingLeft(t, b.targetDir)
 		})

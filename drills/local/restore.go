@@ -407,15 +407,25 @@ func openPlain(format, path string) (io.Reader, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if format != drills.FormatPlainGzip {
-		return f, func() { f.Close() }, nil
-	}
-	gz, err := gzip.NewReader(bufio.NewReaderSize(f, 256*1024))
+	in, err := plainReader(format, f)
 	if err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("restore: %s is not a valid gzip file: %w", path, err)
+		return nil, nil, fmt.Errorf("restore: %s: %w", path, err)
 	}
-	return gz, func() { gz.Close(); f.Close() }, nil
+	return in, func() { f.Close() }, nil
+}
+
+// plainReader reads the SQL of a plain dump from r, uncompressing a
+// gzipped one.
+func plainReader(format string, r io.Reader) (io.Reader, error) {
+	if format != drills.FormatPlainGzip {
+		return r, nil
+	}
+	gz, err := gzip.NewReader(bufio.NewReaderSize(r, 256*1024))
+	if err != nil {
+		return nil, fmt.Errorf("not a valid gzip file: %w", err)
+	}
+	return gz, nil
 }
 
 // restrictSince is the first minor release of each major version whose
@@ -454,11 +464,18 @@ func (r restoreCmd) plain(ctx context.Context, format, path string, facts plainF
 	if err != nil {
 		return err
 	}
-	in, closeIn, err := openPlain(format, path)
-	if err != nil {
-		return err
+	var in io.Reader
+	if r.stream != nil {
+		if in, err = plainReader(format, r.stream.r); err != nil {
+			return err
+		}
+	} else {
+		var closeIn func()
+		if in, closeIn, err = openPlain(format, path); err != nil {
+			return err
+		}
+		defer closeIn()
 	}
-	defer closeIn()
 	in = drills.ContextReader(ctx, in)
 	filter := &plainFilter{key: RandomPassword() + RandomPassword(), connect: facts.Database != "",
 		premade: premade, skipped: skipped, schemas: schemas}
@@ -474,7 +491,18 @@ func (r restoreCmd) plain(ctx context.Context, format, path string, facts plainF
 		"--dbname", r.dsn, "--file", "-")
 	_, runErr := r.exec(ctx, cmd, pr, true)
 	pr.CloseWithError(errors.New("psql has ended")) // lets the filter return
+	if runErr != nil && r.stream != nil {
+		r.stream.Close() // a filter waiting for the download stops
+	}
 	ferr := <-filterErr
+	if r.stream != nil {
+		if runErr == nil && ferr == nil {
+			runErr = r.stream.finish() // read to its end, and hashed
+		}
+		if serr := r.stream.failed(); serr != nil {
+			return fmt.Errorf("download: %w", serr)
+		}
+	}
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()

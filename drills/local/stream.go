@@ -32,13 +32,8 @@ type archiveStream struct {
 // data offsets (written to a pipe), data blocks out of load order, or
 // data spread over tables (--jobs is chosen; it needs the whole file).
 func openArchiveStream(ctx context.Context, b drills.Backup, spool string, report func(int64, int64)) (*archiveStream, error) {
-	body, err := b.Stream(ctx, report)
+	s, err := openStream(ctx, b, filepath.Join(spool, "archive-head"), report)
 	if err != nil {
-		return nil, err
-	}
-	s := &archiveStream{head: filepath.Join(spool, "archive-head"), body: &errorReader{r: body}}
-	if s.headF, err = os.OpenFile(s.head, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
-		body.Close()
 		return nil, err
 	}
 	toc, err := readTOC(bufio.NewReaderSize(io.TeeReader(s.body, s.headF), 64*1024))
@@ -62,6 +57,48 @@ func openArchiveStream(ctx context.Context, b drills.Backup, spool string, repor
 	}
 	s.r = io.MultiReader(s.headF, s.body)
 	return s, nil
+}
+
+// openStream opens the backup's stream, and the file head its start is
+// to be kept in.
+func openStream(ctx context.Context, b drills.Backup, head string, report func(int64, int64)) (*archiveStream, error) {
+	body, err := b.Stream(ctx, report)
+	if err != nil {
+		return nil, err
+	}
+	s := &archiveStream{head: head, body: &errorReader{r: body}}
+	if s.headF, err = os.OpenFile(head, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+		body.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openPlainStream opens the backup's stream of a plain (or gzipped plain)
+// dump and reads the start of its SQL (scanPlain), keeping what it read
+// in the file head: psql reads the whole dump as it downloads.
+func openPlainStream(ctx context.Context, b drills.Backup, spool string, report func(int64, int64)) (*archiveStream, plainFacts, error) {
+	s, err := openStream(ctx, b, filepath.Join(spool, "dump-head"), report)
+	if err != nil {
+		return nil, plainFacts{}, err
+	}
+	var facts plainFacts
+	in, err := plainReader(b.Format, io.TeeReader(s.body, s.headF))
+	if err == nil {
+		facts, err = scanPlain(in)
+	}
+	if serr := s.body.failed(); serr != nil {
+		err = serr
+	}
+	if err == nil {
+		_, err = s.headF.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		s.discard()
+		return nil, plainFacts{}, err
+	}
+	s.r = io.MultiReader(s.headF, s.body)
+	return s, facts, nil
 }
 
 // finish reads what pg_restore left of the archive (it stops after the

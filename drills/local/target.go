@@ -230,21 +230,35 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 			path = stream.head
 		}
 	}
+	plain := b.Format == drills.FormatPlain || b.Format == drills.FormatPlainGzip
+	var facts *plainFacts
+	if b.Stream != nil && plain {
+		// psql reads a plain dump in one pass: it is restored as it
+		// downloads, once the start of its SQL is read.
+		s, f, err := openPlainStream(ctx, b, spool, report)
+		if err != nil {
+			return fmt.Errorf("fetch %s: %w", b.ID, err)
+		}
+		defer s.Close()
+		stream, path, facts = s, s.head, &f
+		progress.Say("restoring the dump as it downloads")
+	}
 	if stream == nil {
 		if path, err = b.Fetch(ctx, spool, report); err != nil {
 			return fmt.Errorf("fetch %s: %w", b.ID, err)
 		}
 	}
-	var facts *plainFacts
-	if b.Format == drills.FormatPlain || b.Format == drills.FormatPlainGzip {
+	if plain && facts == nil {
 		// drill reads a plain dump and hands it to psql itself.
 		f, err := readPlainFacts(b.Format, path)
 		if err != nil {
 			return err
 		}
 		facts = &f
-	} else if path, err = t.stage(ctx, spool, path, progress); err != nil {
-		return err
+	} else if !plain {
+		if path, err = t.stage(ctx, spool, path, progress); err != nil {
+			return err
+		}
 	}
 	db := t.cfg.Database
 	if db == "" && facts != nil && facts.Database != "" {
