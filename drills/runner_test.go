@@ -749,3 +749,32 @@ func TestDrillStreamsPlainFromS3(t *testing.T) {
 		})
 	}
 }
+
+// A streamed archive whose data PostgreSQL refuses fails the drill with
+// the restore's own error (not the stream's, closed after it), and leaves
+// nothing behind.
+// Not parallel: the S3 server is reached through the AWS environment.
+func TestDrillStreamRestoreError(t *testing.T) {
+	b := setup(t)
+	const rows = 400_000
+	dump := skewedDump(t, t.TempDir(), rows)
+	// A row far into the big table's data gets a letter for its id.
+	at := bytes.Index(dump, []byte("300000\t"))
+	if at < 0 {
+		t.Fatal("no row to spoil")
+	}
+	dump[at] = 'x'
+	s3 := drilltest.NewS3(t)
+	s3.Bucket(t, "backups")
+	s3.Put(t, "backups", "big/2026-11-29.dump", dump)
+	target, err := local.NewTarget(local.TargetConfig{Dir: b.targetDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := b.drillWith(t, context.Background(), bigSpec("s3://backups/big/", rows), target, nil)
+	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonRestoreFailed ||
+		!strings.Contains(run.Error, "invalid input syntax for type integer") || strings.Contains(run.Error, "download") {
+		t.Fatalf("got %s/%s: %s", run.Status, run.Reason, run.Error)
+	}
+	drilltest.AssertNothingLeft(t, b.targetDir)
+}

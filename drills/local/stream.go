@@ -111,8 +111,12 @@ func (s *archiveStream) finish() error {
 // failed returns the download's error, if it failed.
 func (s *archiveStream) failed() error { return s.body.failed() }
 
-// Close stops the download and removes the file of its start.
+// Close stops the download and removes the file of its start. What the
+// stream says after that is not the download's failure.
 func (s *archiveStream) Close() error {
+	s.body.mu.Lock()
+	s.body.closed = true
+	s.body.mu.Unlock()
 	err := s.body.r.Close()
 	s.headF.Close()
 	os.Remove(s.head)
@@ -151,18 +155,20 @@ func (f *feeder) stop() {
 	<-f.done
 }
 
-// errorReader keeps the first error other than io.EOF its reader returned.
+// errorReader keeps the first error other than io.EOF its reader returned
+// before it was closed.
 type errorReader struct {
-	r   io.ReadCloser
-	mu  sync.Mutex
-	err error
+	r      io.ReadCloser
+	mu     sync.Mutex
+	err    error
+	closed bool // by drill: errors from then on are not kept
 }
 
 func (e *errorReader) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		e.mu.Lock()
-		if e.err == nil {
+		if e.err == nil && !e.closed {
 			e.err = err
 		}
 		e.mu.Unlock()
