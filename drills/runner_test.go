@@ -582,6 +582,19 @@ func skewedDump(t *testing.T, dir string, rows int) []byte {
 	return b
 }
 
+// drillBigFromS3 puts dump into a new bucket of s3 as the only backup of
+// drill "big" and runs it on a local target that chooses how to load.
+func (b bundle) drillBigFromS3(t *testing.T, s3 drilltest.S3Server, dump []byte, rows int64, events func(drills.Event)) *drills.Run {
+	t.Helper()
+	s3.Bucket(t, "backups")
+	s3.Put(t, "backups", "big/2026-11-29.dump", dump)
+	target, err := local.NewTarget(local.TargetConfig{Dir: b.targetDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.drillWith(t, context.Background(), bigSpec("s3://backups/big/", rows), target, events)
+}
+
 func bigSpec(location string, rows int64) *drills.Spec {
 	return &drills.Spec{Name: "big", Timeout: 2 * time.Minute, Source: pgdump.Spec(location),
 		Target: drills.TargetSpec{Type: local.TargetType}, Objectives: drills.Objectives{RPO: 24 * time.Hour},
@@ -599,15 +612,8 @@ func TestDrillStreamsFromS3(t *testing.T) {
 	if len(dump) < 2*16<<20 {
 		t.Fatalf("the dump is %d bytes: too small to be downloaded in parts", len(dump))
 	}
-	s3 := drilltest.NewS3(t)
-	s3.Bucket(t, "backups")
-	s3.Put(t, "backups", "big/2026-11-29.dump", dump)
-	target, err := local.NewTarget(local.TargetConfig{Dir: b.targetDir})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var said []string
-	run := b.drillWith(t, context.Background(), bigSpec("s3://backups/big/", rows), target, func(e drills.Event) {
+	run := b.drillBigFromS3(t, drilltest.NewS3(t), dump, rows, func(e drills.Event) {
 		if e.Kind == drills.EventProgress {
 			said = append(said, e.Message)
 		}
@@ -644,13 +650,7 @@ func TestDrillStreamFailsMidDownload(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	s3.Bucket(t, "backups")
-	s3.Put(t, "backups", "big/2026-11-29.dump", dump)
-	target, err := local.NewTarget(local.TargetConfig{Dir: b.targetDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := b.drillWith(t, context.Background(), bigSpec("s3://backups/big/", rows), target, nil)
+	run := b.drillBigFromS3(t, s3, dump, rows, nil)
 	t.Logf("the run failed: %s", run.Error)
 	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonRestoreFailed || !strings.Contains(run.Error, "access denied to s3://backups/big/") {
 		t.Fatalf("got %s/%s: %s", run.Status, run.Reason, run.Error)
@@ -764,14 +764,7 @@ func TestDrillStreamRestoreError(t *testing.T) {
 		t.Fatal("no row to spoil")
 	}
 	dump[at] = 'x'
-	s3 := drilltest.NewS3(t)
-	s3.Bucket(t, "backups")
-	s3.Put(t, "backups", "big/2026-11-29.dump", dump)
-	target, err := local.NewTarget(local.TargetConfig{Dir: b.targetDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := b.drillWith(t, context.Background(), bigSpec("s3://backups/big/", rows), target, nil)
+	run := b.drillBigFromS3(t, drilltest.NewS3(t), dump, rows, nil)
 	if run.Status != drills.StatusFailed || run.Reason != drills.ReasonRestoreFailed ||
 		!strings.Contains(run.Error, "invalid input syntax for type integer") || strings.Contains(run.Error, "download") {
 		t.Fatalf("got %s/%s: %s", run.Status, run.Reason, run.Error)
