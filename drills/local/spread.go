@@ -42,7 +42,6 @@ func (s dataSpread) largest() string {
 // custom archive written to a pipe has no offsets; tar archives are not
 // measured).
 func spreadOf(format, path, toc string) (dataSpread, bool) {
-	sizes := map[string]int64{}
 	switch format {
 	case drills.FormatCustom:
 		f, err := drills.OpenRegular(path)
@@ -60,36 +59,27 @@ func spreadOf(format, path, toc string) (dataSpread, bool) {
 		}
 		return t.spread(fi.Size())
 	case drills.FormatDirectory:
-		for id := range tableDataIDs(toc) {
+		var s dataSpread
+		for id, table := range tableDataIDs(toc) {
 			for _, ext := range []string{".dat", ".dat.gz", ".dat.lz4", ".dat.zst"} {
 				if fi, err := os.Lstat(filepath.Join(path, id+ext)); err == nil && fi.Mode().IsRegular() {
-					sizes[id] = fi.Size()
+					s.add(table, fi.Size())
 					break
 				}
 			}
 		}
-	default:
-		return dataSpread{}, false
+		return s, s.Tables > 0
 	}
-	return spreadOver(toc, sizes)
+	return dataSpread{}, false
 }
 
-// spreadOver sums the data sizes (by dump id) of the tables of a table
-// of contents.
-func spreadOver(toc string, sizes map[string]int64) (dataSpread, bool) {
-	var s dataSpread
-	for id, table := range tableDataIDs(toc) {
-		n, ok := sizes[id]
-		if !ok {
-			continue
-		}
-		s.Total += n
-		s.Tables++
-		if n > s.Largest || n == s.Largest && table < s.Table {
-			s.Largest, s.Table = n, table
-		}
+// add counts a table's n bytes of data.
+func (s *dataSpread) add(table string, n int64) {
+	s.Total += n
+	s.Tables++
+	if n > s.Largest || n == s.Largest && table < s.Table {
+		s.Largest, s.Table = n, table
 	}
-	return s, s.Tables > 0
 }
 
 // dataOffset is where the data of a table of contents entry starts in a
@@ -257,12 +247,7 @@ func (t archiveTOC) spread(size int64) (dataSpread, bool) {
 		if d.table == "" {
 			continue // large objects, and what is not a table's data
 		}
-		n := sizes[d.id]
-		s.Total += n
-		s.Tables++
-		if n > s.Largest || n == s.Largest && d.table < s.Table {
-			s.Largest, s.Table = n, d.table
-		}
+		s.add(d.table, sizes[d.id])
 	}
 	return s, s.Tables > 0
 }
