@@ -275,9 +275,15 @@ func (c *Cluster) Stop(ctx context.Context, mode string) error {
 	if !c.Running() {
 		return nil
 	}
+	pid := c.PID()
 	err := c.run(ctx, c.Bin.Path("pg_ctl"), "stop", "-D", c.DataDir(), "-m", mode, "-w", "-t", "60", "-s")
 	if err != nil && c.Running() {
 		return fmt.Errorf("stop PostgreSQL in %s: %w", c.Dir, err)
+	}
+	// pg_ctl returns once the postmaster removed its pid file, a moment
+	// before the process is gone: stopped means gone.
+	for deadline := time.Now().Add(10 * time.Second); pid > 0 && processAlive(pid) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
 }
