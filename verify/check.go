@@ -272,13 +272,13 @@ func (c Check) SQLText() string {
 	case TypeRowCount:
 		return "select count(*) from " + t
 	case TypeChecksum:
-		return "select count(*), sum(hash_record_extended(t, 0)) from " + t + " t  -- hashed from the text form for enums, json, …; folded to 64 bits"
+		return "select count(*), sum(hash_record_extended(t.*, 0)) from " + t + " t  -- hashed from the text form for enums, json, …; folded to 64 bits"
 	case TypeRecency:
 		return "select max(" + c.Column + ")::timestamptz from " + t
 	case TypeSQL:
 		return c.Query
 	case TypeFingerprint:
-		return "per table: select count(*), sum(hash_record_extended(t, 0)) from only TABLE t; its columns, constraints and indexes from the catalog"
+		return "per table: select count(*), sum(hash_record_extended(t.*, 0)) from only TABLE t; its columns, constraints and indexes from the catalog"
 	case TypeAmcheck:
 		return "bt_index_check(index, heapallindexed) on every B-tree index; verify_heapam(table) on every table"
 	case TypeDrift:
@@ -288,7 +288,7 @@ func (c Check) SQLText() string {
 		if c.Where != "" {
 			w = " where " + c.Where
 		}
-		return "on both sides, per range of 10,000 keys: select count(*), sum(hash_record_extended(t, 0)) from " + t + " t" + w +
+		return "on both sides, per range of 10,000 keys: select count(*), sum(hash_record_extended(t.*, 0)) from " + t + " t" + w +
 			" and key ≤ the restored copy's largest; ranges that differ row by row (source: " + c.Source + ", read-only)"
 	}
 	return ""

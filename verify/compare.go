@@ -400,9 +400,9 @@ func prepareRestoredSide(ctx context.Context, tx pgx.Tx, c Check) (compareSide, 
 	if err := tx.QueryRow(ctx, binaryHashableSQL, t.Quoted()).Scan(&binary); err != nil {
 		return side, spec, err
 	}
-	spec.hash = "pg_catalog.hashtextextended(t::text, 0)"
+	spec.hash = "pg_catalog.hashtextextended((t.*)::text, 0)"
 	if binary {
-		spec.hash = "pg_catalog.hash_record_extended(t, 0)"
+		spec.hash = "pg_catalog.hash_record_extended(t.*, 0)"
 	}
 	return side, spec, nil
 }

@@ -76,10 +76,11 @@ func TestCompare(t *testing.T) {
 	}
 }
 
-// A table smaller than one key range, and one changed row in it.
+// A table smaller than one key range, and one changed row in it; a column
+// named like the query's alias is hashed as a column, not as the row.
 func TestCompareSmallTable(t *testing.T) {
 	t.Parallel()
-	const sql = "create table t (k text primary key, v int); insert into t select 'key-' || g, g from generate_series(1, 50) g"
+	const sql = "create table t (k text primary key, t text, v int); insert into t select 'key-' || g, 'x', g from generate_series(1, 50) g"
 	restored := setup(t, sql)
 	src := drilltest.NewDatabase(t)
 	drilltest.Exec(t, src, sql, "update t set v = 0 where k = 'key-7'")

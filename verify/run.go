@@ -145,7 +145,7 @@ func rowCount(ctx context.Context, tx pgx.Tx, c Check, r *Result) error {
 // exact numeric, of the 64-bit hash of every row of from (a quoted table,
 // "only" before it for its own rows alone).
 func ChecksumSQL(from string) string {
-	return "select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hash_record_extended(t, 0)), 0)::text from " + from + " t"
+	return "select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hash_record_extended(t.*, 0)), 0)::text from " + from + " t"
 }
 
 // checksumTextSQL is the fallback for tables with a column type whose
@@ -153,7 +153,7 @@ func ChecksumSQL(from string) string {
 // function (enums, json, point, …): the hash of each row's text form,
 // rendered under digestSettings.
 func checksumTextSQL(from string) string {
-	return "select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended(t::text, 0)), 0)::text from " + from + " t"
+	return "select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended((t.*)::text, 0)), 0)::text from " + from + " t"
 }
 
 func checksum(ctx context.Context, tx pgx.Tx, c Check, r *Result) error {
