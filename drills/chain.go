@@ -33,12 +33,12 @@ type Integrity string
 const (
 	// IntegritySealed: the columns match the sealed record, the record
 	// its chain hash, and the chain hash carries a valid signature of the
-	// sealing key drill was given.
+	// sealing key drill was given or of one it replaced.
 	IntegritySealed Integrity = "sealed"
 	// IntegrityChained: the columns match the record and the record its
 	// chain hash, but no signature was checked (no sealing key then or
-	// now, or another key): someone who can write to the state database
-	// could have rewritten both.
+	// now): someone who can write to the state database could have
+	// rewritten both.
 	IntegrityChained Integrity = "chained"
 	// IntegrityAltered: the columns, the record, the chain hash or the
 	// signature disagree: the row was changed after the run was sealed.
@@ -73,9 +73,31 @@ func CheckSeal(pub ed25519.PublicKey, chainHash, seal string) bool {
 	return err == nil && len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, SealMessage(chainHash), sig)
 }
 
+// SealKeys are the public keys seals are checked with, by key id: the
+// sealing key's and those it replaced (DRILL_SEALING_PREVIOUS_PUBKEYS).
+// Empty: no seal is checked.
+type SealKeys map[string]ed25519.PublicKey
+
+// NewSealKeys indexes keys by id; nil keys are left out.
+func NewSealKeys(keys ...ed25519.PublicKey) SealKeys {
+	ks := SealKeys{}
+	for _, k := range keys {
+		if k != nil {
+			ks[KeyID(k)] = k
+		}
+	}
+	return ks
+}
+
+// unknownKey says why a seal by a key nobody gave drill stands for nothing.
+func unknownKey(id string) string {
+	return fmt.Sprintf("sealed by key %s, which is neither the sealing key nor one it replaced (DRILL_SEALING_PREVIOUS_PUBKEYS): a seal that cannot be checked could have been made by anyone who can write to the state database", id)
+}
+
 // CheckIntegrity sets r.Seal.Integrity from the run's columns (as loaded),
-// its sealed record, its chain hash and its seal under pub (nil: none).
-func CheckIntegrity(r *Run, pub ed25519.PublicKey) {
+// its sealed record, its chain hash, its seal and its sign-offs' seals.
+// With keys, a seal must be a valid signature by one of them.
+func CheckIntegrity(r *Run, keys SealKeys) {
 	st := r.Seal
 	if st == nil {
 		return
@@ -83,18 +105,45 @@ func CheckIntegrity(r *Run, pub ed25519.PublicKey) {
 	st.Integrity, st.Problem = IntegrityChained, ""
 	altered := func(why string) { st.Integrity, st.Problem = IntegrityAltered, why }
 	cols, err := CanonicalRecord(r)
+	pub, known := keys[st.KeyID]
 	switch h, herr := ChainHash(st.PrevHash, st.Record); {
 	case err != nil || !bytes.Equal(cols, st.Record) && !sameSealedFacts(cols, st.Record):
 		altered("the state database's columns differ from the run's sealed record")
 	case herr != nil || h != st.ChainHash:
 		altered("the sealed record does not match its chain hash")
-	case pub != nil && st.Seal != "" && st.KeyID == KeyID(pub):
-		if !CheckSeal(pub, st.ChainHash, st.Seal) {
-			altered("the seal does not match the chain hash: the record and its hash were rewritten")
-		} else {
-			st.Integrity = IntegritySealed
+	case len(keys) == 0 || st.Seal == "":
+	case !known:
+		altered(unknownKey(st.KeyID))
+	case !CheckSeal(pub, st.ChainHash, st.Seal):
+		altered("the seal does not match the chain hash: the record and its hash were rewritten")
+	default:
+		st.Integrity = IntegritySealed
+	}
+	if st.Integrity != IntegrityAltered && len(keys) > 0 {
+		if why := signoffProblem(r, keys); why != "" {
+			altered(why)
 		}
 	}
+}
+
+// signoffProblem says which of a run's sign-offs cannot be trusted, or "".
+// A sign-off on a sealed run was given while a sealing key was set up, so
+// it must carry a valid seal of a known key.
+func signoffProblem(r *Run, keys SealKeys) string {
+	for i, so := range r.Signoffs {
+		name := fmt.Sprintf("sign-off %d (%s by %s)", i+1, so.Kind, so.SignedBy)
+		pub, known := keys[so.SealKeyID]
+		switch {
+		case so.Seal == "" && r.Seal.Integrity == IntegritySealed:
+			return name + " carries no seal, though its run is sealed: it was not given through drill"
+		case so.Seal == "":
+		case !known:
+			return name + " is " + unknownKey(so.SealKeyID)
+		case !CheckSignoffSeal(pub, r.ID, r.Seal.ChainHash, so):
+			return name + ": its seal does not match it: it was edited or moved from another run"
+		}
+	}
+	return ""
 }
 
 // targetLifecycle are the fields of a run's target that legitimately

@@ -138,7 +138,9 @@ func connectStore(ctx context.Context, cfg *drills.Config, log *slog.Logger) (*s
 
 // loadSealingKeys gives the store the sealing key (DRILL_SEALING_KEY, a
 // file made by `drill evidence keygen --sealing`), or only its public half
-// (DRILL_SEALING_PUBKEY) where runs are read but not sealed.
+// (DRILL_SEALING_PUBKEY) where runs are read but not sealed, and the public
+// halves of the keys it replaced (DRILL_SEALING_PREVIOUS_PUBKEYS, a comma-
+// separated list of files): runs they sealed still check.
 func loadSealingKeys(store *statedb.Store) error {
 	if p := os.Getenv("DRILL_SEALING_KEY"); p != "" {
 		key, err := evidence.LoadPrivateKey(p)
@@ -153,6 +155,16 @@ func loadSealingKeys(store *statedb.Store) error {
 			return fmt.Errorf("DRILL_SEALING_PUBKEY: %w", err)
 		}
 		store.SealingPub = pub
+	}
+	for p := range strings.SplitSeq(os.Getenv("DRILL_SEALING_PREVIOUS_PUBKEYS"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pub, err := evidence.LoadPublicKey(p)
+		if err != nil {
+			return fmt.Errorf("DRILL_SEALING_PREVIOUS_PUBKEYS: %w", err)
+		}
+		store.PreviousSealingPubs = append(store.PreviousSealingPubs, pub)
 	}
 	return nil
 }

@@ -318,7 +318,8 @@ func TestCreateDatabasePlainDump(t *testing.T) {
 // Whoever can write to the state database cannot forge history undetected
 // when runs are sealed with a key kept outside it: a changed status, a
 // record rewritten with its chain hash recomputed (no secret needed), a
-// removed seal and deleted newest runs are each caught.
+// removed seal, a seal or sign-off claiming a key drill does not know, a
+// removed record and deleted newest runs are each caught.
 func TestForgedHistoryDetected(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1)
@@ -425,7 +426,42 @@ func TestForgedHistoryDetected(t *testing.T) {
 	}
 	sql("delete from drill_signoffs")
 
-	// 4. the newest run deleted: the new bundle no longer extends the old
+	// 4. seals that claim a key drill does not know (no secret needed to
+	// write them): the run, and a sign-off
+	sql("update drill_runs set seal = 'AAAA', seal_key_id = '0123456789abcdef' where id = 2")
+	if run := show("2"); run["integrity"] != "altered" || !strings.Contains(fmt.Sprint(run["integrity_problem"]), "sealed by key 0123456789abcdef, which is neither the sealing key") {
+		t.Errorf("seal of an unknown key: integrity %v %v", run["integrity"], run["integrity_problem"])
+	}
+	if r := verify(export("unknown-key.zip")); r.code != 1 || !strings.Contains(r.stdout, "run 2 (shop): sealed by key 0123456789abcdef, which is neither") {
+		t.Errorf("verify of a seal by an unknown key: %d\n%s", r.code, r.stdout)
+	}
+	sql("insert into drill_signoffs (run_id, kind, signed_by, note, signed_at, seal, seal_key_id) values (1, 'review', 'CFO', 'approved', now(), 'AAAA', '0123456789abcdef')")
+	if run := show("1"); run["integrity"] != "altered" || !strings.Contains(fmt.Sprint(run["integrity_problem"]), "sign-off 1 (review by CFO) is sealed by key 0123456789abcdef") {
+		t.Errorf("sign-off sealed by an unknown key: integrity %v %v", run["integrity"], run["integrity_problem"])
+	}
+	if r := drill(t, env, "show", "1"); !strings.Contains(r.stdout, "INTEGRITY: ALTERED") {
+		t.Errorf("show does not flag the forged sign-off:\n%s", r.stdout)
+	}
+	if r := verify(export("unknown-key-signoff.zip")); r.code != 1 || !strings.Contains(r.stdout, "run 1 (shop): sign-off 1 (review by CFO) is sealed by key 0123456789abcdef") {
+		t.Errorf("verify of a sign-off sealed by an unknown key: %d\n%s", r.code, r.stdout)
+	}
+	sql("delete from drill_signoffs")
+
+	// 5. the newest run's status changed and its record, chain hash and
+	// seal removed: it reads as finished with no record after sealed ones
+	sql(`update drill_runs set status = 'failed', reason = 'check_failed', record = null, prev_hash = null, chain_hash = null,
+		seal = null, seal_key_id = null, sealed_at = null where id = 3`)
+	if run := show("3"); run["integrity"] != "altered" || !strings.Contains(fmt.Sprint(run["integrity_problem"]), "has no sealed record") {
+		t.Errorf("removed record: integrity %v %v", run["integrity"], run["integrity_problem"])
+	}
+	if r := drill(t, env, "history", "shop"); !strings.Contains(r.stdout, "(ALTERED)") {
+		t.Errorf("history does not flag the run without its record:\n%s", r.stdout)
+	}
+	if r := verify(export("unrecorded.zip")); r.code != 1 || !strings.Contains(r.stdout, "run 3 (shop): its row in the state database was changed after it was sealed (the run is finished but has no sealed record") {
+		t.Errorf("verify after a removed record: %d\n%s", r.code, r.stdout)
+	}
+
+	// 6. the newest run deleted: the new bundle no longer extends the old
 	sql("delete from drill_checks where run_id = 3", "delete from drill_phases where run_id = 3",
 		"delete from drill_targets where run_id = 3", "delete from drill_runs where id = 3")
 	r := verify(export("truncated.zip"), "--previous", old)
@@ -600,5 +636,45 @@ func TestUnsealedRunRefusedBesideSealedOnes(t *testing.T) {
 	}
 	if r := drill(t, withKey, "run", "shop"); r.code != 0 {
 		t.Fatalf("run with the key: %d %s", r.code, r.stderr)
+	}
+
+	// A new sealing key: runs the old one sealed check with its public half
+	// (DRILL_SEALING_PREVIOUS_PUBKEYS); without it they cannot be trusted.
+	newKey := filepath.Join(t.TempDir(), "sealing2.key")
+	if r := drill(t, nil, "evidence", "keygen", "--sealing", "--out", newKey); r.code != 0 {
+		t.Fatalf("keygen --sealing: %d %s", r.code, r.stderr)
+	}
+	rotated := append(b.env, "DRILL_SEALING_KEY="+newKey, "DRILL_SEALING_PREVIOUS_PUBKEYS="+sealing+".pub")
+	if r := drill(t, rotated, "run", "shop"); r.code != 0 {
+		t.Fatalf("run with the new key: %d %s", r.code, r.stderr)
+	}
+	integrity := func(env []string) string {
+		r := drill(t, env, "history", "--json")
+		var runs []map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil {
+			t.Fatalf("history: %v %s %s", err, r.stdout, r.stderr)
+		}
+		var out []string
+		for _, run := range runs {
+			out = append(out, fmt.Sprint(run["integrity"]))
+		}
+		return strings.Join(out, " ")
+	}
+	if got := integrity(rotated); got != "sealed sealed sealed chained" {
+		t.Errorf("after a key change, newest first: %s, want sealed sealed sealed chained", got)
+	}
+	if got := integrity(append(b.env, "DRILL_SEALING_KEY="+newKey)); !strings.HasPrefix(got, "sealed altered altered") {
+		t.Errorf("without the previous key: %s, want the old key's runs altered", got)
+	}
+	signing := filepath.Join(t.TempDir(), "evidence.key")
+	if r := drill(t, nil, "evidence", "keygen", "--out", signing); r.code != 0 {
+		t.Fatalf("keygen: %d %s", r.code, r.stderr)
+	}
+	zip := filepath.Join(t.TempDir(), "rotated.zip")
+	if r := drill(t, append(rotated, "DRILL_EVIDENCE_KEY="+signing), "evidence", "export", "--out", zip); r.code != 0 {
+		t.Fatalf("export: %d %s", r.code, r.stderr)
+	}
+	if r := drill(t, nil, "evidence", "verify", zip, "--pubkey", signing+".pub"); r.code != 0 || !strings.Contains(r.stdout, "seals: 3 run(s)") {
+		t.Errorf("verify of a bundle with runs of two sealing keys: %d\n%s", r.code, r.stdout)
 	}
 }

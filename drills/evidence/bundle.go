@@ -52,6 +52,10 @@ type Manifest struct {
 	// exporting drill had the sealing key (DRILL_SEALING_KEY).
 	SealingPublicKey string `json:"sealing_public_key,omitempty"`
 	SealingKeyID     string `json:"sealing_key_id,omitempty"`
+	// SealingPreviousPublicKeys (PEM) are the keys the sealing key
+	// replaced (DRILL_SEALING_PREVIOUS_PUBKEYS): older runs' seals check
+	// with them.
+	SealingPreviousPublicKeys []string `json:"sealing_previous_public_keys,omitempty"`
 	// Altered lists the runs whose rows in the state database no longer
 	// say what was sealed (the bundle holds the sealed records).
 	Altered []AlteredRun `json:"altered_runs,omitempty"`

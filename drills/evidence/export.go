@@ -72,6 +72,21 @@ func Export(ctx context.Context, store *statedb.Store, w io.Writer, opts ExportO
 		}
 		records = append(records, decoded{File: rf, Rec: rec})
 	}
+	// A finished run without a sealed record after one with: its record
+	// was removed, and the bundle says so rather than leave it out unseen.
+	unsealed, err := store.UnsealedFinished(ctx, opts.Filter)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range unsealed {
+		run, err := store.Run(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if st := run.Seal; st != nil && st.Integrity == drills.IntegrityAltered {
+			altered = append(altered, AlteredRun{ID: id, Drill: run.Drill, Problem: st.Problem})
+		}
+	}
 	ids := make([]int64, len(sealed))
 	for i, s := range sealed {
 		ids[i] = s.ID
@@ -117,6 +132,9 @@ func Export(ctx context.Context, store *statedb.Store, w io.Writer, opts ExportO
 	}
 	if pub := store.SealingPublicKey(); pub != nil {
 		m.SealingPublicKey, m.SealingKeyID = string(PublicKeyPEM(pub)), drills.KeyID(pub)
+		for _, prev := range store.PreviousSealingPubs {
+			m.SealingPreviousPublicKeys = append(m.SealingPreviousPublicKeys, string(PublicKeyPEM(prev)))
+		}
 	}
 	for name, b := range files {
 		m.Files[name] = sha256Hex(b)

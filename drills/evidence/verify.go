@@ -424,18 +424,28 @@ func checkSeals(rep *Report, m *Manifest, byDrill map[string][]RunFile) {
 		rep.fail("%s: sealing_public_key is not a valid key with id %s", ManifestFile, m.SealingKeyID)
 		return
 	}
+	keys := drills.NewSealKeys(pub)
+	for i, p := range m.SealingPreviousPublicKeys {
+		prev, err := parsePublicKeyPEM([]byte(p))
+		if err != nil {
+			rep.fail("%s: sealing_previous_public_keys[%d] is not a valid key", ManifestFile, i)
+			return
+		}
+		keys[drills.KeyID(prev)] = prev
+	}
 	unsealed := 0
 	for _, drill := range sortedKeys(byDrill) {
 		var lastSealed int64
 		for _, rf := range byDrill[drill] {
+			key, known := keys[rf.SealKeyID]
 			switch {
 			case rf.Seal == "" && lastSealed != 0:
 				rep.fail("run %d (%s): not sealed, though run %d before it was: its seal was removed", rf.ID, drill, lastSealed)
 			case rf.Seal == "":
 				unsealed++
-			case rf.SealKeyID != m.SealingKeyID:
-				rep.Notes = append(rep.Notes, fmt.Sprintf("run %d (%s): sealed by another key (%s): its seal was not checked", rf.ID, drill, rf.SealKeyID))
-			case !drills.CheckSeal(pub, rf.ChainHash, rf.Seal):
+			case !known:
+				rep.fail("run %d (%s): sealed by key %s, which is neither the manifest's sealing key nor one it replaced: the seal cannot be checked, so it could have been made by anyone who can write to the state database", rf.ID, drill, rf.SealKeyID)
+			case !drills.CheckSeal(key, rf.ChainHash, rf.Seal):
 				rep.fail("run %d (%s): its seal does not match its chain hash: the record and its chain hash were rewritten", rf.ID, drill)
 			default:
 				lastSealed = rf.ID
@@ -446,25 +456,28 @@ func checkSeals(rep *Report, m *Manifest, byDrill map[string][]RunFile) {
 	if unsealed > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d run(s) finished before the sealing key was set up carry no seal", unsealed))
 	}
-	checkSignoffSeals(rep, m, pub, byDrill)
+	checkSignoffSeals(rep, keys, byDrill)
 }
 
-// checkSignoffSeals checks each sign-off's seal. A sign-off on a run the
-// key sealed was given while the key was set up, so it must carry a seal:
-// one without was written into the state database by hand.
-func checkSignoffSeals(rep *Report, m *Manifest, pub ed25519.PublicKey, byDrill map[string][]RunFile) {
+// checkSignoffSeals checks each sign-off's seal. A sign-off on a run a
+// known key sealed was given while a key was set up, so it must carry a
+// seal of a known key: one without was written into the state database by
+// hand.
+func checkSignoffSeals(rep *Report, keys drills.SealKeys, byDrill map[string][]RunFile) {
 	unsealed := 0
 	for _, drill := range sortedKeys(byDrill) {
 		for _, rf := range byDrill[drill] {
+			_, runSealed := keys[rf.SealKeyID]
 			for i, so := range rf.Signoffs {
+				key, known := keys[so.SealKeyID]
 				switch {
-				case so.Seal == "" && rf.Seal != "" && rf.SealKeyID == m.SealingKeyID:
+				case so.Seal == "" && rf.Seal != "" && runSealed:
 					rep.fail("run %d (%s): sign-off %d (%s by %s) carries no seal, though the run was sealed by the key: it was not given through drill", rf.ID, drill, i+1, so.Kind, so.SignedBy)
 				case so.Seal == "":
 					unsealed++
-				case so.SealKeyID != m.SealingKeyID:
-					rep.Notes = append(rep.Notes, fmt.Sprintf("run %d (%s): sign-off %d sealed by another key (%s): its seal was not checked", rf.ID, drill, i+1, so.SealKeyID))
-				case !drills.CheckSignoffSeal(pub, rf.ID, rf.ChainHash, so):
+				case !known:
+					rep.fail("run %d (%s): sign-off %d (%s by %s) is sealed by key %s, which is neither the manifest's sealing key nor one it replaced: it was not given through drill", rf.ID, drill, i+1, so.Kind, so.SignedBy, so.SealKeyID)
+				case !drills.CheckSignoffSeal(key, rf.ID, rf.ChainHash, so):
 					rep.fail("run %d (%s): sign-off %d (%s by %s): its seal does not match it: it was edited or moved from another run", rf.ID, drill, i+1, so.Kind, so.SignedBy)
 				}
 			}

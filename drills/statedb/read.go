@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -100,9 +102,6 @@ func (s *Store) runQ(ctx context.Context, q Querier, id int64) (*drills.Run, err
 	if err := loadDetails(ctx, q, []*drills.Run{r}); err != nil {
 		return nil, err
 	}
-	if err := s.checkIntegrity(ctx, q, r); err != nil {
-		return nil, err
-	}
 	rows, err := q.Query(ctx, `select kind, signed_by, note, signed_at, coalesce(seal, ''), coalesce(seal_key_id, '') from drill_signoffs where run_id = $1 order by id`, id)
 	if err != nil {
 		return nil, err
@@ -112,7 +111,10 @@ func (s *Store) runQ(ctx context.Context, q Querier, id int64) (*drills.Run, err
 		err := row.Scan(&so.Kind, &so.SignedBy, &so.Note, &so.SignedAt, &so.Seal, &so.SealKeyID)
 		return so, err
 	})
-	return r, err
+	if err != nil {
+		return nil, err
+	}
+	return r, s.checkIntegrity(ctx, q, r) // with its sign-offs
 }
 
 // RunFilter selects runs, newest first.
@@ -298,22 +300,38 @@ func (s *Store) SealKeyID(ctx context.Context) (string, error) {
 	return id, err
 }
 
-// checkIntegrity sets r.Seal.Integrity (see checkIntegrity in chain.go). A
-// run without a seal is altered when an earlier run of its drill carries a
-// seal of the key drill has: its seal was removed.
+// checkIntegrity sets r.Seal.Integrity (see CheckIntegrity in chain.go).
+// Beyond what a run's own row says, its drill's history tells two more
+// forgeries: a finished run without a sealed record, when an earlier run of
+// its drill has one (its record was removed), and, with a sealing key, a
+// run without a seal when an earlier run carries one of a known key (its
+// seal was removed).
 func (s *Store) checkIntegrity(ctx context.Context, q Querier, r *drills.Run) error {
-	pub := s.sealingPub()
-	drills.CheckIntegrity(r, pub)
-	if st := r.Seal; st != nil && pub != nil && st.Seal == "" && st.Integrity == drills.IntegrityChained {
-		var sealedBefore bool
-		err := q.QueryRow(ctx, `select exists (select 1 from drill_runs where drill = $1 and id < $2 and seal_key_id = $3)`,
-			r.Drill, r.ID, drills.KeyID(pub)).Scan(&sealedBefore)
-		if err != nil {
-			return err
+	keys := s.SealKeys()
+	drills.CheckIntegrity(r, keys)
+	st := r.Seal
+	var why string
+	query, args := "", []any{r.Drill, r.ID}
+	switch {
+	case st == nil && (r.Status == drills.StatusPassed || r.Status == drills.StatusFailed):
+		query = `select exists (select 1 from drill_runs where drill = $1 and id < $2 and chain_hash is not null)`
+		why = "the run is finished but has no sealed record, though an earlier run of its drill has one: its record was removed"
+	case st != nil && len(keys) > 0 && st.Seal == "" && st.Integrity == drills.IntegrityChained:
+		query = `select exists (select 1 from drill_runs where drill = $1 and id < $2 and seal_key_id = any($3))`
+		args = append(args, slices.Collect(maps.Keys(keys)))
+		why = "the run carries no seal, though an earlier run of its drill does: its seal was removed"
+	default:
+		return nil
+	}
+	var before bool
+	if err := q.QueryRow(ctx, query, args...).Scan(&before); err != nil {
+		return err
+	}
+	if before {
+		if st == nil {
+			r.Seal = &drills.SealState{}
 		}
-		if sealedBefore {
-			st.Integrity, st.Problem = drills.IntegrityAltered, "the run carries no seal, though an earlier run of its drill does: its seal was removed"
-		}
+		r.Seal.Integrity, r.Seal.Problem = drills.IntegrityAltered, why
 	}
 	return nil
 }

@@ -120,6 +120,20 @@ func (s *Store) SealedRuns(ctx context.Context, f SealedFilter) ([]Sealed, map[s
 	return out, anchors, err
 }
 
+// UnsealedFinished returns the ids of the finished runs matching f that
+// have no sealed record: runs from before records were sealed, or rows
+// whose record was removed (checkIntegrity tells which).
+func (s *Store) UnsealedFinished(ctx context.Context, f SealedFilter) ([]int64, error) {
+	rows, err := s.Pool.Query(ctx, `select id from drill_runs
+		where (record is null or chain_hash is null) and status in (`+sqlPassed+`, `+sqlFailed+`) and ($1 = '' or drill = $1)
+		  and ($2::timestamptz is null or started_at >= $2) and ($3::timestamptz is null or started_at < $3)
+		order by id`, f.Drill, optTimeArg(f.Since), optTimeArg(f.Until))
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
 func optTimeArg(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil

@@ -7,6 +7,7 @@ package statedb
 import (
 	"context"
 	"crypto/ed25519"
+	"drill/drills"
 	"drill/migrations"
 	"drill/verify"
 	"errors"
@@ -31,6 +32,19 @@ type Store struct {
 	// SealingPub checks seals when runs are read (default: SealingKey's
 	// public half).
 	SealingPub ed25519.PublicKey
+	// PreviousSealingPubs are the keys the sealing key replaced
+	// (DRILL_SEALING_PREVIOUS_PUBKEYS): runs they sealed still check.
+	PreviousSealingPubs []ed25519.PublicKey
+}
+
+// SealKeys are the keys seals are checked with: the sealing key's and
+// those it replaced; empty when no sealing key is set.
+func (s *Store) SealKeys() drills.SealKeys {
+	pub := s.sealingPub()
+	if pub == nil {
+		return drills.SealKeys{}
+	}
+	return drills.NewSealKeys(append([]ed25519.PublicKey{pub}, s.PreviousSealingPubs...)...)
 }
 
 // SealingPublicKey is the key seals are checked with, or nil.
