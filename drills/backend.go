@@ -61,6 +61,13 @@ type ToolChecker interface {
 	Missing() string
 }
 
+// Warner is implemented by settings that can tell, at validation, of
+// something that is not wrong in the file but will fail a run as things
+// stand (a location not mounted yet): `drill validate` prints each.
+type Warner interface {
+	Warnings() []string
+}
+
 // Describer is implemented by source settings that can say in a few words
 // where the backups are (`drill validate`).
 type Describer interface {

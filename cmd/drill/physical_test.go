@@ -321,7 +321,8 @@ func TestBarmanCloudPointInTime(t *testing.T) { // not parallel: the S3 server i
 }
 
 // drill validate says when a physical source's tool is not installed on
-// this host (the config itself is fine: exit 0).
+// this host, and when a backup directory does not exist (yet) (the config
+// itself is fine: exit 0).
 func TestValidateSaysToolMissing(t *testing.T) {
 	t.Parallel()
 	config := filepath.Join(t.TempDir(), "drill.yaml")
@@ -330,12 +331,15 @@ func TestValidateSaysToolMissing(t *testing.T) {
     source: { type: pgbackrest, stanza: main, target_time: latest }
   - name: billing
     source: { type: barman-cloud, location: s3://backups/barman, server: billing }
+  - name: shop
+    source: { type: pgdump, location: /nonexistent/backups/shop/ }
 `
 	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r := drill(t, []string{"PATH=" + t.TempDir()}, "validate", "--config", config)
 	if r.code != 0 || !strings.Contains(r.stdout, "warning: pgbackrest is not installed on this host (Debian/Ubuntu: apt-get install pgbackrest)") ||
+		!strings.Contains(r.stdout, "warning: location /nonexistent/backups/shop/ does not exist (yet)") ||
 		!strings.Contains(r.stdout, "warning: barman-cloud-restore is not installed on this host (Debian/Ubuntu: apt-get install barman-cli-cloud)") {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

@@ -60,6 +60,11 @@ func runValidate(o *validateOpts) error {
 				fmt.Fprintf(o.stdout, "    warning: %s: this drill cannot run here\n", missing)
 			}
 		}
+		if w, ok := d.Source.Settings.(drills.Warner); ok {
+			for _, msg := range w.Warnings() {
+				fmt.Fprintf(o.stdout, "    warning: %s\n", msg)
+			}
+		}
 	}
 	return nil
 }

@@ -2,7 +2,11 @@ package pgdump
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"strings"
 
 	"drill/drills"
 	"drill/drills/local"
@@ -41,6 +45,20 @@ func (s Settings) Validate(spec *drills.Spec) []drills.SettingsProblem {
 		ps = append(ps, drills.SettingsProblem{DrillKey: "target", Msg: "a pgdump source restores into a local target"})
 	}
 	return ps
+}
+
+// Warnings says when a local location does not exist (yet): it may be
+// mounted later, so it is not an error.
+func (s Settings) Warnings() []string {
+	if s.Location == "" || strings.HasPrefix(s.Location, "s3://") {
+		return nil
+	}
+	if _, err := os.Stat(s.Location); errors.Is(err, fs.ErrNotExist) {
+		return []string{fmt.Sprintf("location %s does not exist (yet): until it does, a run finds no backup (no_backup)", s.Location)}
+	} else if err != nil {
+		return []string{fmt.Sprintf("location %s: %v", s.Location, err)}
+	}
+	return nil
 }
 
 // Describe says where the backups are.
