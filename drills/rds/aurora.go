@@ -461,6 +461,6 @@ func (a *AuroraTarget) Managed(ctx context.Context) ([]drills.Instance, error) {
 // ConnectHint tells how to reach a kept cluster. The password drill set
 // is gone with the process: set a new one to connect.
 func (a *AuroraTarget) ConnectHint(in drills.Instance) string {
-	return fmt.Sprintf("Aurora cluster %s (%s): set a password with\n  aws rds modify-db-cluster --db-cluster-identifier %s --master-user-password ... --apply-immediately\nthen connect with sslmode=require. Delete it when done:\n  aws rds delete-db-instance --db-instance-identifier %s\n  aws rds delete-db-cluster --db-cluster-identifier %s --skip-final-snapshot",
-		in.ID, in.Details["endpoint"], in.ID, in.Details["instance"], in.ID)
+	return fmt.Sprintf("Aurora cluster %s (%s): set a password with\n  aws rds modify-db-cluster --db-cluster-identifier %s --master-user-password ... --apply-immediately\nthen connect with sslmode=require. Discard it when done (its record then says so):\n  drill discard %d",
+		in.ID, in.Details["endpoint"], in.ID, in.RunID)
 }

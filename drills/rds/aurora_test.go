@@ -184,7 +184,19 @@ func TestAuroraSweeperAndRefusals(t *testing.T) {
 			t.Errorf("destroy %s: %v, want ErrNotManaged", id, err)
 		}
 	}
-	cfg := &drills.Config{Drills: []*drills.Spec{spec}}
+	// The RDS target neither lists nor deletes members of a cluster: a
+	// sweep of an rds drill must not take an Aurora drill's instance.
+	rdsSpec := b.spec(rds.SnapshotSourceType)
+	rdsSpec.Name = "orders-rds"
+	rdsTgt, _ := drills.Lookup(drills.KindTarget, rds.TargetType)
+	rdsTarget, terr := rdsTgt.NewTarget(ctx, rdsSpec)
+	if terr != nil {
+		t.Fatal(terr)
+	}
+	if err := rdsTarget.Destroy(ctx, drills.Instance{Type: rds.TargetType, ID: "drill-orders-7-1", RunID: 7, Drill: "orders"}); !errors.Is(err, drills.ErrNotManaged) || !strings.Contains(err.Error(), "member of Aurora cluster drill-orders-7") {
+		t.Errorf("rds destroy of a cluster member: %v, want ErrNotManaged", err)
+	}
+	cfg := &drills.Config{Drills: []*drills.Spec{spec, rdsSpec}}
 	rep, serr := jobs.NewSweeper(jobs.Config{Drills: cfg, Store: b.store}, nil).Sweep(ctx)
 	if serr != nil {
 		t.Fatal(serr)

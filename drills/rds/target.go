@@ -391,6 +391,9 @@ func (t *Target) Destroy(ctx context.Context, in drills.Instance) error {
 	if !ours(out.TagList, in.RunID) {
 		return fmt.Errorf("%w: RDS instance %s is not tagged %s=%s and %s=%d", drills.ErrNotManaged, in.ID, TagManagedBy, managedBy, TagRun, in.RunID)
 	}
+	if c := aws.ToString(db.DBClusterIdentifier); c != "" {
+		return fmt.Errorf("%w: RDS instance %s is a member of Aurora cluster %s: the aurora target removes it with its cluster", drills.ErrNotManaged, in.ID, c)
+	}
 	t.mu.Lock()
 	delete(t.passwords, in.ID)
 	t.mu.Unlock()
@@ -408,7 +411,9 @@ func (t *Target) Destroy(ctx context.Context, in drills.Instance) error {
 	return nil
 }
 
-// Managed lists instances tagged ManagedBy=drill (and only those).
+// Managed lists instances tagged ManagedBy=drill (and only those), but
+// for members of an Aurora cluster: those belong to the aurora target,
+// which removes them with their cluster.
 func (t *Target) Managed(ctx context.Context) ([]drills.Instance, error) {
 	var out []drills.Instance
 	p := rds.NewDescribeDBInstancesPaginator(t.client, &rds.DescribeDBInstancesInput{})
@@ -418,7 +423,7 @@ func (t *Target) Managed(ctx context.Context) ([]drills.Instance, error) {
 			return nil, explain("DescribeDBInstances", err)
 		}
 		for _, db := range page.DBInstances {
-			if tagValue(db.TagList, TagManagedBy) != managedBy || aws.ToString(db.DBInstanceStatus) == "deleting" {
+			if tagValue(db.TagList, TagManagedBy) != managedBy || aws.ToString(db.DBInstanceStatus) == "deleting" || db.DBClusterIdentifier != nil {
 				continue
 			}
 			runID, _ := strconv.ParseInt(tagValue(db.TagList, TagRun), 10, 64)
@@ -432,6 +437,6 @@ func (t *Target) Managed(ctx context.Context) ([]drills.Instance, error) {
 // ConnectHint tells how to reach a kept instance. The password drill set
 // is gone with the process: set a new one to connect.
 func (t *Target) ConnectHint(in drills.Instance) string {
-	return fmt.Sprintf("RDS instance %s (%s): set a password with\n  aws rds modify-db-instance --db-instance-identifier %s --master-user-password ... --apply-immediately\nthen connect with sslmode=require. Delete it when done:\n  aws rds delete-db-instance --db-instance-identifier %s --skip-final-snapshot --delete-automated-backups",
-		in.ID, in.Details["endpoint"], in.ID, in.ID)
+	return fmt.Sprintf("RDS instance %s (%s): set a password with\n  aws rds modify-db-instance --db-instance-identifier %s --master-user-password ... --apply-immediately\nthen connect with sslmode=require. Discard it when done (its record then says so):\n  drill discard %d",
+		in.ID, in.Details["endpoint"], in.ID, in.RunID)
 }
