@@ -10,6 +10,12 @@ import (
 // ErrRunNotFound is returned by Store.Run for an unknown run id.
 var ErrRunNotFound = errors.New("run not found")
 
+// ErrRunEnded is returned by the recorder's writes to a run that has
+// already finished: its process was stopped long enough for the sweeper
+// to end it, then went on. Nothing is written: a sealed run stays as it
+// was sealed, and no instance is created for it.
+var ErrRunEnded = errors.New("the run has already ended (the sweeper took its process for dead)")
+
 // CreateRunParams describes a new run.
 type CreateRunParams struct {
 	Spec        *Spec

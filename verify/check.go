@@ -144,7 +144,7 @@ func (c Check) Validate() error {
 			return fmt.Errorf("compare check needs source_url (a read-only connection to a replica, from the environment: ${VAR})")
 		}
 		if SourceDescription(c.SourceURL) == "" {
-			return fmt.Errorf("compare check: source_url is not a valid PostgreSQL connection string")
+			return fmt.Errorf("compare check: source_url is not a valid PostgreSQL connection string, or its database name holds '@' or '/' (percent-encode them in the password: / as %%2F, @ as %%40)")
 		}
 		if c.MaxDifferences != nil && *c.MaxDifferences < 0 {
 			return fmt.Errorf("compare check: max_differences must be 0 or more")

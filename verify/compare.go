@@ -21,9 +21,18 @@ const maxNamedDifferences = 20
 // SourceDescription names the database a compare check reads, without
 // user or password: host:port/database. It is "" when url cannot be
 // parsed (Validate says so).
+//
+// It is "" for no URL, and for one that does not parse or that reads as a
+// host holding '@' or a database name holding '@' or '/': what a password with an
+// unencoded '/' makes of a URL (postgres://u:pa/ss@host/db has the host
+// "u:pa" and the database "ss@host/db"), which would carry the password
+// into the record.
 func SourceDescription(url string) string {
+	if url == "" {
+		return ""
+	}
 	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
+	if err != nil || strings.Contains(cfg.Host, "@") || strings.ContainsAny(cfg.Database, "@/") {
 		return ""
 	}
 	return fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)

@@ -89,3 +89,23 @@ func TestCompareSmallTable(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// A password with an unencoded '/' makes the rest of the URL read as the
+// database name: such a URL is refused, and nothing of it is kept or said.
+func TestCompareSourceURLWithUnencodedSlash(t *testing.T) {
+	t.Parallel()
+	url := "postgres://reader:pa/S3cretPW@127.0.0.1:5432/orders"
+	if d := verify.SourceDescription(url); d != "" {
+		t.Errorf("description %q, want none", d)
+	}
+	err := verify.Check{Type: verify.TypeCompare, Table: "t", SourceURL: url}.Validate()
+	if err == nil || strings.Contains(err.Error(), "S3cret") || !strings.Contains(err.Error(), "%2F") {
+		t.Fatalf("validate: %v", err)
+	}
+	if d := verify.SourceDescription("host=/var/run/postgresql dbname=orders password=x"); d != "/var/run/postgresql:5432/orders" {
+		t.Errorf("socket description %q", d)
+	}
+	if d := verify.SourceDescription(""); d != "" {
+		t.Errorf("no URL: description %q, want none", d)
+	}
+}

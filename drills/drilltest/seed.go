@@ -85,6 +85,14 @@ func SeedRun(t testing.TB, store *statedb.Store, o SeedOpts) int64 {
 	}
 	if o.Failed {
 		out.Status, out.Reason, out.Error = drills.StatusFailed, drills.ReasonCheckFailed, o.Error
+		// as the runner judges it: no verified copy, no RTO, and neither
+		// objective met
+		out.RTO = nil
+		for _, met := range []**bool{&out.RTOMet, &out.RPOMet} {
+			if *met != nil {
+				*met = new(bool)
+			}
+		}
 	}
 	must(store.FinishRun(ctx, run.ID, out))
 	return run.ID

@@ -434,6 +434,19 @@ func TestReportCoverageControlsAndPrint(t *testing.T) {
 			t.Errorf("report.html lacks %q", s)
 		}
 	}
+	// a failed run meets no objective: the drill's summary says missed,
+	// as the run itself does, whatever its worst RPO
+	row := func(drill string) string {
+		_, summary, _ := strings.Cut(report, "Worst RTO (objective)")
+		_, rest, _ := strings.Cut(summary, "<tr><td>"+drill+"</td>")
+		row, _, _ := strings.Cut(rest, "</tr>")
+		return row
+	}
+	for _, drill := range []string{"orders", "billing"} {
+		if r := row(drill); strings.Count(r, ">MISSED<") != 2 {
+			t.Errorf("the objectives summary of %s, with a failed run, does not say MISSED for RTO and RPO: %s", drill, r)
+		}
+	}
 	if strings.Index(report, "2026-Q3") > strings.Index(report, "Objectives") {
 		t.Error("the missing periods are not the first thing in the report")
 	}

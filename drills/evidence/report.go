@@ -35,6 +35,9 @@ type drillSummary struct {
 	WorstRTO, WorstRPO       *float64
 	ObjRTO, ObjRPO           *float64
 	LastSuccess              string
+	// WorstRTOMet and WorstRPOMet are the runs' own judgments taken
+	// together: missed when any run in the bundle missed the objective
+	// (a failed run meets none), nil when no run was judged.
 	WorstRTOMet, WorstRPOMet *bool
 }
 
@@ -92,6 +95,8 @@ func renderReport(records []decoded, m *Manifest, now time.Time) ([]byte, error)
 		}
 		s.WorstRTO = worst(s.WorstRTO, r.RTOSeconds)
 		s.WorstRPO = worst(s.WorstRPO, r.RPOSeconds)
+		s.WorstRTOMet = allMet(s.WorstRTOMet, r.Objectives.RTOMet)
+		s.WorstRPOMet = allMet(s.WorstRPOMet, r.Objectives.RPOMet)
 	}
 	sort.Strings(order)
 	data := reportData{GeneratedAt: now.UTC().Format(time.RFC3339), Version: m.ToolVersion, Filters: m.Filters, Runs: records,
@@ -107,8 +112,6 @@ func renderReport(records []decoded, m *Manifest, now time.Time) ([]byte, error)
 	for _, name := range order {
 		s := byDrill[name]
 		s.PassRate = float64(s.Passed) / float64(s.Runs)
-		s.WorstRTOMet = within(s.WorstRTO, s.ObjRTO)
-		s.WorstRPOMet = within(s.WorstRPO, s.ObjRPO)
 		data.Summaries = append(data.Summaries, *s)
 		data.Drills = append(data.Drills, *sections[name])
 		if l := latest[name]; l.Rec.Run.Status != drills.StatusPassed {
@@ -129,12 +132,12 @@ func worst(cur, v *float64) *float64 {
 	return v
 }
 
-func within(v, objective *float64) *bool {
-	if v == nil || objective == nil {
-		return nil
+// allMet folds a run's judgment of an objective into the drill's.
+func allMet(all, run *bool) *bool {
+	if run == nil || (all != nil && !*all) {
+		return all
 	}
-	ok := *v <= *objective
-	return &ok
+	return run
 }
 
 // fmtSeconds renders seconds for people.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"drill/drills"
 	"drill/verify"
@@ -20,7 +21,8 @@ type fileSource struct {
 
 // Latest returns the location itself when it is a backup (a file, or a
 // directory-format archive), else the newest backup in the directory: by
-// modification time, ties broken by the larger name.
+// modification time, ties broken by the larger name. A symbolic link in
+// the directory counts only when it leads inside it.
 func (s *fileSource) Latest(ctx context.Context) (drills.Backup, error) {
 	loc := s.cfg.Location
 	fi, err := os.Stat(loc)
@@ -74,12 +76,19 @@ func (s *fileSource) newest(dir string) ([]candidate, error) {
 	if err != nil {
 		return nil, err
 	}
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, err
+	}
 	var found []candidate
 	for _, e := range entries {
 		if skipName(e.Name()) || !matches(s.cfg.Pattern, e.Name()) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
+		if e.Type()&fs.ModeSymlink != 0 && !linksWithin(path, realDir) {
+			continue
+		}
 		fi, err := os.Stat(path) // follows links
 		if err != nil {
 			continue
@@ -103,6 +112,19 @@ func (s *fileSource) newest(dir string) ([]candidate, error) {
 		return a.path > b.path
 	})
 	return found, nil
+}
+
+// linksWithin reports whether the link at path leads to a file inside
+// dir (itself resolved): whoever can write the backup directory may link
+// to a backup beside it (latest.dump → 2026-11-28.dump), never to a file
+// elsewhere on the host, which drill would read as root.
+func linksWithin(path, dir string) bool {
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(dir, target)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 func matches(pattern, name string) bool {

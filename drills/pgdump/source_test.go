@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,9 +74,22 @@ func TestFileSourceNewestInDirectory(t *testing.T) {
 		}
 		drilltest.Touch(t, filepath.Join(dir, name), now.Add(10*time.Hour))
 	}
+	// a link to a backup beside it counts; a link out of the directory
+	// (to a newer dump, or to any file of the host) does not
+	if err := os.Symlink("shop-2.dump", filepath.Join(dir, "latest.dump")); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := drilltest.DumpAs(t, shop, "custom", filepath.Join(t.TempDir(), "elsewhere.dump"))
+	drilltest.Touch(t, elsewhere, now.Add(20*time.Hour))
+	if err := os.Symlink(elsewhere, filepath.Join(dir, "zz-newest.dump")); err != nil {
+		t.Fatal(err)
+	}
 	b, err := latest(t, pgdump.SourceConfig{Location: dir})
 	if err != nil || filepath.Base(b.ID) != "shop-2.dump" {
 		t.Fatalf("got %s, %v; want shop-2.dump (newest mtime)", b.ID, err)
+	}
+	if names := fmt.Sprint(b.Selection.Candidates); !strings.Contains(names, "latest.dump") || strings.Contains(names, "zz-newest") {
+		t.Fatalf("candidates %s: want latest.dump, not the link out of the directory", names)
 	}
 	// a pattern narrows the candidates
 	b, err = latest(t, pgdump.SourceConfig{Location: dir, Pattern: "shop-[13].dump"})

@@ -59,8 +59,8 @@ func (s *Store) CreateRunTx(ctx context.Context, q Querier, p drills.CreateRunPa
 
 // StartRun marks a run running from startedAt until at most deadline, on worker.
 func (s *Store) StartRun(ctx context.Context, id int64, startedAt, deadline time.Time, by drills.Executor) error {
-	return s.exec(ctx, "run start", `update drill_runs set status = `+sqlRunning+`, started_at = $2, deadline_at = $3,
-		heartbeat_at = $2, worker = $4, drill_version = $5, host = $6 where id = $1`,
+	return s.execOpen(ctx, "run start", `update drill_runs set status = `+sqlRunning+`, started_at = $2, deadline_at = $3,
+		heartbeat_at = $2, worker = $4, drill_version = $5, host = $6 where id = $1 and finished_at is null`,
 		id, startedAt, deadline, by.Worker, nullString(by.Version), nullString(by.Host))
 }
 
@@ -71,13 +71,14 @@ func (s *Store) Heartbeat(ctx context.Context, id int64, at time.Time) error {
 
 // StartPhase records that a phase began.
 func (s *Store) StartPhase(ctx context.Context, runID int64, seq int, name drills.Phase, at time.Time) error {
-	return s.exec(ctx, "phase start", `insert into drill_phases (run_id, seq, name, started_at) values ($1, $2, $3, $4)`,
+	return s.execOpen(ctx, "phase start", `insert into drill_phases (run_id, seq, name, started_at)
+		select $1::bigint, $2::int, $3::text, $4::timestamptz where `+openRun,
 		runID, seq, name, at)
 }
 
 // FinishPhase records that a phase ended, with its error if any.
 func (s *Store) FinishPhase(ctx context.Context, runID int64, seq int, at time.Time, phaseErr string) error {
-	return s.exec(ctx, "phase end", `update drill_phases set finished_at = $3, error = $4 where run_id = $1 and seq = $2`,
+	return s.execOpen(ctx, "phase end", `update drill_phases set finished_at = $3, error = $4 where run_id = $1 and seq = $2 and `+openRun,
 		runID, seq, at, nullString(phaseErr))
 }
 
@@ -90,9 +91,9 @@ func (s *Store) SetBackup(ctx context.Context, runID int64, b drills.Backup) err
 	if b.Selection != nil {
 		selection, _ = json.Marshal(b.Selection)
 	}
-	return s.exec(ctx, "backup", `update drill_runs set backup_id = $2, backup_created_at = $3, backup_created_at_source = $4,
+	return s.execOpen(ctx, "backup", `update drill_runs set backup_id = $2, backup_created_at = $3, backup_created_at_source = $4,
 		backup_format = $5, backup_size_bytes = $6, backup_database = $7, backup_details = $8, backup_sha256 = $9, backup_selection = $10,
-		backup_recovered_to = $11 where id = $1`,
+		backup_recovered_to = $11 where id = $1 and finished_at is null`,
 		runID, b.ID, b.CreatedAt, b.CreatedAtSource, b.Format, b.SizeBytes, nullString(b.Database), details, nullString(b.SHA256), selection, b.RecoveredTo)
 }
 
@@ -104,7 +105,11 @@ func (s *Store) RecordTargetIntent(ctx context.Context, in drills.Instance, hook
 	var id int64
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `insert into drill_targets (run_id, type, instance_id, details, state, backend_state)
-			values ($1, $2, $3, $4, `+sqlIntended+`, $5) returning id`, in.RunID, in.Type, in.ID, details, backendState(in)).Scan(&id)
+			select $1::bigint, $2::text, $3::text, $4::jsonb, `+sqlIntended+`, $5::jsonb where `+openRun+` returning id`,
+			in.RunID, in.Type, in.ID, details, backendState(in)).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return drills.ErrRunEnded // nothing is created for a run that has ended
+		}
 		if err != nil || hook == nil {
 			return err
 		}
@@ -142,8 +147,8 @@ func (s *Store) AddCheck(ctx context.Context, runID int64, seq int, c drills.Che
 	if len(r.Details) > 0 {
 		details, _ = json.Marshal(r.Details)
 	}
-	return s.exec(ctx, "check", `insert into drill_checks (run_id, seq, name, type, params, expected, actual, passed, duration_seconds, error, details)
-		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	return s.execOpen(ctx, "check", `insert into drill_checks (run_id, seq, name, type, params, expected, actual, passed, duration_seconds, error, details)
+		select $1::bigint, $2::int, $3::text, $4::text, $5::jsonb, $6::text, $7::text, $8::boolean, $9::float8, $10::text, $11::jsonb where `+openRun,
 		runID, seq, r.Name, r.Type, params, r.Expected, r.Actual, r.Passed, r.Duration.Seconds(), nullString(r.Error), details)
 }
 
@@ -154,7 +159,7 @@ func (s *Store) SetProgress(ctx context.Context, runID int64, msg string, at tim
 
 // SetRestoreLog records what the restore programs printed, and its digest.
 func (s *Store) SetRestoreLog(ctx context.Context, runID int64, log string) error {
-	return s.exec(ctx, "restore log", `update drill_runs set restore_log = $2, restore_log_sha256 = $3 where id = $1`,
+	return s.execOpen(ctx, "restore log", `update drill_runs set restore_log = $2, restore_log_sha256 = $3 where id = $1 and finished_at is null`,
 		runID, log, drills.LogDigest(log))
 }
 
@@ -180,7 +185,7 @@ func (s *Store) SetTables(ctx context.Context, runID int64, tables []verify.Tabl
 	if len(tables) > 0 {
 		data, _ = json.Marshal(tables)
 	}
-	return s.exec(ctx, "tables", `update drill_runs set tables = $2 where id = $1`, runID, data)
+	return s.execOpen(ctx, "tables", `update drill_runs set tables = $2 where id = $1 and finished_at is null`, runID, data)
 }
 
 // LastInventory returns the inventory of the drill's newest passed run
@@ -209,12 +214,15 @@ func (s *Store) LastInventory(ctx context.Context, drill string, runID int64) (*
 // hash chain, in one transaction.
 func (s *Store) FinishRun(ctx context.Context, runID int64, o drills.Outcome) error {
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `update drill_runs set status = $2, reason = $3, error = $4, finished_at = $5,
-			rto_seconds = $6, rpo_seconds = $7, data_rpo_seconds = $8, rto_met = $9, rpo_met = $10 where id = $1`,
+		tag, err := tx.Exec(ctx, `update drill_runs set status = $2, reason = $3, error = $4, finished_at = $5,
+			rto_seconds = $6, rpo_seconds = $7, data_rpo_seconds = $8, rto_met = $9, rpo_met = $10 where id = $1 and finished_at is null`,
 			runID, o.Status, nullString(string(o.Reason)), nullString(o.Error), o.FinishedAt,
 			drills.OptSeconds(o.RTO), drills.OptSeconds(o.RPO), drills.OptSeconds(o.DataRPO), o.RTOMet, o.RPOMet)
 		if err != nil {
 			return err
+		}
+		if tag.RowsAffected() == 0 { // ended meanwhile: its seal stands
+			return drills.ErrRunEnded
 		}
 		return s.seal(ctx, tx, runID, o.FinishedAt)
 	})

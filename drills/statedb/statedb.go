@@ -140,6 +140,22 @@ func (s *Store) exec(ctx context.Context, what, sql string, args ...any) error {
 	return nil
 }
 
+// execOpen is exec for a write to a run still in progress: when the run
+// has finished, nothing is written and the error wraps drills.ErrRunEnded.
+func (s *Store) execOpen(ctx context.Context, what, sql string, args ...any) error {
+	tag, err := s.Pool.Exec(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("record %s: %w", what, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("record %s: %w", what, drills.ErrRunEnded)
+	}
+	return nil
+}
+
+// openRun is the condition, on run id $1, that the run has not finished.
+const openRun = `exists (select 1 from drill_runs where id = $1 and finished_at is null)`
+
 func nullString(s string) *string {
 	if s == "" {
 		return nil

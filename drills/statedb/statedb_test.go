@@ -2,9 +2,12 @@ package statedb_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
+	"time"
 
+	"drill/drills"
 	"drill/drills/drilltest"
 	"drill/drills/statedb"
 )
@@ -50,5 +53,59 @@ func TestPGOPTIONSDoesNotMoveTheState(t *testing.T) {
 	var where string
 	if err := s.Pool.QueryRow(ctx, "select table_schema from information_schema.tables where table_name = 'drill_runs'").Scan(&where); err != nil || where != "elsewhere" {
 		t.Fatalf("options in the URL: drill_runs in %q (%v), want elsewhere", where, err)
+	}
+}
+
+// A process stopped long enough for the sweeper to end its run, then
+// resumed, writes nothing more to that run: its seal stands, its chain is
+// not broken, and no instance is recorded (so none created) for it.
+func TestEndedRunTakesNoMoreWrites(t *testing.T) {
+	t.Parallel()
+	s := drilltest.Store(t)
+	ctx := context.Background()
+	spec := &drills.Spec{Name: "ended", Timeout: time.Minute}
+	run, err := s.CreateRun(ctx, drills.CreateRunParams{Spec: spec, Status: drills.StatusRunning, Trigger: drills.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := s.StartRun(ctx, run.ID, now, now.Add(time.Minute), drills.Executor{Worker: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StartPhase(ctx, run.ID, 1, drills.PhaseRestore, now); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.FailUnfinished(ctx, run.ID, drills.ReasonInterrupted, "its process stopped beating", now.Add(time.Second)); !ok || err != nil {
+		t.Fatalf("the sweeper's end: %v %v", ok, err)
+	}
+	sealed, err := s.Run(ctx, run.ID)
+	if err != nil || sealed.Seal == nil {
+		t.Fatalf("sealed run: %v %+v", err, sealed)
+	}
+	later := now.Add(2 * time.Second)
+	writes := map[string]error{
+		"start":       s.StartRun(ctx, run.ID, later, later.Add(time.Minute), drills.Executor{Worker: "test"}),
+		"phase start": s.StartPhase(ctx, run.ID, 2, drills.PhaseVerify, later),
+		"phase end":   s.FinishPhase(ctx, run.ID, 1, later, ""),
+		"backup":      s.SetBackup(ctx, run.ID, drills.Backup{ID: "other", CreatedAt: later}),
+		"check":       s.AddCheck(ctx, run.ID, 1, drills.Check{Type: "sql"}, drills.CheckResult{Name: "late", Passed: true}),
+		"restore log": s.SetRestoreLog(ctx, run.ID, "late"),
+		"tables":      s.SetTables(ctx, run.ID, nil),
+		"outcome":     s.FinishRun(ctx, run.ID, drills.Outcome{Status: drills.StatusFailed, Reason: drills.ReasonRestoreFailed, FinishedAt: later}),
+	}
+	_, intentErr := s.RecordTargetIntent(ctx, drills.Instance{RunID: run.ID, Type: "local", ID: "late"}, nil)
+	writes["target intent"] = intentErr
+	for what, err := range writes {
+		if !errors.Is(err, drills.ErrRunEnded) {
+			t.Errorf("%s on an ended run: %v, want ErrRunEnded", what, err)
+		}
+	}
+	after, err := s.Run(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Seal.ChainHash != sealed.Seal.ChainHash || after.Reason != drills.ReasonInterrupted || after.Seal.Integrity != drills.IntegrityChained ||
+		len(after.Checks) != 0 || after.Target != nil {
+		t.Fatalf("the ended run changed: reason %s integrity %s (%s) checks %d target %v", after.Reason, after.Seal.Integrity, after.Seal.Problem, len(after.Checks), after.Target)
 	}
 }
