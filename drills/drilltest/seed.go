@@ -21,6 +21,8 @@ type SeedOpts struct {
 	Error  string
 	// RTO and RPO of the run (zero: not measured).
 	RTO, RPO time.Duration
+	// Kept leaves the instance kept (drill run --keep) instead of destroyed.
+	Kept bool
 }
 
 // SeedSpec is a drill spec for seeding.
@@ -67,7 +69,11 @@ func SeedRun(t testing.TB, store *statedb.Store, o SeedOpts) int64 {
 		actual = "3"
 	}
 	must(store.AddCheck(ctx, run.ID, 1, spec.Checks[0], verify.Result{Name: "no negatives", Type: "sql", Expected: "0", Actual: actual, Passed: !o.Failed, Duration: time.Second}))
-	must(store.SetTargetState(ctx, tid, in, drills.TargetDestroyed, o.Started.Add(o.RTO+time.Minute), ""))
+	if o.Kept {
+		must(store.SetTargetState(ctx, tid, in, drills.TargetKept, o.Started.Add(o.RTO+time.Minute), ""))
+	} else {
+		must(store.SetTargetState(ctx, tid, in, drills.TargetDestroyed, o.Started.Add(o.RTO+time.Minute), ""))
+	}
 	out := drills.Outcome{Status: drills.StatusPassed, FinishedAt: o.Started.Add(o.RTO + time.Minute)}
 	if o.RTO > 0 {
 		out.RTO = &o.RTO

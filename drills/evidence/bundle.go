@@ -34,6 +34,11 @@ type RunFile struct {
 	Seal      string           `json:"seal,omitempty"`
 	SealKeyID string           `json:"seal_key_id,omitempty"`
 	Signoffs  []drills.Signoff `json:"signoffs"`
+	// TargetAfterSeal is the instance as it is at export, when its life
+	// went on after the run was sealed (a kept instance discarded, a
+	// failed teardown finished by the sweeper). The seal does not cover it;
+	// the manifest's signature does.
+	TargetAfterSeal *drills.TargetJSON `json:"target_after_seal,omitempty"`
 }
 
 // Manifest lists every file of the bundle with its SHA-256.

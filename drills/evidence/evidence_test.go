@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -392,6 +393,29 @@ func TestVerifyRezippedByHand(t *testing.T) {
 // the runs to SOC 2 A1.3 and ISO 27001 A.8.13, and names each run's
 // backup digest; printed (headless Chromium, --print-to-pdf), its summary
 // is the first page and each drill starts a page of its own.
+// A kept instance discarded after its run was sealed: the bundle says so
+// beside the sealed record (which said kept), and still verifies.
+func TestExportSaysWhatBecameOfAKeptInstance(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: drilltest.SeedSpec("orders"), Started: time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC),
+		RTO: time.Minute, RPO: time.Hour, Kept: true})
+	drilltest.Exec(t, b.store.Pool.Config().ConnString(), fmt.Sprintf("update drill_targets set state = 'destroyed', torn_down_at = '2026-03-01T05:00:00Z' where run_id = %d", id))
+	z := b.export(t, statedb.SealedFilter{})
+	if rep := verifyBytes(t, z, b.pub); !rep.Intact {
+		t.Fatalf("a discarded kept instance breaks the bundle:\n%s", problems(rep))
+	}
+	files := unzip(t, z)
+	var rf evidence.RunFile
+	must(t, json.Unmarshal(files[fmt.Sprintf("runs/%d.json", id)], &rf))
+	if rf.TargetAfterSeal == nil || rf.TargetAfterSeal.State != drills.TargetDestroyed || rf.TargetAfterSeal.TornDownAt == nil {
+		t.Fatalf("target_after_seal: %+v", rf.TargetAfterSeal)
+	}
+	if report := string(files["report.html"]); !strings.Contains(report, "since: destroyed, torn down 2026-03-01T05:00:00Z") {
+		t.Error("report.html does not say the kept instance was destroyed since")
+	}
+}
+
 func TestReportCoverageControlsAndPrint(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -56,8 +56,12 @@ func Export(ctx context.Context, store *statedb.Store, w io.Writer, opts ExportO
 		if st := run.Seal; st != nil && st.Integrity == drills.IntegrityAltered {
 			altered = append(altered, AlteredRun{ID: s.ID, Drill: s.Drill, Problem: st.Problem})
 		}
+		var rec drills.SealedRecord
+		if err := json.Unmarshal(s.Record, &rec); err != nil {
+			return nil, fmt.Errorf("run %d: sealed record: %w", s.ID, err)
+		}
 		rf := RunFile{ID: s.ID, Drill: s.Drill, Record: s.Record, PrevHash: s.PrevHash, ChainHash: s.ChainHash, Signoffs: s.Signoffs,
-			Seal: s.Seal, SealKeyID: s.SealKeyID}
+			Seal: s.Seal, SealKeyID: s.SealKeyID, TargetAfterSeal: targetAfterSeal(rec.Run.Target, run.JSON().Target)}
 		if rf.Signoffs == nil {
 			rf.Signoffs = []drills.Signoff{}
 		}
@@ -66,10 +70,6 @@ func Export(ctx context.Context, store *statedb.Store, w io.Writer, opts ExportO
 			return nil, err
 		}
 		files[runFileName(s.ID)] = append(b, '\n')
-		var rec drills.SealedRecord
-		if err := json.Unmarshal(s.Record, &rec); err != nil {
-			return nil, fmt.Errorf("run %d: sealed record: %w", s.ID, err)
-		}
 		records = append(records, decoded{File: rf, Rec: rec})
 	}
 	// A finished run without a sealed record after one with: its record
@@ -149,6 +149,21 @@ func Export(ctx context.Context, store *statedb.Store, w io.Writer, opts ExportO
 		files[SignatureFile] = []byte(base64.StdEncoding.EncodeToString(sig) + "\n")
 	}
 	return m, writeZip(w, files, opts.Now)
+}
+
+// targetAfterSeal is now when the instance's state or teardown time
+// changed since the run was sealed, else nil.
+func targetAfterSeal(sealed, now *drills.TargetJSON) *drills.TargetJSON {
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	if now == nil || sealed != nil && sealed.State == now.State && str(sealed.TornDownAt) == str(now.TornDownAt) {
+		return nil
+	}
+	return now
 }
 
 type decoded struct {
