@@ -258,6 +258,7 @@ func TestUsageAndConfigErrorsExitTwo(t *testing.T) {
 		{"missing config", []string{"validate", "--config", "/nonexistent/drill.yaml"}, "/nonexistent/drill.yaml: no such file"},
 		{"unknown drill", []string{"run", "nope"}, `no drill named "nope"`},
 		{"no drill name", []string{"run"}, "want NAME"},
+		{"keep with a space", []string{"run", "shop", "--keep", "30m"}, "drill run shop --keep=30m"},
 		{"unknown flag", []string{"run", "shop", "--fast"}, "unknown flag: --fast"},
 		{"bad run id", []string{"show", "abc"}, `run id "abc"`},
 		{"bad log level", []string{"history", "--log-level", "loud"}, "--log-level"},
@@ -576,9 +577,11 @@ func TestRunAll(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "1 drill of 2 drills failed") {
 		t.Fatalf("--all with one failing drill: exit %d\n%s", r.code, r.stderr)
 	}
-	r = drill(t, b.env, "run", "--tag", "audit")
-	if r.code != 1 || !strings.Contains(r.stdout, "empty") || strings.Contains(r.stdout, "shop ") {
-		t.Fatalf("--tag audit: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	for _, args := range [][]string{{"run", "--tag", "audit"}, {"run", "--all", "--tag", "audit"}} {
+		r = drill(t, b.env, args...)
+		if r.code != 1 || !strings.Contains(r.stdout, "empty") || strings.Contains(r.stdout, "shop ") {
+			t.Fatalf("%v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
 	}
 	if r := drill(t, b.env, "run", "--tag", "nope"); r.code != 2 {
 		t.Fatalf("--tag nope: exit %d %s", r.code, r.stderr)

@@ -13,6 +13,7 @@ import (
 	"drill/drills"
 	"drill/drills/backends"
 	"drill/drills/local"
+	"drill/drills/pgdump"
 	"drill/drills/statedb"
 	"drill/jobs"
 
@@ -56,6 +57,11 @@ Progress is shown on a terminal; the result goes to stdout.
 					return withCode(exitUsage, errors.New("drill run: give a NAME, or --all or --tag, not both"))
 				}
 				return nil
+			}
+			if len(args) == 2 && cmd.Flags().Changed("keep") {
+				if _, err := time.ParseDuration(args[1]); err == nil {
+					return withCode(exitUsage, fmt.Errorf("drill run: --keep takes its duration after an equals sign: drill run %s --keep=%s", args[0], args[1]))
+				}
 			}
 			return exactArgs(1, "NAME: the drill to run (see drill validate for the names), or --all")(cmd, args)
 		},
@@ -149,8 +155,7 @@ func runRun(ctx context.Context, o *runOpts) error {
 		return nil
 	case run.Reason == drills.ReasonInterrupted:
 		return withCode(exitInterrupted, errors.New("interrupted; the instance was torn down"))
-	case run.Reason == drills.ReasonProvisionFailed && strings.Contains(run.Error, local.ErrNoBinaries.Error()):
-		// The backup needs PostgreSQL binaries this host does not have.
+	case needsOtherBinaries(run):
 		return withCode(exitUnavailable, fmt.Errorf("drill %s could not be carried out here (%s): %s", run.Drill, run.Reason, run.Error))
 	default:
 		return withCode(exitFailed, fmt.Errorf("drill %s failed (%s): %s", run.Drill, run.Reason, run.Error))
@@ -230,4 +235,12 @@ func runEnqueue(ctx context.Context, o *runOpts, cfg *drills.Config, spec *drill
 	}
 	fmt.Fprintf(o.stdout, "queued run %d of drill %s; a drill worker will carry it out (drill show %d)\n", run.ID, run.Drill, run.ID)
 	return nil
+}
+
+// needsOtherBinaries tells a run that failed because its backup needs
+// PostgreSQL binaries this host does not have (another major version, a
+// newer pg_restore): it could not be carried out here (exit 3).
+func needsOtherBinaries(run *drills.Run) bool {
+	return run.Reason == drills.ReasonProvisionFailed && strings.Contains(run.Error, local.ErrNoBinaries.Error()) ||
+		(run.Reason == drills.ReasonLocateFailed || run.Reason == drills.ReasonRestoreFailed) && strings.Contains(run.Error, pgdump.NewerArchive)
 }

@@ -36,7 +36,7 @@ func runMany(ctx context.Context, o *runOpts) error {
 	}
 	var specs []*drills.Spec
 	for _, d := range cfg.Drills {
-		if o.all || slices.Contains(d.Tags, o.tag) {
+		if o.tag == "" || slices.Contains(d.Tags, o.tag) { // --all --tag T: the drills tagged T
 			specs = append(specs, d)
 		}
 	}
@@ -104,7 +104,10 @@ func (o *runOpts) summarize(results []manyResult) error {
 		case r.run != nil:
 			j := r.run.JSON()
 			row["run"] = j
-			if r.run.Status == drills.StatusFailed {
+			switch {
+			case needsOtherBinaries(r.run):
+				unavailable++
+			case r.run.Status == drills.StatusFailed:
 				failed++
 				if r.run.Reason == drills.ReasonInterrupted {
 					interrupted++

@@ -678,3 +678,23 @@ func TestUnsealedRunRefusedBesideSealedOnes(t *testing.T) {
 		t.Errorf("verify of a bundle with runs of two sealing keys: %d\n%s", r.code, r.stdout)
 	}
 }
+
+// A dump made by a newer pg_dump than this host's pg_restore reads cannot
+// be drilled here: exit 3 (could not be carried out), naming the version
+// it needs. The archive is this host's own with its format version byte
+// raised (the one such archive no pg_dump here can make).
+func TestNewerArchiveExitsUnavailable(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	path := drilltest.DumpAs(t, drilltest.Shop(t), "custom", filepath.Join(b.backups, "shop.dump"))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[6] = 16 // format 1.16: PostgreSQL 17's pg_dump
+	writeFile(t, path, data)
+	code, run, r := runJSON(t, b)
+	if code != 3 || !strings.Contains(fmt.Sprint(run["error"]), "PostgreSQL 17 or later") {
+		t.Fatalf("exit %d (want 3), error %v\n%s", code, run["error"], r.stderr)
+	}
+}

@@ -158,6 +158,10 @@ var unsupportedArchive = regexp.MustCompile(`unsupported version \((\d+)\.(\d+)\
 // release whose pg_dump writes it.
 var archiveVersions = map[string]int{"1.14": 14, "1.15": 16, "1.16": 17}
 
+// NewerArchive is in the error of a run whose pg_dump archive this host's
+// pg_restore is too old to read: the drill cannot be carried out here.
+const NewerArchive = "newer than the pg_restore here reads"
+
 // newerArchive explains pg_restore's "unsupported version" error: the
 // archive was written by a newer pg_dump than this pg_restore reads.
 func newerArchive(pgRestore, stderr string) string {
@@ -175,6 +179,6 @@ func newerArchive(pgRestore, stderr string) string {
 	if out, err := exec.Command(pgRestore, "--version").Output(); err == nil {
 		have = " (this host's pg_restore: " + strings.TrimSpace(string(out)) + ")"
 	}
-	return fmt.Sprintf("the archive (format %s) was made by the pg_dump of %s, newer than the pg_restore here reads%s; install %s (Debian/Ubuntu: apt-get install %s) or set DRILL_PG_BIN to its bin directory",
-		version, need, have, need, pkg)
+	return fmt.Sprintf("the archive (format %s) was made by the pg_dump of %s, %s%s; install %s (Debian/Ubuntu: apt-get install %s) or set DRILL_PG_BIN to its bin directory",
+		version, need, NewerArchive, have, need, pkg)
 }
