@@ -104,7 +104,7 @@ func fingerprintCheck(ctx context.Context, conn *pgx.Conn, c Check, opts Opts, r
 	}
 	if contradicts {
 		r.Actual = fmt.Sprintf("every one of %s matches, but the fingerprint's schema_sha256 is not the digest of its tables' schema digests: the file contradicts itself",
-			plural(len(want), "table"))
+			Plural(len(want), "table"))
 		return nil
 	}
 	compared := 0
@@ -114,14 +114,14 @@ func fingerprintCheck(ctx context.Context, conn *pgx.Conn, c Check, opts Opts, r
 		}
 	}
 	if len(bad) == 0 && schemaOK {
-		r.Actual = fmt.Sprintf("%s, %s rows, schema: %s", plural(len(want), "table"), GroupDigits(rows), schema)
+		r.Actual = fmt.Sprintf("%s, %s rows, schema: %s", Plural(len(want), "table"), GroupDigits(rows), schema)
 		if len(excluded) > 0 {
 			r.Actual += fmt.Sprintf(" (%d excluded)", len(excluded))
 		}
 		r.Passed = true
 		return nil
 	}
-	r.Actual = fmt.Sprintf("%s of %s differ (schema: %s): %s", GroupDigits(int64(len(bad))), plural(compared, "table"), schema, joinFirst(bad, maxNamed))
+	r.Actual = fmt.Sprintf("%s of %s differ (schema: %s): %s", GroupDigits(int64(len(bad))), Plural(compared, "table"), schema, joinFirst(bad, maxNamed))
 	return nil
 }
 
@@ -297,10 +297,10 @@ func driftCheck(c Check, opts Opts, r *Result) error {
 		r.Details = append(r.Details, d)
 	}
 	if len(bad) > 0 {
-		r.Actual = fmt.Sprintf("%s of %s changed since run %d: %s", GroupDigits(int64(len(bad))), plural(len(opts.Previous.Tables), "table"), opts.Previous.RunID, joinFirst(bad, maxNamed))
+		r.Actual = fmt.Sprintf("%s of %s changed since run %d: %s", GroupDigits(int64(len(bad))), Plural(len(opts.Previous.Tables), "table"), opts.Previous.RunID, joinFirst(bad, maxNamed))
 		return nil
 	}
-	r.Actual = fmt.Sprintf("%s compared with run %d: none gone, none shrunk more than %g%%", plural(len(opts.Previous.Tables), "table"), opts.Previous.RunID, limit)
+	r.Actual = fmt.Sprintf("%s compared with run %d: none gone, none shrunk more than %g%%", Plural(len(opts.Previous.Tables), "table"), opts.Previous.RunID, limit)
 	r.Passed = true
 	return nil
 }
@@ -377,9 +377,9 @@ func amcheck(ctx context.Context, tx pgx.Tx, c Check, r *Result) error {
 			r.Details = append(r.Details, TableResult{Name: rel.name, Status: "corrupt", Problem: kind + ": " + problem})
 		}
 	}
-	checked := plural(indexes, "index") + " and " + plural(tables, "table")
+	checked := Plural(indexes, "index") + " and " + Plural(tables, "table")
 	if !heapam {
-		checked = plural(indexes, "index") + " (this amcheck has no verify_heapam: tables not checked)"
+		checked = Plural(indexes, "index") + " (this amcheck has no verify_heapam: tables not checked)"
 	}
 	if len(corrupt) > 0 {
 		r.Actual = fmt.Sprintf("%s corrupt of %s: %s", GroupDigits(int64(len(corrupt))), checked, joinFirst(corrupt, maxNamed))
@@ -457,7 +457,8 @@ func corruptionClass(code string) bool {
 	return strings.HasPrefix(code, "XX") || strings.HasPrefix(code, "22") || strings.HasPrefix(code, "58")
 }
 
-func plural(n int, thing string) string {
+// Plural says n things: "1 table", "41,203 tables", "2 indexes".
+func Plural(n int, thing string) string {
 	if n == 1 {
 		return "1 " + thing
 	}

@@ -47,7 +47,7 @@ func Suggest(ctx context.Context, conn *pgx.Conn, inventory []TableInfo, backupA
 			how = "counted"
 		}
 		out = append(out, Suggestion{Check{Type: TypeRowCount, Table: t.Name, Min: &min},
-			fmt.Sprintf("%s held %s (%s) in the backup drill init restored; fail if fewer than half come back", t.Name, plural(int(t.Rows), "row"), how)})
+			fmt.Sprintf("%s held %s (%s) in the backup drill init restored; fail if fewer than half come back", t.Name, Plural(int(t.Rows), "row"), how)})
 	}
 	for _, t := range tables {
 		s, err := suggestRecency(ctx, conn, t, backupAt)

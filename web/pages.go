@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"drill/drills"
 	"drill/drills/statedb"
 	"drill/jobs"
+	"drill/verify"
 )
 
 //go:embed templates/*.html
@@ -65,6 +68,15 @@ var funcs = template.FuncMap{
 	"secs":    func(d time.Duration) string { return drills.HumanDuration(d) },
 	"bytes":   drills.HumanBytes,
 	"percent": func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
+	"plural":  verify.Plural,
+	// pairs renders a map as "k: v · k: v", in key order.
+	"pairs": func(m map[string]string) string {
+		var out []string
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			out = append(out, k+": "+m[k])
+		}
+		return strings.Join(out, " · ")
+	},
 	"short": func(s string) string {
 		if len(s) > 160 {
 			return s[:160] + "…"
@@ -245,9 +257,9 @@ func (s *Server) workerNote(ctx context.Context) (string, error) {
 	}
 	switch {
 	case seen == nil:
-		return fmt.Sprintf("No worker has been seen: %d scheduled drill(s) will not run until `drill worker` runs against this state database.", scheduled), nil
+		return fmt.Sprintf("No worker has been seen: %d scheduled drill(s) will not run until a worker (drill worker) runs against this state database.", scheduled), nil
 	case s.Now().Sub(*seen) > workerSilence:
-		return fmt.Sprintf("No worker has been seen for %s: scheduled drills do not run while none does (start `drill worker`).", drills.HumanDuration(s.Now().Sub(*seen).Round(time.Minute))), nil
+		return fmt.Sprintf("No worker has been seen for %s: scheduled drills do not run while none does (start one: drill worker).", drills.HumanDuration(s.Now().Sub(*seen).Round(time.Minute))), nil
 	}
 	return "", nil
 }
@@ -329,6 +341,27 @@ type runPageData struct {
 	SignoffAs string
 	// DrillKnown says the run's drill is in the config (its page exists).
 	DrillKnown bool
+	// Now is what a run in progress is doing (its latest progress line,
+	// or the phase it is in when the line is from an earlier phase), and
+	// since when.
+	Now   string
+	NowAt *time.Time
+}
+
+// nowDoing says what a run in progress does: its latest progress line
+// while it belongs to the phase under way, else that phase.
+func nowDoing(run *drills.Run) (string, *time.Time) {
+	if run.FinishedAt != nil || len(run.Phases) == 0 {
+		return "", nil
+	}
+	cur := run.Phases[len(run.Phases)-1]
+	if cur.FinishedAt != nil {
+		return "", nil
+	}
+	if run.Progress != "" && run.ProgressAt != nil && !run.ProgressAt.Before(cur.StartedAt) {
+		return run.Progress, run.ProgressAt
+	}
+	return string(cur.Name) + " under way", &cur.StartedAt
 }
 
 // RefreshSeconds reloads the page of a run in progress every 5 seconds.
@@ -364,6 +397,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) (string, string
 	}
 	d := runPageData{Run: run, Timeline: timeline(run), SQL: map[string]string{}, SignoffAs: s.knownPerson(r),
 		DrillKnown: s.config().Drill(run.Drill) != nil}
+	d.Now, d.NowAt = nowDoing(run)
 	for _, c := range run.Policy.Checks {
 		name := c.Name
 		if name == "" {

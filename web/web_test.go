@@ -49,7 +49,8 @@ func setup(t *testing.T, token string) bundle {
 	b.cfg = &drills.Config{Drills: []*drills.Spec{orders, billing, archive, adhoc}, OverdueGrace: 24 * time.Hour}
 	now := time.Now()
 	for i := 0; i < 3; i++ {
-		b.ids["orders"] = drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: orders, Started: now.Add(time.Duration(i-3) * time.Hour), RTO: time.Duration(4+i) * time.Minute, RPO: 3 * time.Hour})
+		b.ids["orders"] = drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: orders, Started: now.Add(time.Duration(i-3) * time.Hour), RTO: time.Duration(4+i) * time.Minute, RPO: 3 * time.Hour,
+			Dir: "/var/backups/postgresql/ordersproduction"})
 	}
 	b.ids["billing"] = drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: billing, Started: now.Add(-time.Hour), Failed: true, Error: scriptError, RTO: 5 * time.Minute, RPO: 30 * time.Hour})
 	b.ids["archive"] = drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: archive, Started: now.Add(-5 * 24 * time.Hour), RTO: time.Minute, RPO: time.Hour})
@@ -651,19 +652,49 @@ func TestLiveRunPageAndWorkerNote(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), `<meta http-equiv="refresh" content="5">`) || !strings.Contains(string(body), "No check has finished yet") {
-		t.Errorf("a queued run's page does not reload itself:\n%s", body)
+	for _, want := range []string{`<meta http-equiv="refresh" content="5">`, "No check has finished yet", "Queued — waiting for a worker", "not located yet", "not created yet"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("a queued run's page lacks %q:\n%s", want, body)
+		}
 	}
-	// The latest progress line of a run in progress shows on its page.
+	// The latest progress line of a run in progress shows on its page while
+	// it belongs to the phase under way; then the next phase does.
 	var id int64
 	if _, err := fmt.Sscanf(resp.Request.URL.Path, "/runs/%d", &id); err != nil {
 		t.Fatalf("redirected to %s", resp.Request.URL.Path)
 	}
-	if err := b.store.SetProgress(context.Background(), id, "restore: processing data for table public.orders — item 3 of 9 (33%)", time.Now()); err != nil {
-		t.Fatal(err)
+	ctx, start := context.Background(), time.Now().Add(-time.Minute)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
+	must(b.store.StartRun(ctx, id, start, start.Add(time.Hour), drills.Executor{Worker: "test"}))
+	must(b.store.StartPhase(ctx, id, 1, drills.PhaseRestore, start))
+	must(b.store.SetProgress(ctx, id, "restore: processing data for table public.orders — item 3 of 9 (33%)", start.Add(time.Second)))
 	if _, page, _ := get(t, c, resp.Request.URL.String()); !strings.Contains(page, "Now: <code>restore: processing data for table public.orders — item 3 of 9 (33%)</code>") {
 		t.Errorf("the run page does not show the run's progress")
+	}
+	must(b.store.FinishPhase(ctx, id, 1, start.Add(2*time.Second), ""))
+	must(b.store.StartPhase(ctx, id, 2, drills.PhaseVerify, start.Add(2*time.Second)))
+	if _, page, _ := get(t, c, resp.Request.URL.String()); !strings.Contains(page, "Now: <code>verify under way</code>") {
+		t.Errorf("the run page shows the restore's last line while verify runs")
+	}
+}
+
+// A kept instance's run page says until when it is kept and how to
+// discard it sooner.
+func TestRunPageSaysKeptUntil(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	started := time.Date(2026, 11, 2, 3, 0, 0, 0, time.UTC)
+	id := drilltest.SeedRun(t, b.store, drilltest.SeedOpts{Spec: drilltest.SeedSpec("orders"), Started: started, RTO: time.Minute, RPO: time.Hour, Kept: true})
+	_, page, _ := get(t, http.DefaultClient, fmt.Sprintf("%s/runs/%d", b.server.URL, id))
+	for _, want := range []string{"kept until 2026-11-02T04:01:00Z", fmt.Sprintf("<code>drill discard %d</code>", id)} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the run page of a kept instance lacks %q", want)
+		}
 	}
 }
 

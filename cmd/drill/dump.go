@@ -127,7 +127,7 @@ func runDump(ctx context.Context, o *dumpOpts, stdout, stderr io.Writer) error {
 			SchemaSHA256: fp.SchemaSHA256, SnapshotTakenAt: fp.SnapshotTakenAt.Format(time.RFC3339), Database: fp.Database})
 	}
 	fmt.Fprintf(stdout, "wrote %s (%s, %s, sha256 %s)\n", res.Out, fp.Dump.Format, drills.HumanBytes(fp.Dump.SizeBytes), fp.Dump.SHA256)
-	fmt.Fprintf(stdout, "wrote %s: %s, %s rows, snapshot taken %s, in %s\n", res.Fingerprint, plural(res.Tables, "table"),
+	fmt.Fprintf(stdout, "wrote %s: %s, %s rows, snapshot taken %s, in %s\n", res.Fingerprint, verify.Plural(res.Tables, "table"),
 		verify.GroupDigits(res.Rows), fp.SnapshotTakenAt.Format(time.RFC3339), drills.HumanDuration(time.Duration(res.Seconds*float64(time.Second))))
 	return nil
 }

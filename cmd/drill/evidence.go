@@ -15,6 +15,7 @@ import (
 	"drill/drills"
 	"drill/drills/evidence"
 	"drill/drills/statedb"
+	"drill/verify"
 
 	"github.com/spf13/cobra"
 )
@@ -172,7 +173,7 @@ func runExport(ctx context.Context, o *exportOpts, stdout io.Writer) error {
 	if m.Signed {
 		signed = "signed"
 	}
-	fmt.Fprintf(stdout, "wrote %s: %s, %s\nverify with: drill evidence verify %s", o.out, plural(m.Runs, "run"), signed, o.out)
+	fmt.Fprintf(stdout, "wrote %s: %s, %s\nverify with: drill evidence verify %s", o.out, verify.Plural(m.Runs, "run"), signed, o.out)
 	if m.Signed {
 		fmt.Fprintf(stdout, " --pubkey %s.pub", keyPath)
 	}
@@ -244,7 +245,7 @@ func runVerify(path, pubPath, previous string, unsignedOK, asJSON bool, stdout i
 		}
 	} else if rep.Intact {
 		fmt.Fprintf(stdout, "%s: intact — %s of %s (%s); every file matches the manifest and every chain is complete\n",
-			path, plural(rep.Runs, "run"), plural(len(rep.Drills), "drill"), strings.Join(rep.Drills, ", "))
+			path, verify.Plural(rep.Runs, "run"), verify.Plural(len(rep.Drills), "drill"), strings.Join(rep.Drills, ", "))
 		if rep.SignatureChecked {
 			fmt.Fprintln(stdout, "signature: valid for", pubPath)
 		}
@@ -347,12 +348,4 @@ func runSignoff(ctx context.Context, o *signoffOpts, runID int64, stdout io.Writ
 	}
 	fmt.Fprintf(stdout, "%s of run %d by %s recorded at %s\n", kind, runID, so.SignedBy, so.SignedAt.UTC().Format(time.RFC3339))
 	return nil
-}
-
-// plural says n things: "1 run", "2 runs".
-func plural(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
 }

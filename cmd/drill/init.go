@@ -169,7 +169,7 @@ func runInit(ctx context.Context, o *initOpts) error {
 		return writeJSON(o.stdout, map[string]any{"out": o.out, "drill": o.name, "checks": len(suggestions), "run_id": run.ID})
 	}
 	fmt.Fprintf(o.stdout, "wrote %s: drill %s with %s, from a restore of %s (run %d)\nnext: drill validate --config %s && drill run %s --config %s\n",
-		o.out, o.name, plural(len(suggestions), "check"), run.Backup.ID, run.ID, o.out, o.name, o.out)
+		o.out, o.name, verify.Plural(len(suggestions), "check"), run.Backup.ID, run.ID, o.out, o.name, o.out)
 	return nil
 }
 

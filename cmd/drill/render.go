@@ -184,7 +184,7 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 			rows += t.Rows
 			size += t.Bytes
 		}
-		fmt.Fprintf(w, "  tables:  %s restored (%s rows, %s)\n", plural(len(r.Tables), "table"), verify.GroupDigits(rows), drills.HumanBytes(size))
+		fmt.Fprintf(w, "  tables:  %s restored (%s rows, %s)\n", verify.Plural(len(r.Tables), "table"), verify.GroupDigits(rows), drills.HumanBytes(size))
 	}
 	printTarget(w, r, l)
 	for _, so := range r.Signoffs {
@@ -284,7 +284,7 @@ func printFindings(w io.Writer, runID int64, checks []verify.Result, l look) {
 		if c.Type == verify.TypeCompare {
 			what = "row" // its details are rows, by key
 		}
-		fmt.Fprintf(w, "\n  %s: %s\n", c.Name, plural(len(bad), what))
+		fmt.Fprintf(w, "\n  %s: %s\n", c.Name, verify.Plural(len(bad), what))
 		for i, d := range bad {
 			if i == most {
 				fmt.Fprintf(w, "    … and %d more (drill show %d --json)\n", len(bad)-most, runID)

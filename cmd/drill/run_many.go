@@ -11,6 +11,7 @@ import (
 	"drill/drills"
 	"drill/drills/backends"
 	"drill/jobs"
+	"drill/verify"
 )
 
 // manyResult is one drill of drill run --all.
@@ -128,9 +129,9 @@ func (o *runOpts) summarize(results []manyResult) error {
 	case interrupted > 0:
 		return withCode(exitInterrupted, errors.New("interrupted; the instances were torn down"))
 	case failed > 0:
-		return withCode(exitFailed, fmt.Errorf("%s of %s failed", plural(failed, "drill"), plural(len(results), "drill")))
+		return withCode(exitFailed, fmt.Errorf("%s of %s failed", verify.Plural(failed, "drill"), verify.Plural(len(results), "drill")))
 	case unavailable > 0:
-		return withCode(exitUnavailable, fmt.Errorf("%s could not be carried out", plural(unavailable, "drill")))
+		return withCode(exitUnavailable, fmt.Errorf("%s could not be carried out", verify.Plural(unavailable, "drill")))
 	}
 	return nil
 }

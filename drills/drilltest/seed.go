@@ -2,6 +2,8 @@ package drilltest
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +25,9 @@ type SeedOpts struct {
 	RTO, RPO time.Duration
 	// Kept leaves the instance kept (drill run --keep) instead of destroyed.
 	Kept bool
+	// Dir, when set, is the directory the backup was chosen from and the
+	// instance lives under, as real (long) paths.
+	Dir string
 }
 
 // SeedSpec is a drill spec for seeding.
@@ -55,8 +60,17 @@ func SeedRun(t testing.TB, store *statedb.Store, o SeedOpts) int64 {
 	must(err)
 	must(store.StartRun(ctx, run.ID, o.Started, o.Started.Add(time.Hour), drills.Executor{Worker: "host/1", Host: "host", Version: "test (revision 0123456789ab)"}))
 	backup := drills.Backup{ID: "s3://backups/" + spec.Name + "/x.dump", CreatedAt: o.Started.Add(-o.RPO), CreatedAtSource: "archive header", Format: "custom"}
-	must(store.SetBackup(ctx, run.ID, backup))
 	in := drills.Instance{Type: "local", ID: "/tmp/drill-" + spec.Name + "-seeded", RunID: run.ID, Drill: spec.Name, Details: map[string]string{"port": "5555"}}
+	if o.Dir != "" {
+		name := spec.Name + "_" + o.Started.UTC().Format("20060102T150405Z") + ".dump" // no hyphen to break a line at
+		backup.ID = o.Dir + "/" + name
+		backup.SHA256 = strings.Repeat("9f86d081884c7d65", 4)
+		backup.Details = map[string]string{"fingerprint": backup.ID + ".fingerprint.json"}
+		backup.Selection = drills.Select("the newest file in "+o.Dir+"/ by modification time (ties: the larger name)",
+			[]drills.Candidate{{Name: name, Time: backup.CreatedAt}})
+		in.ID = o.Dir + "/targets/drill-" + spec.Name + "-" + strconv.FormatInt(run.ID, 10) + "-3f9a2b7c4d5e6f708192a3b4c5d6e7f8"
+	}
+	must(store.SetBackup(ctx, run.ID, backup))
 	tid, err := store.RecordTargetIntent(ctx, in, nil)
 	must(err)
 	for i, name := range []drills.Phase{drills.PhaseLocate, drills.PhaseProvision, drills.PhaseRestore, drills.PhaseVerify, drills.PhaseTeardown} {
@@ -70,6 +84,7 @@ func SeedRun(t testing.TB, store *statedb.Store, o SeedOpts) int64 {
 	}
 	must(store.AddCheck(ctx, run.ID, 1, spec.Checks[0], verify.Result{Name: "no negatives", Type: "sql", Expected: "0", Actual: actual, Passed: !o.Failed, Duration: time.Second}))
 	if o.Kept {
+		in.Details["kept_until"] = o.Started.Add(o.RTO + time.Hour).UTC().Format(time.RFC3339)
 		must(store.SetTargetState(ctx, tid, in, drills.TargetKept, o.Started.Add(o.RTO+time.Minute), ""))
 	} else {
 		must(store.SetTargetState(ctx, tid, in, drills.TargetDestroyed, o.Started.Add(o.RTO+time.Minute), ""))
