@@ -83,6 +83,32 @@ func (g *globalOpts) logger(stderr io.Writer, terminal bool) (*slog.Logger, erro
 	return nil, withCode(exitUsage, fmt.Errorf("--log-format %q: want json or text", format))
 }
 
+// runnerLogger is the runner's logger. On a terminal, unless --log-level
+// says otherwise, the runner's lines below error are left out: the
+// progress lines and the result tell the same, and a log line in their
+// midst breaks them.
+func (g *globalOpts) runnerLogger(log *slog.Logger, terminal bool) *slog.Logger {
+	if terminal && g.logLevel == "" {
+		log = slog.New(quietBelowError{log.Handler()})
+	}
+	return log.With("component", "runner")
+}
+
+// quietBelowError passes only errors on to its handler.
+type quietBelowError struct{ slog.Handler }
+
+func (h quietBelowError) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelError && h.Handler.Enabled(ctx, l)
+}
+
+func (h quietBelowError) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietBelowError{h.Handler.WithAttrs(as)}
+}
+
+func (h quietBelowError) WithGroup(name string) slog.Handler {
+	return quietBelowError{h.Handler.WithGroup(name)}
+}
+
 // openStore connects to the state database (DRILL_DATABASE_URL, else the
 // config's database_url, else the embedded one) and applies migrations.
 // Failures exit 3. The returned func closes everything.

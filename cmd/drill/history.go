@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"text/tabwriter"
+	"os"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"drill/drills"
 	"drill/drills/statedb"
@@ -71,31 +74,75 @@ func runHistory(ctx context.Context, o *historyOpts) error {
 		fmt.Fprintln(o.stdout, "no runs yet: start one with drill run NAME")
 		return nil
 	}
-	tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tDRILL\tSTATUS\tSTARTED\tRTO\tRPO\tBACKUP\tREASON")
+	rows := [][]string{{"ID", "DRILL", "STATUS", "STARTED", "RTO", "RPO", "REASON", "BACKUP"}}
 	for _, r := range runs {
 		started := "-"
 		if r.StartedAt != nil {
-			started = r.StartedAt.UTC().Format(time.RFC3339)
+			started = r.StartedAt.UTC().Format("2006-01-02 15:04")
 		}
 		backup := "-"
 		if r.Backup != nil {
-			backup = r.Backup.ID
+			backup = safe(r.Backup.ID)
 		}
 		status := string(r.Status)
 		if r.Seal != nil && r.Seal.Integrity == drills.IntegrityAltered {
 			status += " (ALTERED)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Drill, status, started,
-			short(r.RTO, r.RTOMet), shortRPO(r), backup, r.Reason)
+		reason := string(r.Reason)
+		if reason == "" {
+			reason = "-"
+		}
+		rows = append(rows, []string{strconv.FormatInt(r.ID, 10), r.Drill, status, started, short(r.RTO, r.RTOMet), shortRPO(r), reason, backup})
 	}
-	return tw.Flush()
+	width := 0 // not a terminal: every column whole
+	if f, ok := o.stdout.(*os.File); ok && isTerminal(f) {
+		width = lookOf(f).width
+	}
+	printTable(o.stdout, rows, width)
+	return nil
+}
+
+// printTable writes rows as columns two spaces apart. With a width, the
+// last column (a path) is cut to fit it, keeping its end ("…/shop-1.dump"),
+// or left out when less than 16 columns are left for it.
+func printTable(w io.Writer, rows [][]string, width int) {
+	cols := len(rows[0])
+	widths := make([]int, cols)
+	for _, r := range rows {
+		for i, c := range r[:cols-1] {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	used := 0
+	for _, n := range widths[:cols-1] {
+		used += n + 2
+	}
+	room, longest := width-used, 0
+	for _, r := range rows {
+		longest = max(longest, utf8.RuneCountInString(r[cols-1]))
+	}
+	drop := width > 0 && longest > room && room < 16
+	for _, r := range rows {
+		var b strings.Builder
+		for i, c := range r[:cols-1] {
+			b.WriteString(c + strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+2))
+		}
+		last := []rune(r[cols-1])
+		switch {
+		case drop:
+			last = nil
+		case width > 0 && len(last) > room:
+			last = append([]rune("…"), last[len(last)-room+1:]...)
+		}
+		b.WriteString(string(last))
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
 }
 
 // shortRPO is the RPO column: missed without a verified copy says so.
 func shortRPO(r *drills.Run) string {
 	if rpoUnproven(r) {
-		return dur(*r.RPO) + " (missed: not verified)"
+		return dur(*r.RPO) + " (not verified)"
 	}
 	return short(r.RPO, r.RPOMet)
 }

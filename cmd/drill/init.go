@@ -137,7 +137,7 @@ func runInit(ctx context.Context, o *initOpts) error {
 		suggestions, err = verify.Suggest(ctx, conn, inv, b.CreatedAt, b.Fingerprint != nil)
 		return err
 	}
-	runner := &drills.Runner{Store: store, Logger: log.With("component", "runner"), Worker: whoAmI(), Version: fullVersion(), OnIntent: jobs.DeadMan(client)}
+	runner := &drills.Runner{Store: store, Logger: o.runnerLogger(log, terminal), Worker: whoAmI(), Version: fullVersion(), OnIntent: jobs.DeadMan(client)}
 	if terminal {
 		runner.Events = newProgress(os.Stderr).event
 	}

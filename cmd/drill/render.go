@@ -143,7 +143,7 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 	fmt.Fprintln(w)
 	printAltered(w, r.Seal)
 	if r.Error != "" {
-		fmt.Fprintf(w, "  error:   %s\n", r.Error)
+		row(w, "  error:   ", 11, safe(r.Error), l.width)
 	}
 	rto := measure(r.RTO, r.Objectives.RTO, r.RTOMet)
 	if d := r.RestoredAfter(); r.RTO == nil && d != nil {
@@ -154,9 +154,9 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 	if rpoUnproven(r) {
 		rpo += " — no verified copy, so no recovery point was proven"
 	}
-	fmt.Fprintf(w, "  RPO:     %s\n", rpo)
+	row(w, "  RPO:     ", 11, rpo, l.width)
 	if b := r.Backup; b != nil && b.RecoveredTo != nil {
-		fmt.Fprintf(w, "           from the recovery point %s (the last transaction replayed)\n", b.RecoveredTo.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "           from the recovery point %s (where the restore reached)\n", b.RecoveredTo.UTC().Format(time.RFC3339))
 	}
 	if r.DataRPO != nil {
 		fmt.Fprintf(w, "  data RPO: %s (drill start − newest row)\n", dur(*r.DataRPO))
@@ -172,7 +172,7 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 			row(w, "           ", 11, safe(k+": "+b.Details[k]), l.width)
 		}
 		if sel := b.Selection; sel != nil && sel.Considered > 1 {
-			row(w, "  chosen:  ", 11, safe(fmt.Sprintf("%s, of %d", sel.Rule, sel.Considered)), l.width)
+			row(w, "  chosen:  ", 11, safe(fmt.Sprintf("%s; %s considered", sel.Rule, verify.Plural(sel.Considered, "candidate"))), l.width)
 		}
 		if b.SHA256 != "" {
 			row(w, "  sha256:  ", 11, b.SHA256+" ("+drills.HumanBytes(b.SizeBytes)+")", l.width)
@@ -330,36 +330,40 @@ func oneLine(s string) string {
 	return s
 }
 
-// progress renders runner events on a terminal.
+// progress renders runner events on a terminal, fitted to its width and
+// coloured as the result is (lookOf).
 type progress struct {
 	w     *os.File
 	start time.Time
+	look  look
 }
 
-func newProgress(w *os.File) *progress { return &progress{w: w, start: time.Now()} }
+func newProgress(w *os.File) *progress { return &progress{w: w, start: time.Now(), look: lookOf(w)} }
 
 func (p *progress) event(e drills.Event) {
 	switch e.Kind {
 	case drills.EventPhaseStart:
 		fmt.Fprintf(p.w, "▸ %-9s …\n", e.Phase)
 	case drills.EventProgress:
-		fmt.Fprintf(p.w, "    %s\n", e.Message)
+		row(p.w, "    ", 4, safe(e.Message), p.look.width)
 	case drills.EventPhaseEnd:
 		if e.Err != nil {
-			fmt.Fprintf(p.w, "✗ %-9s failed after %s: %s\n", e.Phase, dur(e.Elapsed), oneLine(e.Err.Error()))
+			row(p.w, p.look.fail("✗")+fmt.Sprintf(" %-9s ", e.Phase), 12, "failed after "+dur(e.Elapsed)+": "+oneLine(e.Err.Error()), p.look.width)
 		} else {
-			fmt.Fprintf(p.w, "✓ %-9s %s\n", e.Phase, dur(e.Elapsed))
+			fmt.Fprintf(p.w, "%s %-9s %s\n", p.look.pass("✓"), e.Phase, dur(e.Elapsed))
 		}
 	case drills.EventCheck:
-		mark := "✓"
+		mark, text := p.look.pass("✓"), safe(e.Check.Name)+": "+safe(e.Check.Actual)
 		if !e.Check.Passed {
-			mark = "✗"
+			mark = p.look.fail("✗")
+			if e.Check.Expected != "" && e.Check.Error == "" {
+				text += " (want " + safe(e.Check.Expected) + ")"
+			}
 		}
-		line := safe(e.Check.Actual)
 		if e.Check.Error != "" {
-			line = strings.TrimSpace(line + " — error: " + oneLine(e.Check.Error))
+			text = strings.TrimSpace(text + " — error: " + oneLine(e.Check.Error))
 		}
-		fmt.Fprintf(p.w, "    %s %s: %s\n", mark, safe(e.Check.Name), line)
+		row(p.w, "    "+mark+" ", 6, text, p.look.width)
 	case drills.EventFinished:
 		fmt.Fprintf(p.w, "done in %s\n\n", dur(time.Since(p.start)))
 	}

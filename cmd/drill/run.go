@@ -116,7 +116,7 @@ func runRun(ctx context.Context, o *runOpts) error {
 		return err
 	}
 	defer closeStore()
-	runner := &drills.Runner{Store: store, Logger: log.With("component", "runner"), Worker: whoAmI(), Version: fullVersion(),
+	runner := &drills.Runner{Store: store, Logger: o.runnerLogger(log, terminal), Worker: whoAmI(), Version: fullVersion(),
 		OnIntent: jobs.DeadMan(client)}
 	if terminal {
 		runner.Events = newProgress(o.stderr).event

@@ -76,12 +76,16 @@ func runMany(ctx context.Context, o *runOpts) error {
 				return
 			}
 			fmt.Fprintf(o.stderr, "%s: started\n", spec.Name)
-			runner := &drills.Runner{Store: store, Logger: log.With("component", "runner"), Worker: whoAmI(), Version: fullVersion(),
+			runner := &drills.Runner{Store: store, Logger: o.runnerLogger(log, isTerminal(o.stderr)), Worker: whoAmI(), Version: fullVersion(),
 				OnIntent: jobs.DeadMan(client)}
 			results[i].run, results[i].err = runner.Run(ctx, drills.RunParams{Spec: spec, Source: src, Target: tgt,
 				Policy: drills.PolicyOf(spec, cfg.Path, version), Trigger: drills.TriggerManual, TriggeredBy: whoAmI()})
 			if r := results[i].run; r != nil && r.FinishedAt != nil {
-				fmt.Fprintf(o.stderr, "%s: %s\n", spec.Name, r.Status)
+				line := fmt.Sprintf("%s: %s", spec.Name, r.Status)
+				if r.Reason != "" {
+					line += " (" + string(r.Reason) + "): " + oneLine(r.Error)
+				}
+				row(o.stderr, "", 0, line, lookOf(o.stderr).width)
 			}
 		}()
 	}
