@@ -134,7 +134,7 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]*drills.Run, error) {
 }
 
 // runsWhere returns the runs a condition selects, with their details and
-// integrity, in four queries.
+// integrity, in five queries at most.
 func (s *Store) runsWhere(ctx context.Context, where string, args ...any) ([]*drills.Run, error) {
 	rows, err := s.Pool.Query(ctx, "select "+runColumns+" from drill_runs where "+where, args...)
 	if err != nil {
@@ -147,10 +147,8 @@ func (s *Store) runsWhere(ctx context.Context, where string, args ...any) ([]*dr
 	if err := loadDetails(ctx, s.Pool, runs); err != nil {
 		return nil, err
 	}
-	for _, r := range runs {
-		if err := s.checkIntegrity(ctx, s.Pool, r); err != nil {
-			return nil, err
-		}
+	if err := s.checkIntegrity(ctx, s.Pool, runs...); err != nil {
+		return nil, err
 	}
 	return runs, nil
 }
@@ -300,40 +298,50 @@ func (s *Store) SealKeyID(ctx context.Context) (string, error) {
 	return id, err
 }
 
-// checkIntegrity sets r.Seal.Integrity (see CheckIntegrity in chain.go).
-// Beyond what a run's own row says, its drill's history tells two more
-// forgeries: a finished run without a sealed record, when an earlier run of
-// its drill has one (its record was removed), and, with a sealing key, a
-// run without a seal when an earlier run carries one of a known key (its
-// seal was removed).
-func (s *Store) checkIntegrity(ctx context.Context, q Querier, r *drills.Run) error {
+// checkIntegrity sets the integrity of runs (see CheckIntegrity in
+// chain.go). Beyond what a run's own row says, its drill's history tells
+// two more forgeries: a finished run without a sealed record, when an
+// earlier run of its drill has one (its record was removed), and, with a
+// sealing key, a run without a seal when an earlier run carries one of a
+// known key (its seal was removed). The history is read in one query,
+// whatever the number of runs.
+func (s *Store) checkIntegrity(ctx context.Context, q Querier, runs ...*drills.Run) error {
 	keys := s.SealKeys()
-	drills.CheckIntegrity(r, keys)
-	st := r.Seal
-	var why string
-	query, args := "", []any{r.Drill, r.ID}
-	switch {
-	case st == nil && (r.Status == drills.StatusPassed || r.Status == drills.StatusFailed):
-		query = `select exists (select 1 from drill_runs where drill = $1 and id < $2 and chain_hash is not null)`
-		why = "the run is finished but has no sealed record, though an earlier run of its drill has one: its record was removed"
-	case st != nil && len(keys) > 0 && st.Seal == "" && st.Integrity == drills.IntegrityChained:
-		query = `select exists (select 1 from drill_runs where drill = $1 and id < $2 and seal_key_id = any($3))`
-		args = append(args, slices.Collect(maps.Keys(keys)))
-		why = "the run carries no seal, though an earlier run of its drill does: its seal was removed"
-	default:
+	var ask []int64
+	byID := map[int64]*drills.Run{}
+	for _, r := range runs {
+		drills.CheckIntegrity(r, keys)
+		st := r.Seal
+		finished := r.Status == drills.StatusPassed || r.Status == drills.StatusFailed
+		if st == nil && finished || st != nil && len(keys) > 0 && st.Seal == "" && st.Integrity == drills.IntegrityChained {
+			ask = append(ask, r.ID)
+			byID[r.ID] = r
+		}
+	}
+	if len(ask) == 0 {
 		return nil
 	}
-	var before bool
-	if err := q.QueryRow(ctx, query, args...).Scan(&before); err != nil {
+	rows, err := q.Query(ctx, `select r.id,
+			exists (select 1 from drill_runs e where e.drill = r.drill and e.id < r.id and e.chain_hash is not null),
+			exists (select 1 from drill_runs e where e.drill = r.drill and e.id < r.id and e.seal_key_id = any($2))
+		from drill_runs r where r.id = any($1)`, ask, slices.Collect(maps.Keys(keys)))
+	if err != nil {
 		return err
 	}
-	if before {
-		if st == nil {
-			r.Seal = &drills.SealState{}
+	var id int64
+	var recordedBefore, sealedBefore bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &recordedBefore, &sealedBefore}, func() error {
+		r := byID[id]
+		switch {
+		case r.Seal == nil && recordedBefore:
+			r.Seal = &drills.SealState{Integrity: drills.IntegrityAltered,
+				Problem: "the run is finished but has no sealed record, though an earlier run of its drill has one: its record was removed"}
+		case r.Seal != nil && sealedBefore:
+			r.Seal.Integrity, r.Seal.Problem = drills.IntegrityAltered, "the run carries no seal, though an earlier run of its drill does: its seal was removed"
 		}
-		r.Seal.Integrity, r.Seal.Problem = drills.IntegrityAltered, why
-	}
-	return nil
+		return nil
+	})
+	return err
 }
 
 // RunSeal reads the seal of a finished run and checks it against r as

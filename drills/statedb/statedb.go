@@ -78,6 +78,8 @@ type Options struct {
 	StatementTimeout time.Duration
 	// MaxConns of the pool (default 8).
 	MaxConns int32
+	// Tracer, when set, sees every query (tests count them).
+	Tracer pgx.QueryTracer
 }
 
 // Open connects to the state database at url. The url may carry a
@@ -86,6 +88,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, errors.New("state database URL is invalid (want postgres://user:password@host:port/db or key=value form)")
+	}
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = opts.Tracer
 	}
 	if opts.StatementTimeout <= 0 {
 		opts.StatementTimeout = 30 * time.Second

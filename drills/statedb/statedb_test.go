@@ -2,14 +2,19 @@ package statedb_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"drill/drills"
 	"drill/drills/drilltest"
 	"drill/drills/statedb"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func TestMain(m *testing.M) { os.Exit(drilltest.Main(m)) }
@@ -107,5 +112,53 @@ func TestEndedRunTakesNoMoreWrites(t *testing.T) {
 	if after.Seal.ChainHash != sealed.Seal.ChainHash || after.Reason != drills.ReasonInterrupted || after.Seal.Integrity != drills.IntegrityChained ||
 		len(after.Checks) != 0 || after.Target != nil {
 		t.Fatalf("the ended run changed: reason %s integrity %s (%s) checks %d target %v", after.Reason, after.Seal.Integrity, after.Seal.Problem, len(after.Checks), after.Target)
+	}
+}
+
+// queryCounter counts the queries a store sends.
+type queryCounter struct{ n atomic.Int64 }
+
+func (c *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+func (c *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// The statuses of all drills (every page, /api/drills, each metrics
+// scrape) take a fixed few queries however many drills there are, with a
+// sealing key and runs from before it (whose history must be read).
+func TestDrillStatusesTakeAFixedFewQueries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := drilltest.NewDatabase(t)
+	var count queryCounter
+	s, err := statedb.Open(ctx, url, statedb.Options{Tracer: &count})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	queries := map[int]int64{}
+	_, key, _ := ed25519.GenerateKey(nil)
+	for i := range 8 {
+		name := fmt.Sprintf("drill%d", i)
+		names = append(names, name)
+		s.SealingKey = nil // runs from before the sealing key: their history is read
+		drilltest.SeedRun(t, s, drilltest.SeedOpts{Spec: drilltest.SeedSpec(name), Started: time.Now().Add(-time.Hour), RTO: time.Minute, RPO: time.Hour})
+		if i == 0 || i == 7 {
+			s.SealingKey = key
+			count.n.Store(0)
+			statuses, err := s.DrillStatuses(ctx, names)
+			if err != nil || statuses[name].LastRun == nil || statuses[name].LastRun.Seal.Integrity != drills.IntegrityChained {
+				t.Fatalf("statuses: %v %+v", err, statuses[name])
+			}
+			queries[i+1] = count.n.Load()
+		}
+	}
+	if queries[1] != queries[8] || queries[8] > 6 {
+		t.Fatalf("queries for 1 drill: %d, for 8: %d; want the same, at most 6", queries[1], queries[8])
 	}
 }
