@@ -427,12 +427,21 @@ func TestReportCoverageControlsAndPrint(t *testing.T) {
 	b.addRun(t, "billing", q(11), false) // Q4 failed: an open failure
 	var buf bytes.Buffer
 	now := time.Date(2026, 12, 31, 12, 0, 0, 0, time.UTC)
+	// a daily drill that never ran: 365 missing days, one line of the summary
 	m, err := evidence.Export(context.Background(), b.store, &buf, evidence.ExportOpts{Key: b.key, Version: "test", Now: now,
-		Filter: statedb.SealedFilter{Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}})
+		Filter:    statedb.SealedFilter{Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+		Scheduled: []evidence.ScheduledDrill{{Name: "nightly", Schedule: "0 4 * * *"}}})
 	must(t, err)
-	got := map[string]string{}
+	got, nightly := map[string]string{}, 0
 	for _, c := range m.Coverage {
+		if c.Drill == "nightly" {
+			nightly++
+			continue
+		}
 		got[c.Drill+" "+c.Period] = c.Status
+	}
+	if nightly < 360 {
+		t.Fatalf("coverage of the daily drill: %d periods", nightly)
 	}
 	want := map[string]string{"orders 2026-Q1": "passed", "orders 2026-Q2": "failed", "orders 2026-Q3": "missing", "orders 2026-Q4": "passed",
 		"billing 2026-Q1": "passed", "billing 2026-Q2": "missing", "billing 2026-Q3": "missing", "billing 2026-Q4": "failed"}
@@ -453,7 +462,8 @@ func TestReportCoverageControlsAndPrint(t *testing.T) {
 		t.Error("manifest.json has no coverage")
 	}
 	report := string(files["report.html"])
-	for _, s := range []string{"2026-Q3", "ISO 27001 A.8.13", "How to verify this bundle", drills.KeyID(b.pub), "Open failures"} {
+	for _, s := range []string{"2026-Q3", "ISO 27001 A.8.13", "How to verify this bundle", drills.KeyID(b.pub), "Open failures",
+		"2026-01-01 … 2026-12-30 <span class=\"muted\">(364 periods)</span>", "364 missing"} {
 		if !strings.Contains(report, s) {
 			t.Errorf("report.html lacks %q", s)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"drill/drills"
+	checks "drill/verify"
 )
 
 //go:embed report.html.tmpl
@@ -23,18 +24,19 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"percent": func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
 	"bytes":   drills.HumanBytes,
 	"ids":     runIDs,
+	"plural":  checks.Plural,
 	"failing": failing,
 	"list":    func(ids ...int64) []int64 { return ids },
 }).Parse(reportTemplate))
 
 // drillSummary is one drill in the report's summary.
 type drillSummary struct {
-	Drill, Schedule          string
-	Runs, Passed             int
-	PassRate                 float64
-	WorstRTO, WorstRPO       *float64
-	ObjRTO, ObjRPO           *float64
-	LastSuccess              string
+	Drill, Schedule    string
+	Runs, Passed       int
+	PassRate           float64
+	WorstRTO, WorstRPO *float64
+	ObjRTO, ObjRPO     *float64
+	LastSuccess        string
 	// WorstRTOMet and WorstRPOMet are the runs' own judgments taken
 	// together: missed when any run in the bundle missed the objective
 	// (a failed run meets none), nil when no run was judged.
@@ -48,7 +50,12 @@ type reportData struct {
 	Summaries   []drillSummary
 	Runs        []decoded
 	// Gaps are the missing and failed periods: the first thing to see.
-	Gaps          []Coverage
+	// GapRows are the same with a run of missing periods in one row.
+	Gaps    []Coverage
+	GapRows []gapRow
+	// Grid is, per drill, its periods as cells, or their counts when there
+	// are too many to show one by one (a daily drill over a year).
+	Grid          []gridRow
 	Coverage      []Coverage
 	PeriodsPassed int
 	OpenFailures  []decoded
@@ -109,6 +116,8 @@ func renderReport(records []decoded, m *Manifest, now time.Time) ([]byte, error)
 			data.PeriodsPassed++
 		}
 	}
+	data.GapRows = gapRows(data.Gaps)
+	data.Grid = grid(m.Coverage)
 	for _, name := range order {
 		s := byDrill[name]
 		s.PassRate = float64(s.Passed) / float64(s.Runs)
@@ -185,6 +194,62 @@ func failing(details []drills.TableResult) []drills.TableResult {
 		case "match", "ok", "excluded":
 		default:
 			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// gapRow is one period without a passing run, or a run of missing ones.
+type gapRow struct {
+	Coverage
+	Last    string // the last period of a run of missing ones, or ""
+	Periods int
+}
+
+// gapRows folds consecutive missing periods of a drill (same note) into
+// one row: 300 missing days read as one line, not 300.
+func gapRows(gaps []Coverage) []gapRow {
+	var out []gapRow
+	for _, g := range gaps {
+		if n := len(out); n > 0 && g.Status == CoverageMissing {
+			last := &out[n-1]
+			if last.Status == CoverageMissing && last.Drill == g.Drill && last.Note == g.Note {
+				last.Last, last.Periods = g.Period, last.Periods+1
+				continue
+			}
+		}
+		out = append(out, gapRow{Coverage: g, Periods: 1})
+	}
+	return out
+}
+
+// gridCells is how many periods a drill's row shows one by one.
+const gridCells = 16
+
+type gridRow struct {
+	Drill  string
+	Cells  []Coverage     // up to gridCells periods
+	Counts map[string]int // else: how many periods have each status
+}
+
+func grid(cov []Coverage) []gridRow {
+	var out []gridRow
+	index := map[string]int{}
+	for _, c := range cov {
+		i, ok := index[c.Drill]
+		if !ok {
+			i = len(out)
+			index[c.Drill] = i
+			out = append(out, gridRow{Drill: c.Drill, Counts: map[string]int{}})
+		}
+		out[i].Cells = append(out[i].Cells, c)
+		out[i].Counts[c.Status]++
+	}
+	for i := range out {
+		if len(out[i].Cells) > gridCells {
+			out[i].Cells = nil
+		} else {
+			out[i].Counts = nil
 		}
 	}
 	return out
