@@ -12,7 +12,7 @@ STATICCHECK_VERSION := v0.8.2
 
 .PHONY: help
 help: ## show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## build bin/drill
@@ -22,9 +22,10 @@ PREFIX   ?= /usr/local
 SANDBOX_USER := drill-sandbox
 
 .PHONY: install
-install: build users ## install bin/drill into $(PREFIX)/bin and create the OS user clusters run as
-	install -d $(PREFIX)/bin
+install: build users ## install bin/drill into $(PREFIX)/bin (docs into $(PREFIX)/share/doc/drill) and create the OS user clusters run as
+	install -d $(PREFIX)/bin $(PREFIX)/share/doc/drill
 	install -m 0755 $(BIN) $(PREFIX)/bin/drill
+	install -m 0644 README.md docs/*.md $(PREFIX)/share/doc/drill/
 
 .PHONY: users
 users: ## create the OS user throwaway clusters run as (drill-sandbox; needs root)
