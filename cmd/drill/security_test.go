@@ -1,10 +1,12 @@
 package main_test
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -488,7 +490,40 @@ func TestTruncatedArchivesFail(t *testing.T) {
 	}
 	dirArchive := filepath.Join(dir, "z0.dir")
 	drilltest.Dump(t, prod, "-Fd", "-Z0", "-f", dirArchive)
+	gzArchive := filepath.Join(dir, "gz.dir")
+	drilltest.Dump(t, prod, "-Fd", "-f", gzArchive) // data files gzipped
 	cases := map[string]func(backups string){
+		"gzip recut": func(backups string) { // a gzipped data file cut at a line and compressed again
+			dst := filepath.Join(backups, "events.dir")
+			if err := os.Mkdir(dst, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			entries, _ := os.ReadDir(gzArchive)
+			cut := 0
+			for _, e := range entries {
+				b, _ := os.ReadFile(filepath.Join(gzArchive, e.Name()))
+				if strings.HasSuffix(e.Name(), ".dat.gz") {
+					zr, err := gzip.NewReader(bytes.NewReader(b))
+					if err != nil {
+						t.Fatal(err)
+					}
+					data, _ := io.ReadAll(zr)
+					if len(data) > 100000 { // as zcat | head -n | gzip does
+						data = data[:len(data)/2]
+						data = data[:bytes.LastIndexByte(data, '\n')+1]
+						var buf bytes.Buffer
+						zw := gzip.NewWriter(&buf)
+						_, _ = zw.Write(data)
+						_ = zw.Close()
+						b, cut = buf.Bytes(), cut+1
+					}
+				}
+				writeFile(t, filepath.Join(dst, e.Name()), b)
+			}
+			if cut != 1 {
+				t.Fatalf("%d gzipped data files cut, want 1", cut)
+			}
+		},
 		"tar cut": func(backups string) {
 			writeFile(t, filepath.Join(backups, "events.tar"), full[:len(full)*2/5])
 		},

@@ -3,6 +3,8 @@ package local
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -56,7 +58,8 @@ func checkDirectoryData(dir string, ids map[string]string) error {
 			}
 			continue
 		}
-		// compressed data files: their decompressor (in pg_restore) finds a short one
+		// compressed data files: checkCompressedData reads them while
+		// pg_restore loads them
 		found := false
 		for _, ext := range []string{".gz", ".lz4", ".zst"} {
 			if _, err := os.Lstat(base + ext); err == nil {
@@ -66,6 +69,56 @@ func checkDirectoryData(dir string, ids map[string]string) error {
 		if !found {
 			return fmt.Errorf("%w: the data file of table %s (%s.dat) is missing", ErrTruncated, table, id)
 		}
+	}
+	return nil
+}
+
+// checkCompressedData checks the gzip data files of a directory archive
+// as checkDirectoryData checks plain ones: pg_restore loads a file cut at
+// a line and compressed again ("zcat | head | gzip") without a word, and
+// gzip says nothing either (the stream is whole, only short). It
+// decompresses each file, so it runs beside the restore: the result comes
+// on the channel once every file was read, or ctx ended. lz4 and zstd data
+// files (PostgreSQL 16 and later) are left to their decompressor, which
+// finds a stream cut short but not one shortened and compressed again.
+func checkCompressedData(ctx context.Context, dir, toc string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		done <- func() error {
+			for id, table := range tableDataIDs(toc) {
+				path := filepath.Join(dir, id+".dat.gz")
+				if _, err := os.Lstat(path); err != nil {
+					continue
+				}
+				f, err := drills.OpenRegular(path)
+				if err != nil {
+					return err
+				}
+				err = gzipDataComplete(ctx, f, table)
+				f.Close()
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}()
+	}()
+	return done
+}
+
+func gzipDataComplete(ctx context.Context, f io.Reader, table string) error {
+	zr, err := gzip.NewReader(drills.ContextReader(ctx, f))
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: the data of table %s is not a whole gzip stream (%v)", ErrTruncated, table, err)
+	}
+	defer zr.Close()
+	if err := dataComplete(zr, table); err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	} else if err != nil {
+		return err
 	}
 	return nil
 }

@@ -114,13 +114,24 @@ func (r restoreCmd) run(ctx context.Context, format, path string, facts *plainFa
 // archive restores a custom, directory or tar archive with pg_restore,
 // leaving out owners, privileges, publications, subscriptions, security
 // labels and tablespaces, and checks that every table's data was restored.
-func (r restoreCmd) archive(ctx context.Context, format, path string) error {
+func (r restoreCmd) archive(ctx context.Context, format, path string) (err error) {
 	toc, err := r.output(ctx, r.bin.Path("pg_restore"), "--list", path)
 	if err != nil {
 		return fmt.Errorf("restore: read the archive's table of contents: %w", err)
 	}
 	if err := checkArchiveData(format, path, toc); err != nil {
 		return err
+	}
+	if format == drills.FormatDirectory {
+		cctx, stop := context.WithCancel(ctx)
+		defer stop()
+		compressed := checkCompressedData(cctx, path, toc)
+		defer func() {
+			// a data file cut short says more than what pg_restore made of it
+			if cerr := <-compressed; cerr != nil && !errors.Is(cerr, context.Canceled) {
+				err = cerr
+			}
+		}()
 	}
 	var exts []extension
 	if names := tocExtensions(toc); len(names) > 0 {
