@@ -49,6 +49,21 @@ func (c *Config) Drill(name string) *Spec {
 	return nil
 }
 
+// Timetable is the drill's parsed schedule, or nil when it has none. The
+// schedule of a drill from the config is valid (validation parsed it, and
+// the parse is kept); one in a Spec built by hand that does not parse is
+// no schedule.
+func (s *Spec) Timetable() *Schedule {
+	if s.Schedule == "" {
+		return nil
+	}
+	sched, err := ParseSchedule(s.Schedule, s.ScheduleTimezone)
+	if err != nil {
+		return nil
+	}
+	return sched
+}
+
 // Spec is one drill: where its backups are, where to restore them, what to
 // verify and which objectives to meet.
 type Spec struct {

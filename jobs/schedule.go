@@ -28,12 +28,9 @@ func PeriodicJobs(cfg *drills.Config, sweepEvery, staleAfter time.Duration) ([]*
 			&river.PeriodicJobOpts{ID: "drill-stale-check"}),
 	}
 	for _, d := range cfg.Drills {
-		if d.Schedule == "" {
+		sched := d.Timetable()
+		if sched == nil {
 			continue
-		}
-		sched, err := drills.ParseSchedule(d.Schedule, d.ScheduleTimezone)
-		if err != nil {
-			return nil, err
 		}
 		name := d.Name
 		jobs = append(jobs, river.NewPeriodicJob(sched,

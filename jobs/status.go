@@ -44,11 +44,7 @@ func ScheduleStatuses(ctx context.Context, store *statedb.Store, cfg *drills.Con
 		if l := latest[d.Name]; l != nil {
 			st.LastRun, st.LastFinished, st.LastSuccessAt = l.LastRun, l.LastFinished, l.LastSuccessAt
 		}
-		if d.Schedule != "" {
-			sched, err := drills.ParseSchedule(d.Schedule, d.ScheduleTimezone)
-			if err != nil {
-				return nil, err
-			}
+		if sched := d.Timetable(); sched != nil {
 			next := sched.Next(now)
 			st.NextRunAt = &next
 			since := st.LastSuccessAt

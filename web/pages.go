@@ -434,12 +434,9 @@ func (s *Server) schedulePage(w http.ResponseWriter, r *http.Request) (string, s
 	yearOut := now.AddDate(1, 0, 0)
 	var rows []scheduleRow
 	for _, d := range s.config().Drills {
-		if d.Schedule == "" {
+		sched := d.Timetable()
+		if sched == nil {
 			continue
-		}
-		sched, err := drills.ParseSchedule(d.Schedule, d.ScheduleTimezone)
-		if err != nil {
-			return "", "", nil, err
 		}
 		row := scheduleRow{Drill: d.Name, Schedule: d.Schedule, Timezone: d.ScheduleTimezone}
 		for t := sched.Next(now); !t.IsZero() && t.Before(yearOut); t = sched.Next(t) {

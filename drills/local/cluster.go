@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -362,14 +361,9 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// RandomPassword returns a password of 32 hex digits from crypto/rand.
-func RandomPassword() string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return hex.EncodeToString(b)
-}
+// RandomPassword returns 26 random characters (a–z, 2–7: 130 bits) from
+// crypto/rand, fit for a password, a psql \restrict key or a name.
+func RandomPassword() string { return strings.ToLower(rand.Text()) }
 
 // waitGone waits until no process runs for the data directory.
 func (c *Cluster) waitGone(ctx context.Context) error {

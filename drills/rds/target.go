@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -281,13 +280,9 @@ func tagValue(tags []types.Tag, key string) string {
 	return ""
 }
 
-func randomPassword() string {
-	b := make([]byte, 20)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return hex.EncodeToString(b)
-}
+// randomPassword is a one-off master password: 26 characters (A–Z, 2–7:
+// 130 bits), within every RDS engine's rules.
+func randomPassword() string { return rand.Text() }
 
 // Restore sets a random master password (kept in this process's memory
 // only), waits until it applies and the database answers over TLS, and
