@@ -471,6 +471,42 @@ func (e *execution) planTarget(ctx context.Context, progress Progress) *failure 
 	return nil
 }
 
+// liveLogEvery is how often the log of a restore in progress is written
+// to the state database, when it grew.
+var liveLogEvery = 5 * time.Second
+
+// liveRestoreLog writes what the restore programs printed so far, every
+// liveLogEvery while the restore runs, for the run page; the returned func
+// stops it. The log written when the restore ends (with its digest) is
+// the record's; a live write that fails costs only the page its view.
+func (e *execution) liveRestoreLog(ctx context.Context) (stop func()) {
+	l, ok := e.p.Target.(LiveRestoreLogger)
+	if !ok {
+		return func() {}
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(liveLogEvery)
+		defer tick.Stop()
+		last := ""
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if log := l.RestoreLogSoFar(*e.inst); log != last {
+				if err := e.Store.SetRestoreLog(ctx, e.run.ID, log); err != nil {
+					e.log.Debug("could not write the restore log so far", "error", err.Error())
+				}
+				last = log
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
 func (e *execution) restore(ctx context.Context, progress Progress) *failure {
 	b := e.backup
 	if b.Fetch != nil {
@@ -481,7 +517,9 @@ func (e *execution) restore(ctx context.Context, progress Progress) *failure {
 	} else {
 		b.Stream = nil // a backup with a fingerprint is hashed before it is restored
 	}
+	stopLog := e.liveRestoreLog(ctx)
 	err := e.p.Target.Restore(ctx, e.inst, b, progress)
+	stopLog()
 	if derr := e.settleDigest(ctx); err == nil {
 		err = derr
 	}

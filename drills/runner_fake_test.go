@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ type memRecorder struct {
 	calls   []string
 	failOn  string
 	intents int
+	logs    []string // each restore log written
 }
 
 var errRecorder = errors.New("recorder down")
@@ -87,8 +89,13 @@ func (m *memRecorder) SetTargetState(_ context.Context, _ int64, _ drills.Instan
 	return m.call("SetTargetState " + string(state))
 }
 func (m *memRecorder) SetProgress(context.Context, int64, string, time.Time) error { return nil }
-func (m *memRecorder) SetRestoreLog(context.Context, int64, string) error          { return nil }
-func (m *memRecorder) SetTables(context.Context, int64, []verify.TableInfo) error  { return nil }
+func (m *memRecorder) SetRestoreLog(_ context.Context, _ int64, log string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.logs = append(m.logs, log)
+	return nil
+}
+func (m *memRecorder) SetTables(context.Context, int64, []verify.TableInfo) error { return nil }
 func (m *memRecorder) LastInventory(context.Context, string, int64) (*verify.Inventory, error) {
 	return nil, nil
 }
@@ -323,5 +330,50 @@ func TestRestoredAfter(t *testing.T) {
 	r.Phases[1].Error = "restore failed"
 	if d := r.RestoredAfter(); d != nil {
 		t.Fatalf("a failed restore gave a restored copy after %v", *d)
+	}
+}
+
+// loggingTarget is a fakeTarget whose restore prints lines as it goes, as
+// pg_restore does.
+type loggingTarget struct {
+	*fakeTarget
+	mu    sync.Mutex
+	lines []string
+}
+
+func (t *loggingTarget) RestoreLogSoFar(drills.Instance) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
+
+func (t *loggingTarget) RestoreLog(in drills.Instance) string { return t.RestoreLogSoFar(in) }
+
+// While a restore runs, what it printed so far is written for the run
+// page, as it grows; when it ends, the whole log is (not parallel: it sets
+// how often).
+func TestRunnerWritesTheRestoreLogAsItGrows(t *testing.T) {
+	defer drills.SetLiveLogEvery(10 * time.Millisecond)()
+	rec := &memRecorder{}
+	tgt := &loggingTarget{fakeTarget: withDSN(t, &fakeTarget{})}
+	tgt.restore = func(ctx context.Context) error {
+		for i := range 10 {
+			tgt.mu.Lock()
+			tgt.lines = append(tgt.lines, fmt.Sprintf("pg_restore: processing item %d", i))
+			tgt.mu.Unlock()
+			time.Sleep(15 * time.Millisecond)
+		}
+		return nil
+	}
+	spec := memSpec(time.Minute)
+	run, err := (&drills.Runner{Store: rec}).Run(context.Background(), drills.RunParams{Spec: spec, Source: fakeSource{}, Target: tgt,
+		Policy: drills.PolicyOf(spec, "", ""), Trigger: drills.TriggerManual})
+	if err != nil || run.Status != drills.StatusPassed {
+		t.Fatalf("run: %v %+v", err, run)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.logs) < 2 || strings.Count(rec.logs[0], "\n") >= 9 || strings.Count(rec.logs[len(rec.logs)-1], "\n") != 9 {
+		t.Fatalf("logs written: %q; want a part while it ran, then the whole", rec.logs)
 	}
 }

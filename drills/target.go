@@ -101,6 +101,12 @@ type RestoreLogger interface {
 	RestoreLog(in Instance) string
 }
 
+// LiveRestoreLogger is a RestoreLogger that can tell, while Restore runs,
+// what its programs printed so far: the run page shows its end.
+type LiveRestoreLogger interface {
+	RestoreLogSoFar(in Instance) string
+}
+
 // CheckPreparer is a Target that installs what some checks need in the
 // restored database before they run (the amcheck extension, which the
 // checks' read-only role cannot create).

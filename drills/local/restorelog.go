@@ -86,6 +86,15 @@ var _ drills.RestoreLogger = (*Target)(nil)
 
 // RestoreLog returns, once, what the restore programs printed while
 // restoring into in (pg_restore's verbose output, psql's messages).
+// RestoreLogSoFar is what the restore programs printed so far.
+func (t *Target) RestoreLogSoFar(in drills.Instance) string {
+	v, ok := restoreLogs.Load(in.ID)
+	if !ok {
+		return ""
+	}
+	return v.(*restoreLog).String()
+}
+
 func (t *Target) RestoreLog(in drills.Instance) string {
 	v, ok := restoreLogs.LoadAndDelete(in.ID)
 	if !ok {
