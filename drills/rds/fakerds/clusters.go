@@ -220,6 +220,9 @@ func (s *Server) describeClusterSnapshots(form map[string][]string) (any, *apiEr
 	if snapID != "" && len(out) == 0 {
 		return nil, notFound("DBClusterSnapshotNotFoundFault", "DBClusterSnapshot %s not found.", snapID)
 	}
+	// pages follow one order, whatever the map's: a marker means the same
+	// place from one call to the next
+	sort.Slice(out, func(i, j int) bool { return out[i].DBClusterSnapshotIdentifier < out[j].DBClusterSnapshotIdentifier })
 	page, marker := paginate(out, form)
 	return describeClusterSnapshotsResponse{NS: ns, Snapshots: page, Marker: marker, RequestID: requestID()}, nil
 }
