@@ -166,18 +166,10 @@ func compareCheck(ctx context.Context, conn *pgx.Conn, c Check, opts Opts, r *Re
 	if err != nil {
 		return err
 	}
-	source := compareSide{tx: stx, where: restored.where}
-	t, _, err := resolveTable(ctx, stx, c.Table)
+	source, t, err := prepareSourceSide(ctx, stx, c.Table, restored.where)
 	if err != nil {
 		return fmt.Errorf("compare: source: %w", err)
 	}
-	if err := pinDigestSettings(ctx, stx); err != nil {
-		return fmt.Errorf("compare: source: %w", err)
-	}
-	if source.from, err = rowsOf(ctx, stx, t); err != nil {
-		return fmt.Errorf("compare: source: %w", err)
-	}
-	source.from += " t"
 
 	var maxKey *string
 	if err := rtx.QueryRow(ctx, fmt.Sprintf("select pg_catalog.max(%s)::text from %s where true%s", spec.key, restored.from, restored.where)).Scan(&maxKey); err != nil {
@@ -197,116 +189,175 @@ func compareCheck(ctx context.Context, conn *pgx.Conn, c Check, opts Opts, r *Re
 	if err != nil {
 		return err
 	}
-	// Both sides at once: per key range, the row count and the sum of row
-	// hashes. Range 0 holds keys below mins[0], range i ≥ 1 keys from
-	// mins[i-1] up to mins[i] (the last: up to the restored largest key).
+	cm := &comparison{restored: restored, source: source, spec: spec, mins: mins, maxKey: *maxKey}
+	restoredRows, dirty, err := cm.dirtyRanges(ctx)
+	if err != nil {
+		return err
+	}
+	// Row by row in the ranges that differ.
+	for _, d := range dirty {
+		if err := cm.compareRange(ctx, d); err != nil {
+			return err
+		}
+	}
+	r.Details = cm.diffs // in key-range order
+	r.Actual = cm.actual(restoredRows)
+	r.Passed = cm.count <= c.maxDifferences()
+	return nil
+}
+
+// prepareSourceSide resolves the table in the live database, under the
+// same where as the restored copy, and returns it with its side.
+func prepareSourceSide(ctx context.Context, tx pgx.Tx, table, where string) (compareSide, Table, error) {
+	side := compareSide{tx: tx, where: where}
+	t, _, err := resolveTable(ctx, tx, table)
+	if err != nil {
+		return side, t, err
+	}
+	if err := pinDigestSettings(ctx, tx); err != nil {
+		return side, t, err
+	}
+	if side.from, err = rowsOf(ctx, tx, t); err != nil {
+		return side, t, err
+	}
+	side.from += " t"
+	return side, t, nil
+}
+
+// comparison is a compare check under way once the restored copy has
+// rows: both sides, the key ranges, and the differences found so far.
+// Range 0 holds keys below mins[0], range i ≥ 1 keys from mins[i-1] up
+// to mins[i] (the last: up to the restored largest key).
+type comparison struct {
+	restored, source compareSide
+	spec             compareSpec
+	mins             []string
+	maxKey           string        // the restored copy's largest key
+	diffs            []TableResult // the differences named, in key-range order
+	count            int64         // every difference, named or not
+}
+
+// dirtyRanges sums both sides at once, per key range the row count and
+// the sum of row hashes, and returns the rows of the restored copy and
+// the ranges whose sums differ.
+func (cm *comparison) dirtyRanges(ctx context.Context) (int64, []int, error) {
 	var sums [2]map[int]bucketSum
 	var errs [2]error
 	var wg sync.WaitGroup
-	for i, side := range []compareSide{restored, source} {
+	for i, side := range []compareSide{cm.restored, cm.source} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sums[i], errs[i] = rangeSums(ctx, side, spec, mins, *maxKey)
+			sums[i], errs[i] = rangeSums(ctx, side, cm.spec, cm.mins, cm.maxKey)
 		}()
 	}
 	wg.Wait()
 	if errs[0] != nil {
-		return errs[0]
+		return 0, nil, errs[0]
 	}
 	if errs[1] != nil {
-		return fmt.Errorf("compare: source: %w", errs[1])
+		return 0, nil, fmt.Errorf("compare: source: %w", errs[1])
 	}
 	var restoredRows int64
 	var dirty []int
-	for i := 0; i <= len(mins); i++ {
+	for i := 0; i <= len(cm.mins); i++ {
 		a, b := sums[0][i], sums[1][i]
 		restoredRows += a.rows
 		if a != b {
 			dirty = append(dirty, i)
 		}
 	}
+	return restoredRows, dirty, nil
+}
 
-	// Row by row in the ranges that differ.
-	var diffs []TableResult
-	count := int64(0)
-	for _, d := range dirty {
-		// Range d: keys from mins[d-1] (d > 0) up to mins[d], the last up
-		// to the restored largest key.
-		cond, args := "true", []any{}
-		if d > 0 {
-			args = append(args, mins[d-1])
-			cond += fmt.Sprintf(" and %s >= $%d::%s", spec.key, len(args), spec.keyType)
-		}
-		if d < len(mins) {
-			args = append(args, mins[d])
-			cond += fmt.Sprintf(" and %s < $%d::%s", spec.key, len(args), spec.keyType)
-		} else {
-			args = append(args, *maxKey)
-			cond += fmt.Sprintf(" and %s <= $%d::%s", spec.key, len(args), spec.keyType)
-		}
-		q := func(side compareSide) string {
-			return fmt.Sprintf("select %s::text, %s from %s where %s%s order by %s", spec.key, spec.hash, side.from, cond, side.where, spec.key)
-		}
-		restoredRows, err := keyHashes(ctx, rtx, q(restored), args)
-		if err != nil {
-			return err
-		}
-		sourceRows, err := keyHashes(ctx, stx, q(source), args)
-		if err != nil {
-			return fmt.Errorf("compare: source: %w", err)
-		}
-		var extra, missing []string
-		for _, k := range restoredRows.order {
-			sh, ok := sourceRows.hash[k]
-			switch {
-			case !ok:
-				extra = append(extra, k)
-			case sh != restoredRows.hash[k]:
-				count++
-				diffs = appendDiff(diffs, k, "changed", "differs from the source (changed there since the backup, or restored wrong)")
-			}
-		}
-		for _, k := range sourceRows.order {
-			if _, ok := restoredRows.hash[k]; !ok {
-				missing = append(missing, k)
-			}
-		}
-		// A row inside where on one side only, but there outside it on the
-		// other, changed since the backup: where leaves it out.
-		if extra, err = outsideWhere(ctx, source, spec, extra); err != nil {
-			return fmt.Errorf("compare: source: %w", err)
-		}
-		if missing, err = outsideWhere(ctx, restored, spec, missing); err != nil {
-			return err
-		}
-		for _, k := range extra {
-			count++
-			diffs = appendDiff(diffs, k, "extra", "in the restored copy, not on the source (deleted there since the backup, or never there)")
-		}
-		for _, k := range missing {
-			count++
-			diffs = appendDiff(diffs, k, "missing", "on the source, missing in the restored copy")
+// rangeCond is the condition on the key of range d, and its arguments.
+func (cm *comparison) rangeCond(d int) (string, []any) {
+	spec := cm.spec
+	cond, args := "true", []any{}
+	if d > 0 {
+		args = append(args, cm.mins[d-1])
+		cond += fmt.Sprintf(" and %s >= $%d::%s", spec.key, len(args), spec.keyType)
+	}
+	if d < len(cm.mins) {
+		args = append(args, cm.mins[d])
+		cond += fmt.Sprintf(" and %s < $%d::%s", spec.key, len(args), spec.keyType)
+	} else {
+		args = append(args, cm.maxKey)
+		cond += fmt.Sprintf(" and %s <= $%d::%s", spec.key, len(args), spec.keyType)
+	}
+	return cond, args
+}
+
+// compareRange compares the rows of range d one by one and adds what
+// differs: rows changed, extra in the restored copy, or missing there.
+func (cm *comparison) compareRange(ctx context.Context, d int) error {
+	spec := cm.spec
+	cond, args := cm.rangeCond(d)
+	q := func(side compareSide) string {
+		return fmt.Sprintf("select %s::text, %s from %s where %s%s order by %s", spec.key, spec.hash, side.from, cond, side.where, spec.key)
+	}
+	restoredRows, err := keyHashes(ctx, cm.restored.tx, q(cm.restored), args)
+	if err != nil {
+		return err
+	}
+	sourceRows, err := keyHashes(ctx, cm.source.tx, q(cm.source), args)
+	if err != nil {
+		return fmt.Errorf("compare: source: %w", err)
+	}
+	var extra, missing []string
+	for _, k := range restoredRows.order {
+		sh, ok := sourceRows.hash[k]
+		switch {
+		case !ok:
+			extra = append(extra, k)
+		case sh != restoredRows.hash[k]:
+			cm.add(k, "changed", "differs from the source (changed there since the backup, or restored wrong)")
 		}
 	}
-	r.Details = diffs // in key-range order
-	keyName := spec.column
-	switch {
-	case count == 0:
-		r.Actual = fmt.Sprintf("%s rows compared, 0 differences", thousands(restoredRows))
-	default:
-		var named []string
-		for _, d := range diffs {
-			named = append(named, fmt.Sprintf("%s %s %s", keyName, d.Name, d.Status))
+	for _, k := range sourceRows.order {
+		if _, ok := restoredRows.hash[k]; !ok {
+			missing = append(missing, k)
 		}
-		more := ""
-		if count > int64(len(diffs)) {
-			more = ", …"
-		}
-		r.Actual = fmt.Sprintf("%s rows compared, %d difference(s): %s%s", thousands(restoredRows), count, strings.Join(named, ", "), more)
 	}
-	r.Passed = count <= c.maxDifferences()
+	// A row inside where on one side only, but there outside it on the
+	// other, changed since the backup: where leaves it out.
+	if extra, err = outsideWhere(ctx, cm.source, spec, extra); err != nil {
+		return fmt.Errorf("compare: source: %w", err)
+	}
+	if missing, err = outsideWhere(ctx, cm.restored, spec, missing); err != nil {
+		return err
+	}
+	for _, k := range extra {
+		cm.add(k, "extra", "in the restored copy, not on the source (deleted there since the backup, or never there)")
+	}
+	for _, k := range missing {
+		cm.add(k, "missing", "on the source, missing in the restored copy")
+	}
 	return nil
+}
+
+// add counts a difference, and names it while fewer than
+// maxNamedDifferences are.
+func (cm *comparison) add(key, status, problem string) {
+	cm.count++
+	cm.diffs = appendDiff(cm.diffs, key, status, problem)
+}
+
+// actual is the check's result line: the rows compared and the
+// differences named.
+func (cm *comparison) actual(restoredRows int64) string {
+	if cm.count == 0 {
+		return fmt.Sprintf("%s rows compared, 0 differences", thousands(restoredRows))
+	}
+	var named []string
+	for _, d := range cm.diffs {
+		named = append(named, fmt.Sprintf("%s %s %s", cm.spec.column, d.Name, d.Status))
+	}
+	more := ""
+	if cm.count > int64(len(cm.diffs)) {
+		more = ", …"
+	}
+	return fmt.Sprintf("%s rows compared, %d difference(s): %s%s", thousands(restoredRows), cm.count, strings.Join(named, ", "), more)
 }
 
 // outsideWhere drops the keys side has outside the check's where.

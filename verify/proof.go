@@ -28,33 +28,28 @@ func fingerprintCheck(ctx context.Context, conn *pgx.Conn, c Check, opts Opts, r
 	if opts.BackupSHA256 != "" && opts.BackupSHA256 != fp.Dump.SHA256 {
 		return fmt.Errorf("the backup's sha256 is %s, its fingerprint's dump.sha256 %s: the fingerprint belongs to another dump", opts.BackupSHA256, fp.Dump.SHA256)
 	}
-	excluded := map[string]bool{}
-	for _, name := range c.Exclude {
-		t, err := ParseTable(qualify(name))
-		if err != nil {
-			return err
-		}
-		excluded[t.String()] = true
+	excluded, err := excludedTables(c.Exclude)
+	if err != nil {
+		return err
 	}
 	restored, err := readTables(ctx, conn)
 	if err != nil {
 		return err
 	}
-	want := map[string]TableFingerprint{}
+	tt := tableTally{excluded: excluded, want: map[string]TableFingerprint{}, schemas: map[string]string{}}
 	for _, t := range fp.Tables {
 		if !excluded[t.Name] {
-			want[t.Name] = t
+			tt.want[t.Name] = t
 		}
 	}
 	var toMeasure []Table
-	var details []TableResult
 	for _, t := range restored {
 		name := t.String()
 		switch {
 		case excluded[name]:
-			details = append(details, TableResult{Name: name, Status: "excluded"})
-		case want[name].Name == "":
-			details = append(details, TableResult{Name: name, Status: "unexpected", Problem: "not in the fingerprint: the backup did not hold this table"})
+			tt.details = append(tt.details, TableResult{Name: name, Status: "excluded"})
+		case tt.want[name].Name == "":
+			tt.details = append(tt.details, TableResult{Name: name, Status: "unexpected", Problem: "not in the fingerprint: the backup did not hold this table"})
 		default:
 			toMeasure = append(toMeasure, t)
 		}
@@ -63,33 +58,69 @@ func fingerprintCheck(ctx context.Context, conn *pgx.Conn, c Check, opts Opts, r
 	if err != nil {
 		return err
 	}
+	r.Counted = tt.addMeasured(measured)
+	sort.Slice(tt.details, func(i, j int) bool { return tt.details[i].Name < tt.details[j].Name })
+	r.Details = tt.details
+	tt.verdict(r, fp.SchemaSHA256)
+	return nil
+}
+
+// excludedTables is the set of the tables a check excludes, by their
+// qualified names.
+func excludedTables(names []string) (map[string]bool, error) {
+	excluded := map[string]bool{}
+	for _, name := range names {
+		t, err := ParseTable(qualify(name))
+		if err != nil {
+			return nil, err
+		}
+		excluded[t.String()] = true
+	}
+	return excluded, nil
+}
+
+// tableTally is the restored database's tables held against those of a
+// fingerprint, by qualified name.
+type tableTally struct {
+	want     map[string]TableFingerprint // the fingerprint's tables not excluded
+	excluded map[string]bool
+	details  []TableResult     // a result a table
+	rows     int64             // the rows of the tables measured
+	schemas  map[string]string // the schema digests of the tables measured
+}
+
+// addMeasured adds the result of each table measured, and of each table of
+// the fingerprint that was not, and returns the rows counted per table.
+func (tt *tableTally) addMeasured(measured []Measure) map[string]int64 {
 	found := map[string]bool{}
-	r.Counted = map[string]int64{}
-	var rows int64
-	schemas := map[string]string{}
+	counted := map[string]int64{}
 	for _, m := range measured {
 		name := m.Table.String()
 		found[name] = true
 		if m.Err != nil {
-			details = append(details, TableResult{Name: name, Status: "differs", Problem: m.Err.Error()})
+			tt.details = append(tt.details, TableResult{Name: name, Status: "differs", Problem: m.Err.Error()})
 			continue
 		}
-		r.Counted[name] = m.Sum.Rows
-		rows += m.Sum.Rows
-		schemas[name] = m.SchemaSHA256
-		details = append(details, compareTable(want[name], m))
+		counted[name] = m.Sum.Rows
+		tt.rows += m.Sum.Rows
+		tt.schemas[name] = m.SchemaSHA256
+		tt.details = append(tt.details, compareTable(tt.want[name], m))
 	}
-	for name := range want {
+	for name := range tt.want {
 		if !found[name] {
-			details = append(details, TableResult{Name: name, Status: "missing", Problem: "in the fingerprint, not in the restored database"})
+			tt.details = append(tt.details, TableResult{Name: name, Status: "missing", Problem: "in the fingerprint, not in the restored database"})
 		}
 	}
-	sort.Slice(details, func(i, j int) bool { return details[i].Name < details[j].Name })
-	r.Details = details
+	return counted
+}
 
+// verdict sets r.Actual and r.Passed from the tables' results: a pass
+// when every table matches, its schema too, and the schema digests add up
+// to the fingerprint's schemaSHA256.
+func (tt *tableTally) verdict(r *Result, schemaSHA256 string) {
 	var bad []string
 	schemaOK := true
-	for _, d := range details {
+	for _, d := range tt.details {
 		if d.Status != "match" && d.Status != "excluded" {
 			bad = append(bad, d.Name+": "+d.Problem)
 		}
@@ -98,31 +129,30 @@ func fingerprintCheck(ctx context.Context, conn *pgx.Conn, c Check, opts Opts, r
 		}
 	}
 	schema := "all match"
-	contradicts := len(excluded) == 0 && len(bad) == 0 && DatabaseSchemaDigest(schemas) != fp.SchemaSHA256
+	contradicts := len(tt.excluded) == 0 && len(bad) == 0 && DatabaseSchemaDigest(tt.schemas) != schemaSHA256
 	if !schemaOK || contradicts {
 		schema = "differs"
 	}
 	if contradicts {
 		r.Actual = fmt.Sprintf("every one of %s matches, but the fingerprint's schema_sha256 is not the digest of its tables' schema digests: the file contradicts itself",
-			Plural(len(want), "table"))
-		return nil
+			Plural(len(tt.want), "table"))
+		return
 	}
 	compared := 0
-	for _, d := range details {
+	for _, d := range tt.details {
 		if d.Status != "excluded" {
 			compared++
 		}
 	}
 	if len(bad) == 0 && schemaOK {
-		r.Actual = fmt.Sprintf("%s, %s rows, schema: %s", Plural(len(want), "table"), GroupDigits(rows), schema)
-		if len(excluded) > 0 {
-			r.Actual += fmt.Sprintf(" (%d excluded)", len(excluded))
+		r.Actual = fmt.Sprintf("%s, %s rows, schema: %s", Plural(len(tt.want), "table"), GroupDigits(tt.rows), schema)
+		if len(tt.excluded) > 0 {
+			r.Actual += fmt.Sprintf(" (%d excluded)", len(tt.excluded))
 		}
 		r.Passed = true
-		return nil
+		return
 	}
 	r.Actual = fmt.Sprintf("%s of %s differ (schema: %s): %s", GroupDigits(int64(len(bad))), Plural(compared, "table"), schema, joinFirst(bad, maxNamed))
-	return nil
 }
 
 func compareTable(want TableFingerprint, m Measure) TableResult {

@@ -18,16 +18,7 @@ import (
 // here; the only text is escaped.
 func trendChart(title string, points []statedb.RunPoint, pick func(statedb.RunPoint) *time.Duration, objective time.Duration) template.HTML {
 	const w, h, left, right, top, bottom = 640.0, 190.0, 56.0, 12.0, 22.0, 26.0
-	var vals []float64
-	var idx []int
-	maxV := 0.0
-	for i, p := range points {
-		if d := pick(p); d != nil {
-			vals = append(vals, d.Seconds())
-			idx = append(idx, i)
-			maxV = max(maxV, d.Seconds())
-		}
-	}
+	vals, idx, maxV := series(points, pick)
 	objectiveShown := objective > 0 && objective.Seconds() <= 2*maxV
 	if objectiveShown {
 		maxV = max(maxV, objective.Seconds())
@@ -98,6 +89,19 @@ func trendChart(title string, points []statedb.RunPoint, pick func(statedb.RunPo
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
+}
+
+// series is the values, in seconds, that pick finds in points, the index
+// in points of the run each is of, and the largest of them (0 for none).
+func series(points []statedb.RunPoint, pick func(statedb.RunPoint) *time.Duration) (vals []float64, idx []int, maxV float64) {
+	for i, p := range points {
+		if d := pick(p); d != nil {
+			vals = append(vals, d.Seconds())
+			idx = append(idx, i)
+			maxV = max(maxV, d.Seconds())
+		}
+	}
+	return vals, idx, maxV
 }
 
 // timeline draws the phases of a run as bars on one time axis.

@@ -81,25 +81,9 @@ func initName(location string) string {
 }
 
 func runInit(ctx context.Context, o *initOpts) error {
-	if o.from == "" {
-		return withCode(exitUsage, errors.New("drill init: --from LOCATION is required (a pg_dump file, a directory or s3://bucket/prefix/)"))
-	}
-	if _, err := os.Lstat(o.out); err == nil {
-		return withCode(exitUsage, fmt.Errorf("%s exists: drill init never overwrites a file (give --out another name)", o.out))
-	}
-	if o.name == "" {
-		o.name = initName(o.from)
-	}
-	if err := drills.ValidName(o.name); err != nil {
-		return withCode(exitUsage, fmt.Errorf("--name: %w", err))
-	}
-	location := o.from
-	if !strings.HasPrefix(location, "s3://") {
-		abs, err := filepath.Abs(location)
-		if err != nil {
-			return withCode(exitUsage, err)
-		}
-		location = abs
+	location, err := o.location()
+	if err != nil {
+		return err
 	}
 	// The drill as it will be written, without checks yet: what it
 	// restores is what the file will drill.
@@ -153,23 +137,58 @@ func runInit(ctx context.Context, o *initOpts) error {
 	if _, err := config.Parse(o.out, []byte(text)); err != nil {
 		return withCode(exitUnavailable, fmt.Errorf("drill init wrote a config it cannot read (a bug): %w", err))
 	}
-	f, err := os.OpenFile(o.out, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return withCode(exitUsage, fmt.Errorf("write %s: %w", o.out, err))
-	}
-	if _, err := f.WriteString(text); err != nil {
-		f.Close()
-		os.Remove(o.out)
-		return withCode(exitUnavailable, err)
-	}
-	if err := f.Close(); err != nil {
-		return withCode(exitUnavailable, err)
+	if err := writeNew(o.out, text); err != nil {
+		return err
 	}
 	if o.json {
 		return writeJSON(o.stdout, map[string]any{"out": o.out, "drill": o.name, "checks": len(suggestions), "run_id": run.ID})
 	}
 	fmt.Fprintf(o.stdout, "wrote %s: drill %s with %s, from a restore of %s (run %d)\nnext: drill validate --config %s && drill run %s --config %s\n",
 		o.out, o.name, verify.Plural(len(suggestions), "check"), run.Backup.ID, run.ID, o.out, o.name, o.out)
+	return nil
+}
+
+// location checks the flags, names the drill when --name does not, and
+// returns the location of the backups: absolute, unless on S3.
+func (o *initOpts) location() (string, error) {
+	if o.from == "" {
+		return "", withCode(exitUsage, errors.New("drill init: --from LOCATION is required (a pg_dump file, a directory or s3://bucket/prefix/)"))
+	}
+	if _, err := os.Lstat(o.out); err == nil {
+		return "", withCode(exitUsage, fmt.Errorf("%s exists: drill init never overwrites a file (give --out another name)", o.out))
+	}
+	if o.name == "" {
+		o.name = initName(o.from)
+	}
+	if err := drills.ValidName(o.name); err != nil {
+		return "", withCode(exitUsage, fmt.Errorf("--name: %w", err))
+	}
+	if strings.HasPrefix(o.from, "s3://") {
+		return o.from, nil
+	}
+	abs, err := filepath.Abs(o.from)
+	if err != nil {
+		return "", withCode(exitUsage, err)
+	}
+	return abs, nil
+}
+
+// writeNew writes text to a file at path that it creates: a file there,
+// even one made since runInit looked, is left alone. A file it could not
+// write whole is removed.
+func writeNew(path, text string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return withCode(exitUsage, fmt.Errorf("write %s: %w", path, err))
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		os.Remove(path)
+		return withCode(exitUnavailable, err)
+	}
+	if err := f.Close(); err != nil {
+		return withCode(exitUnavailable, err)
+	}
 	return nil
 }
 

@@ -161,23 +161,7 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 	if r.DataRPO != nil {
 		fmt.Fprintf(w, "  data RPO: %s (drill start − newest row)\n", dur(*r.DataRPO))
 	}
-	if b := r.Backup; b != nil {
-		row(w, "  backup:  ", 11, safe(fmt.Sprintf("%s (%s, created %s from %s)", b.ID, b.Format, b.CreatedAt.UTC().Format(time.RFC3339), b.CreatedAtSource)), l.width)
-		keys := make([]string, 0, len(b.Details))
-		for k := range b.Details {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			row(w, "           ", 11, safe(k+": "+b.Details[k]), l.width)
-		}
-		if sel := b.Selection; sel != nil && sel.Considered > 1 {
-			row(w, "  chosen:  ", 11, safe(fmt.Sprintf("%s; %s considered", sel.Rule, verify.Plural(sel.Considered, "candidate"))), l.width)
-		}
-		if b.SHA256 != "" {
-			row(w, "  sha256:  ", 11, b.SHA256+" ("+drills.HumanBytes(b.SizeBytes)+")", l.width)
-		}
-	}
+	printBackup(w, r.Backup, l)
 	if len(r.Tables) > 0 {
 		var rows, size int64
 		for _, t := range r.Tables {
@@ -201,22 +185,53 @@ func printRun(w io.Writer, r *drills.Run, l look) {
 	if st := r.Seal; st != nil && st.Integrity != drills.IntegrityAltered {
 		fmt.Fprintf(w, "  record:  %s (chain hash %.12s…)\n", st.Integrity, st.ChainHash)
 	}
-	if len(r.Phases) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintf(w, "  %-10s %7s  %s\n", "PHASE", "SECONDS", "RESULT")
-		for _, p := range r.Phases {
-			status, text := l.pass("ok    "), ""
-			switch {
-			case p.Error != "":
-				status, text = l.fail("FAILED"), safe(p.Error)
-			case p.FinishedAt == nil:
-				status = "running"
-			}
-			prefix := fmt.Sprintf("  %-10s %7.1f  %s  ", p.Name, p.Duration().Seconds(), status)
-			row(w, prefix, 2+10+1+7+2+6+2, text, l.width)
-		}
-	}
+	printPhases(w, r.Phases, l)
 	printChecks(w, r, l)
+}
+
+// printBackup describes the backup a run restored, if any: its name,
+// format and creation time, the details its source gave, why it was
+// chosen and its digest.
+func printBackup(w io.Writer, b *drills.Backup, l look) {
+	if b == nil {
+		return
+	}
+	row(w, "  backup:  ", 11, safe(fmt.Sprintf("%s (%s, created %s from %s)", b.ID, b.Format, b.CreatedAt.UTC().Format(time.RFC3339), b.CreatedAtSource)), l.width)
+	keys := make([]string, 0, len(b.Details))
+	for k := range b.Details {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		row(w, "           ", 11, safe(k+": "+b.Details[k]), l.width)
+	}
+	if sel := b.Selection; sel != nil && sel.Considered > 1 {
+		row(w, "  chosen:  ", 11, safe(fmt.Sprintf("%s; %s considered", sel.Rule, verify.Plural(sel.Considered, "candidate"))), l.width)
+	}
+	if b.SHA256 != "" {
+		row(w, "  sha256:  ", 11, b.SHA256+" ("+drills.HumanBytes(b.SizeBytes)+")", l.width)
+	}
+}
+
+// printPhases lists a run's phases, if any: each one's duration and
+// result, with its error when it failed.
+func printPhases(w io.Writer, phases []drills.PhaseRecord, l look) {
+	if len(phases) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  %-10s %7s  %s\n", "PHASE", "SECONDS", "RESULT")
+	for _, p := range phases {
+		status, text := l.pass("ok    "), ""
+		switch {
+		case p.Error != "":
+			status, text = l.fail("FAILED"), safe(p.Error)
+		case p.FinishedAt == nil:
+			status = "running"
+		}
+		prefix := fmt.Sprintf("  %-10s %7.1f  %s  ", p.Name, p.Duration().Seconds(), status)
+		row(w, prefix, 2+10+1+7+2+6+2, text, l.width)
+	}
 }
 
 // printChecks lists each check once: its result and value, wrapped to the

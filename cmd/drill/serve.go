@@ -60,19 +60,9 @@ func runServe(ctx context.Context, o *serveOpts) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	token := os.Getenv("DRILL_WEB_TOKEN")
-	if _, port, err := net.SplitHostPort(o.addr); err != nil || !validPort(port) {
-		return withCode(exitUsage, fmt.Errorf("--addr %q: want host:port, such as 127.0.0.1:8080", o.addr))
-	}
-	if !web.IsLoopback(o.addr) && token == "" {
-		return withCode(exitUsage, fmt.Errorf("refusing to serve on %s without authentication: set DRILL_WEB_TOKEN to a long random secret (e.g. export DRILL_WEB_TOKEN=$(openssl rand -hex 24)), or bind to 127.0.0.1", o.addr))
-	}
-	var key ed25519.PrivateKey
-	if p := os.Getenv("DRILL_EVIDENCE_KEY"); p != "" {
-		var err error
-		if key, err = evidence.LoadPrivateKey(p); err != nil {
-			return withCode(exitUsage, fmt.Errorf("DRILL_EVIDENCE_KEY: %w", err))
-		}
+	token, key, err := o.access()
+	if err != nil {
+		return err
 	}
 	s, err := o.open(ctx, sessionOpts{needConfig: true})
 	if err != nil {
@@ -80,17 +70,9 @@ func runServe(ctx context.Context, o *serveOpts) error {
 	}
 	defer s.close()
 	jobs.Version = fullVersion()
-	var client *river.Client[pgx.Tx]
-	if o.noWorker {
-		client, err = jobs.NewInsertClient(s.store.Pool)
-	} else {
-		if err := requireSealingKey(ctx, s.store); err != nil { // its workers finish runs
-			return err
-		}
-		client, err = jobs.NewWorkerClient(o.jobsConfig(s))
-	}
+	client, err := o.riverClient(ctx, s)
 	if err != nil {
-		return withCode(exitUnavailable, err)
+		return err
 	}
 	ui, err := riverui.NewHandler(&riverui.HandlerOpts{Endpoints: riverui.NewEndpoints(client, nil), Logger: s.log.With("component", "riverui"), Prefix: "/riverui"})
 	if err != nil {
@@ -140,6 +122,47 @@ func runServe(ctx context.Context, o *serveOpts) error {
 		return nil
 	}
 	return stopWorkers(client, o.grace, s.log)
+}
+
+// access checks --addr and reads what guards the page: DRILL_WEB_TOKEN,
+// required off loopback, and DRILL_EVIDENCE_KEY, which signs the evidence
+// bundles (nil when not set).
+func (o *serveOpts) access() (string, ed25519.PrivateKey, error) {
+	token := os.Getenv("DRILL_WEB_TOKEN")
+	if _, port, err := net.SplitHostPort(o.addr); err != nil || !validPort(port) {
+		return "", nil, withCode(exitUsage, fmt.Errorf("--addr %q: want host:port, such as 127.0.0.1:8080", o.addr))
+	}
+	if !web.IsLoopback(o.addr) && token == "" {
+		return "", nil, withCode(exitUsage, fmt.Errorf("refusing to serve on %s without authentication: set DRILL_WEB_TOKEN to a long random secret (e.g. export DRILL_WEB_TOKEN=$(openssl rand -hex 24)), or bind to 127.0.0.1", o.addr))
+	}
+	var key ed25519.PrivateKey
+	if p := os.Getenv("DRILL_EVIDENCE_KEY"); p != "" {
+		var err error
+		if key, err = evidence.LoadPrivateKey(p); err != nil {
+			return "", nil, withCode(exitUsage, fmt.Errorf("DRILL_EVIDENCE_KEY: %w", err))
+		}
+	}
+	return token, key, nil
+}
+
+// riverClient is the river client the page enqueues drills with: with
+// --no-worker one that only inserts jobs, else one whose workers run them
+// too (and finish runs, which needs the sealing key).
+func (o *serveOpts) riverClient(ctx context.Context, s *session) (*river.Client[pgx.Tx], error) {
+	var client *river.Client[pgx.Tx]
+	var err error
+	if o.noWorker {
+		client, err = jobs.NewInsertClient(s.store.Pool)
+	} else {
+		if err := requireSealingKey(ctx, s.store); err != nil { // its workers finish runs
+			return nil, err
+		}
+		client, err = jobs.NewWorkerClient(o.jobsConfig(s))
+	}
+	if err != nil {
+		return nil, withCode(exitUnavailable, err)
+	}
+	return client, nil
 }
 
 // validPort reports whether p is a port number (0 picks a free one).

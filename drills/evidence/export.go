@@ -44,90 +44,29 @@ func Export(ctx context.Context, store *statedb.Store, w io.Writer, opts ExportO
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
-	files := map[string][]byte{}
-	var records []decoded
-	var altered []AlteredRun
-	for _, s := range sealed {
-		// The bundle holds sealed records; a row changed since is named.
-		run, err := store.Run(ctx, s.ID)
-		if err != nil {
-			return nil, err
-		}
-		if st := run.Seal; st != nil && st.Integrity == drills.IntegrityAltered {
-			altered = append(altered, AlteredRun{ID: s.ID, Drill: s.Drill, Problem: st.Problem})
-		}
-		var rec drills.SealedRecord
-		if err := json.Unmarshal(s.Record, &rec); err != nil {
-			return nil, fmt.Errorf("run %d: sealed record: %w", s.ID, err)
-		}
-		rf := RunFile{ID: s.ID, Drill: s.Drill, Record: s.Record, PrevHash: s.PrevHash, ChainHash: s.ChainHash, Signoffs: s.Signoffs,
-			Seal: s.Seal, SealKeyID: s.SealKeyID, TargetAfterSeal: targetAfterSeal(rec.Run.Target, run.JSON().Target)}
-		if rf.Signoffs == nil {
-			rf.Signoffs = []drills.Signoff{}
-		}
-		b, err := json.MarshalIndent(rf, "", "  ")
-		if err != nil {
-			return nil, err
-		}
-		files[runFileName(s.ID)] = append(b, '\n')
-		records = append(records, decoded{File: rf, Rec: rec})
-	}
-	// A finished run without a sealed record after one with: its record
-	// was removed, and the bundle says so rather than leave it out unseen.
-	unsealed, err := store.UnsealedFinished(ctx, opts.Filter)
-	if err != nil {
+	bd := &bundle{files: map[string][]byte{}}
+	if err := bd.addSealed(ctx, store, sealed); err != nil {
 		return nil, err
 	}
-	for _, id := range unsealed {
-		run, err := store.Run(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if st := run.Seal; st != nil && st.Integrity == drills.IntegrityAltered {
-			altered = append(altered, AlteredRun{ID: id, Drill: run.Drill, Problem: st.Problem})
-		}
-	}
-	ids := make([]int64, len(sealed))
-	for i, s := range sealed {
-		ids[i] = s.ID
-	}
-	logs, err := store.RestoreLogs(ctx, ids)
-	if err != nil {
+	if err := bd.addUnsealed(ctx, store, opts.Filter); err != nil {
 		return nil, err
 	}
-	vouched := map[int64]bool{}
-	for _, d := range records {
-		vouched[d.Rec.Run.ID] = d.Rec.Run.RestoreLogSHA256 != ""
-	}
-	for id, log := range logs {
-		if vouched[id] { // a log its sealed record has no digest of is not evidence
-			files[LogFileName(id)] = []byte(log)
-		}
-	}
-	if files[CSVFile], err = runsCSV(records); err != nil {
+	if err := bd.addLogs(ctx, store, sealed); err != nil {
 		return nil, err
 	}
-	f := Filters{Drill: opts.Filter.Drill}
-	if !opts.Filter.Since.IsZero() {
-		f.Since = opts.Filter.Since.UTC().Format(time.RFC3339)
+	if bd.files[CSVFile], err = runsCSV(bd.records); err != nil {
+		return nil, err
 	}
-	if !opts.Filter.Until.IsZero() {
-		f.Until = opts.Filter.Until.UTC().Format(time.RFC3339)
-	}
-	m := &Manifest{Tool: "drill", ToolVersion: opts.Version, GeneratedAt: opts.Now.UTC().Truncate(time.Second), Filters: f,
-		Runs: len(sealed), ChainAnchors: anchors, Files: map[string]string{}, Signed: opts.Key != nil, Altered: altered}
-	if opts.Key != nil {
-		m.SigningKeyID = drills.KeyID(opts.Key.Public().(ed25519.PublicKey))
-	}
+	m := newManifest(opts, len(sealed), anchors, bd.altered)
 	firsts, err := store.FirstRuns(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if m.Coverage, err = CoverageOf(scheduledDrills(opts, records, firsts), runsOf(records), opts.Filter.Since, opts.Filter.Until, opts.Now); err != nil {
+	if m.Coverage, err = CoverageOf(scheduledDrills(opts, bd.records, firsts), runsOf(bd.records), opts.Filter.Since, opts.Filter.Until, opts.Now); err != nil {
 		return nil, err
 	}
-	m.Controls = controlsOf(records)
-	if files[ReportFile], err = renderReport(records, m, opts.Now); err != nil {
+	m.Controls = controlsOf(bd.records)
+	if bd.files[ReportFile], err = renderReport(bd.records, m, opts.Now); err != nil {
 		return nil, err
 	}
 	if pub := store.SealingPublicKey(); pub != nil {
@@ -136,19 +75,128 @@ func Export(ctx context.Context, store *statedb.Store, w io.Writer, opts ExportO
 			m.SealingPreviousPublicKeys = append(m.SealingPreviousPublicKeys, string(PublicKeyPEM(prev)))
 		}
 	}
-	for name, b := range files {
+	if err := bd.addManifest(m, opts.Key); err != nil {
+		return nil, err
+	}
+	return m, writeZip(w, bd.files, opts.Now)
+}
+
+// bundle is an evidence bundle being put together: its files by name, the
+// sealed records they hold, and the runs whose rows changed since.
+type bundle struct {
+	files   map[string][]byte
+	records []decoded
+	altered []AlteredRun
+}
+
+// addSealed adds a file per sealed run, and its record.
+func (bd *bundle) addSealed(ctx context.Context, store *statedb.Store, sealed []statedb.Sealed) error {
+	for _, s := range sealed {
+		// The bundle holds sealed records; a row changed since is named.
+		run, err := store.Run(ctx, s.ID)
+		if err != nil {
+			return err
+		}
+		if st := run.Seal; st != nil && st.Integrity == drills.IntegrityAltered {
+			bd.altered = append(bd.altered, AlteredRun{ID: s.ID, Drill: s.Drill, Problem: st.Problem})
+		}
+		var rec drills.SealedRecord
+		if err := json.Unmarshal(s.Record, &rec); err != nil {
+			return fmt.Errorf("run %d: sealed record: %w", s.ID, err)
+		}
+		rf := RunFile{ID: s.ID, Drill: s.Drill, Record: s.Record, PrevHash: s.PrevHash, ChainHash: s.ChainHash, Signoffs: s.Signoffs,
+			Seal: s.Seal, SealKeyID: s.SealKeyID, TargetAfterSeal: targetAfterSeal(rec.Run.Target, run.JSON().Target)}
+		if rf.Signoffs == nil {
+			rf.Signoffs = []drills.Signoff{}
+		}
+		b, err := json.MarshalIndent(rf, "", "  ")
+		if err != nil {
+			return err
+		}
+		bd.files[runFileName(s.ID)] = append(b, '\n')
+		bd.records = append(bd.records, decoded{File: rf, Rec: rec})
+	}
+	return nil
+}
+
+// addUnsealed names the altered runs among the finished ones the bundle
+// has no sealed record of.
+func (bd *bundle) addUnsealed(ctx context.Context, store *statedb.Store, filter statedb.SealedFilter) error {
+	// A finished run without a sealed record after one with: its record
+	// was removed, and the bundle says so rather than leave it out unseen.
+	unsealed, err := store.UnsealedFinished(ctx, filter)
+	if err != nil {
+		return err
+	}
+	for _, id := range unsealed {
+		run, err := store.Run(ctx, id)
+		if err != nil {
+			return err
+		}
+		if st := run.Seal; st != nil && st.Integrity == drills.IntegrityAltered {
+			bd.altered = append(bd.altered, AlteredRun{ID: id, Drill: run.Drill, Problem: st.Problem})
+		}
+	}
+	return nil
+}
+
+// addLogs adds the restore logs of the sealed runs whose records hold
+// their digest.
+func (bd *bundle) addLogs(ctx context.Context, store *statedb.Store, sealed []statedb.Sealed) error {
+	ids := make([]int64, len(sealed))
+	for i, s := range sealed {
+		ids[i] = s.ID
+	}
+	logs, err := store.RestoreLogs(ctx, ids)
+	if err != nil {
+		return err
+	}
+	vouched := map[int64]bool{}
+	for _, d := range bd.records {
+		vouched[d.Rec.Run.ID] = d.Rec.Run.RestoreLogSHA256 != ""
+	}
+	for id, log := range logs {
+		if vouched[id] { // a log its sealed record has no digest of is not evidence
+			bd.files[LogFileName(id)] = []byte(log)
+		}
+	}
+	return nil
+}
+
+// newManifest starts the manifest of a bundle of n sealed runs: the
+// filters, the chain anchors, the altered runs and who signs it.
+func newManifest(opts ExportOpts, n int, anchors map[string]string, altered []AlteredRun) *Manifest {
+	f := Filters{Drill: opts.Filter.Drill}
+	if !opts.Filter.Since.IsZero() {
+		f.Since = opts.Filter.Since.UTC().Format(time.RFC3339)
+	}
+	if !opts.Filter.Until.IsZero() {
+		f.Until = opts.Filter.Until.UTC().Format(time.RFC3339)
+	}
+	m := &Manifest{Tool: "drill", ToolVersion: opts.Version, GeneratedAt: opts.Now.UTC().Truncate(time.Second), Filters: f,
+		Runs: n, ChainAnchors: anchors, Files: map[string]string{}, Signed: opts.Key != nil, Altered: altered}
+	if opts.Key != nil {
+		m.SigningKeyID = drills.KeyID(opts.Key.Public().(ed25519.PublicKey))
+	}
+	return m
+}
+
+// addManifest adds the manifest, with the digest of every other file, and
+// its signature by key when there is one.
+func (bd *bundle) addManifest(m *Manifest, key ed25519.PrivateKey) error {
+	for name, b := range bd.files {
 		m.Files[name] = sha256Hex(b)
 	}
 	manifest, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	files[ManifestFile] = append(manifest, '\n')
-	if opts.Key != nil {
-		sig := ed25519.Sign(opts.Key, files[ManifestFile])
-		files[SignatureFile] = []byte(base64.StdEncoding.EncodeToString(sig) + "\n")
+	bd.files[ManifestFile] = append(manifest, '\n')
+	if key != nil {
+		sig := ed25519.Sign(key, bd.files[ManifestFile])
+		bd.files[SignatureFile] = []byte(base64.StdEncoding.EncodeToString(sig) + "\n")
 	}
-	return m, writeZip(w, files, opts.Now)
+	return nil
 }
 
 // targetAfterSeal is now when the instance's state or teardown time

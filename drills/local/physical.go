@@ -117,42 +117,8 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 	if err := t.ownSettings(c, p, dirs); err != nil {
 		return fmt.Errorf("write the restored cluster's settings: %w", err)
 	}
-	goal := " to the end of the archived WAL"
-	if tt := p.TargetTime(); !tt.IsZero() {
-		goal = " to " + tt.UTC().Format(time.RFC3339)
-	}
-	progress.Say(fmt.Sprintf("replaying WAL%s on 127.0.0.1:%d", goal, c.Port))
-	last, lastErr := p.LastWAL(ctx)
-	// Only what the server writes from now on is read back: anything in
-	// the log before (the tool ran as the cluster's user) is ignored.
-	logStart := fileSize(c.logFile())
-	env := append(baseEnv(c.toolDir()), p.Env()...)
-	replay := replayProgress{start: time.Now(), last: last}
-	err := c.startAttached(ctx, env, 0, func() {
-		if seg := newestRestoredWAL(c.logFile(), logStart, 64<<10); seg != "" {
-			progress.Say(replay.say(seg))
-		}
-	})
-	addServerLog(log, c.logFile(), logStart)
-	if err != nil {
-		if fatal := serverFatal(c.logFile(), logStart); fatal != "" && ctx.Err() == nil {
-			return fmt.Errorf("recovery%s failed: %s (the server's log is the run's restore log)", goal, fatal)
-		}
-		return fmt.Errorf("recovery%s failed: %w", goal, err)
-	}
-	if p.TargetTime().IsZero() {
-		// Recovery to the end of the archive stops quietly at the first
-		// segment it cannot fetch: make sure that was past the newest.
-		got := newestRestoredWAL(c.logFile(), logStart, 0)
-		switch {
-		case lastErr != nil:
-			return fmt.Errorf("list the archived WAL: %w", lastErr)
-		case last != "" && (got == "" || segmentNumber(got) < segmentNumber(last)):
-			if got == "" {
-				got = "none"
-			}
-			return fmt.Errorf("recovery stopped before the end of the archived WAL: it replayed segments up to %s, but the archive holds segments up to %s; a segment between them is missing or unreadable", got, last)
-		}
+	if err := c.replayWAL(ctx, p, log, progress); err != nil {
+		return err
 	}
 	if err := t.findSuperuser(ctx, in, c); err != nil {
 		return err
@@ -197,6 +163,52 @@ func (t *Target) restorePhysical(ctx context.Context, in *drills.Instance, p dri
 	in.Details["database"] = db
 	progress.Say("checking database " + db)
 	in.DSN = c.SocketDSNAs(CheckRole, db)
+	return nil
+}
+
+// replayWAL starts the restored cluster, with the backup tool's
+// environment, and waits while it replays WAL to the backup's target time
+// (or to the end of the archive, which it checks it reached) and accepts
+// connections, saying how far the replay is. The server's log joins the
+// restore log.
+func (c *Cluster) replayWAL(ctx context.Context, p drills.PhysicalBackup, log *restoreLog, progress drills.Progress) error {
+	goal := " to the end of the archived WAL"
+	if tt := p.TargetTime(); !tt.IsZero() {
+		goal = " to " + tt.UTC().Format(time.RFC3339)
+	}
+	progress.Say(fmt.Sprintf("replaying WAL%s on 127.0.0.1:%d", goal, c.Port))
+	last, lastErr := p.LastWAL(ctx)
+	// Only what the server writes from now on is read back: anything in
+	// the log before (the tool ran as the cluster's user) is ignored.
+	logStart := fileSize(c.logFile())
+	env := append(baseEnv(c.toolDir()), p.Env()...)
+	replay := replayProgress{start: time.Now(), last: last}
+	err := c.startAttached(ctx, env, 0, func() {
+		if seg := newestRestoredWAL(c.logFile(), logStart, 64<<10); seg != "" {
+			progress.Say(replay.say(seg))
+		}
+	})
+	addServerLog(log, c.logFile(), logStart)
+	if err != nil {
+		if fatal := serverFatal(c.logFile(), logStart); fatal != "" && ctx.Err() == nil {
+			return fmt.Errorf("recovery%s failed: %s (the server's log is the run's restore log)", goal, fatal)
+		}
+		return fmt.Errorf("recovery%s failed: %w", goal, err)
+	}
+	if p.TargetTime().IsZero() {
+		// Recovery to the end of the archive stops quietly at the first
+		// segment it cannot fetch: make sure that was past the newest.
+		got := newestRestoredWAL(c.logFile(), logStart, 0)
+		switch {
+		case lastErr != nil:
+			return fmt.Errorf("list the archived WAL: %w", lastErr)
+		case last != "" && (got == "" || segmentNumber(got) < segmentNumber(last)):
+			if got == "" {
+				got = "none"
+			}
+			return fmt.Errorf("recovery stopped before the end of the archived WAL: it replayed segments up to %s, but the archive holds segments up to %s; a segment between them is missing or unreadable", got, last)
+		}
+	}
 	return nil
 }
 

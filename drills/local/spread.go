@@ -153,20 +153,44 @@ type archiveTOC struct {
 // archive written without offsets.
 func readTOC(r *bufio.Reader) (archiveTOC, error) {
 	a := &tocReader{r: r}
+	n, err := a.readHead()
+	if err != nil {
+		return archiveTOC{}, err
+	}
+	toc := archiveTOC{entries: n}
+	for range n {
+		d, hasData, err := a.readEntry()
+		if err != nil {
+			return archiveTOC{}, err
+		}
+		if hasData {
+			toc.data = append(toc.data, d)
+		}
+	}
+	if len(toc.data) == 0 {
+		return archiveTOC{}, errNotMeasured
+	}
+	return toc, nil
+}
+
+// readHead reads the archive's header, up to the number of entries of its
+// table of contents, which it returns. It refuses a version or integer
+// sizes it does not read with errNotMeasured.
+func (a *tocReader) readHead() (int, error) {
 	magic := a.bytes(5)
 	if a.err == nil && string(magic) != "PGDMP" {
-		return archiveTOC{}, errors.New("not a custom archive")
+		return 0, errors.New("not a custom archive")
 	}
 	vmaj, vmin, vrev := a.byte(), a.byte(), a.byte()
 	a.version = int(vmaj)<<16 | int(vmin)<<8 | int(vrev)
 	a.intSize, a.offSize = int(a.byte()), int(a.byte())
 	format := a.byte()
 	if a.err != nil {
-		return archiveTOC{}, a.err
+		return 0, a.err
 	}
 	if a.version < minArchiveVersion || a.version > maxArchiveVersion || format != 1 ||
 		a.intSize < 1 || a.intSize > 8 || a.offSize < 1 || a.offSize > 8 {
-		return archiveTOC{}, fmt.Errorf("archive version %d.%d, format %d: %w", vmaj, vmin, format, errNotMeasured)
+		return 0, fmt.Errorf("archive version %d.%d, format %d: %w", vmaj, vmin, format, errNotMeasured)
 	}
 	if a.version >= 1<<16|15<<8 {
 		a.byte() // compression algorithm
@@ -181,61 +205,62 @@ func readTOC(r *bufio.Reader) (archiveTOC, error) {
 	a.skip() // pg_dump version
 	n := a.int()
 	if a.err != nil {
-		return archiveTOC{}, a.err
+		return 0, a.err
 	}
 	if n < 0 || n > maxTOCEntries {
-		return archiveTOC{}, fmt.Errorf("table of contents of %d entries", n)
+		return 0, fmt.Errorf("table of contents of %d entries", n)
 	}
-	toc := archiveTOC{entries: n}
-	for range n {
-		id := a.int()
-		a.int()  // had dumper
-		a.skip() // table oid
-		a.skip() // oid
-		tag := a.name()
-		desc := a.name()
-		a.int()  // section
-		a.skip() // definition
-		a.skip() // drop statement
-		a.skip() // copy statement
-		schema := a.name()
-		a.skip() // tablespace
-		if a.version >= 1<<16|14<<8 {
-			a.skip() // table access method
-		}
-		if a.version >= 1<<16|16<<8 {
-			a.int() // relkind
-		}
-		a.skip() // owner
-		a.skip() // with oids
-		for a.err == nil {
-			if a.skip() {
-				break // end of the dependencies
-			}
-		}
-		flag := a.byte()
-		off := a.offset()
-		if a.err != nil {
-			return archiveTOC{}, a.err
-		}
-		switch flag {
-		case 1: // K_OFFSET_POS_NOT_SET: the archive was written to a pipe
-			return archiveTOC{}, errNotMeasured
-		case 2: // K_OFFSET_POS_SET
-			d := dataOffset{id: strconv.Itoa(id), off: off}
-			if desc == "TABLE DATA" {
-				d.table = schema + "." + tag
-			}
-			toc.data = append(toc.data, d)
-		case 3: // K_OFFSET_NO_DATA
-		default:
-			return archiveTOC{}, fmt.Errorf("entry %d: unknown data offset flag %d", id, flag)
+	return n, nil
+}
+
+// readEntry reads one entry of the table of contents and returns where
+// its data starts, if it has data. It returns errNotMeasured for an entry
+// of an archive written without offsets.
+func (a *tocReader) readEntry() (dataOffset, bool, error) {
+	id := a.int()
+	a.int()  // had dumper
+	a.skip() // table oid
+	a.skip() // oid
+	tag := a.name()
+	desc := a.name()
+	a.int()  // section
+	a.skip() // definition
+	a.skip() // drop statement
+	a.skip() // copy statement
+	schema := a.name()
+	a.skip() // tablespace
+	if a.version >= 1<<16|14<<8 {
+		a.skip() // table access method
+	}
+	if a.version >= 1<<16|16<<8 {
+		a.int() // relkind
+	}
+	a.skip() // owner
+	a.skip() // with oids
+	for a.err == nil {
+		if a.skip() {
+			break // end of the dependencies
 		}
 	}
-	if len(toc.data) == 0 {
-		return archiveTOC{}, errNotMeasured
+	flag := a.byte()
+	off := a.offset()
+	if a.err != nil {
+		return dataOffset{}, false, a.err
 	}
-	return toc, nil
+	switch flag {
+	case 1: // K_OFFSET_POS_NOT_SET: the archive was written to a pipe
+		return dataOffset{}, false, errNotMeasured
+	case 2: // K_OFFSET_POS_SET
+		d := dataOffset{id: strconv.Itoa(id), off: off}
+		if desc == "TABLE DATA" {
+			d.table = schema + "." + tag
+		}
+		return d, true, nil
+	case 3: // K_OFFSET_NO_DATA
+		return dataOffset{}, false, nil
+	default:
+		return dataOffset{}, false, fmt.Errorf("entry %d: unknown data offset flag %d", id, flag)
+	}
 }
 
 // spread is how the table data of the archive, size bytes in all, is

@@ -216,38 +216,18 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 		return err
 	}
 	report := func(done, total int64) { progress.Say(fetchProgress(done, total)) }
+	stream, facts, err := t.openRestoreStream(ctx, b, spool, report, progress)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", b.ID, err)
+	}
 	var path string
-	var stream *archiveStream
-	var err error
-	if b.Stream != nil && b.Format == drills.FormatCustom && t.cfg.Jobs == 0 {
-		// A custom archive starts with its table of contents: when it is
-		// to be loaded in one pass, pg_restore reads it as it downloads.
-		if stream, err = openArchiveStream(ctx, b, spool, report); err != nil {
-			return fmt.Errorf("fetch %s: %w", b.ID, err)
-		}
-		if stream != nil {
-			defer stream.Close()
-			path = stream.head
-		}
+	if stream != nil {
+		defer stream.Close()
+		path = stream.head
+	} else if path, err = b.Fetch(ctx, spool, report); err != nil {
+		return fmt.Errorf("fetch %s: %w", b.ID, err)
 	}
 	plain := b.Format == drills.FormatPlain || b.Format == drills.FormatPlainGzip
-	var facts *plainFacts
-	if b.Stream != nil && plain {
-		// psql reads a plain dump in one pass: it is restored as it
-		// downloads, once the start of its SQL is read.
-		s, f, err := openPlainStream(ctx, b, spool, report)
-		if err != nil {
-			return fmt.Errorf("fetch %s: %w", b.ID, err)
-		}
-		defer s.Close()
-		stream, path, facts = s, s.head, &f
-		progress.Say("restoring the dump as it downloads")
-	}
-	if stream == nil {
-		if path, err = b.Fetch(ctx, spool, report); err != nil {
-			return fmt.Errorf("fetch %s: %w", b.ID, err)
-		}
-	}
 	if plain && facts == nil {
 		// drill reads a plain dump and hands it to psql itself.
 		f, err := readPlainFacts(b.Format, path)
@@ -260,18 +240,9 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 			return err
 		}
 	}
-	db := t.cfg.Database
-	if db == "" && facts != nil && facts.Database != "" {
-		if err := dumpDatabaseName(facts.Database); err != nil {
-			return err
-		}
-		db = facts.Database
-	}
-	if db == "" {
-		db = b.Database
-	}
-	if db == "" {
-		db = "restored"
+	db, err := t.databaseName(b, facts)
+	if err != nil {
+		return err
 	}
 	in.Details["database"] = db
 	if err := t.createDatabase(ctx, c, db); err != nil {
@@ -290,6 +261,50 @@ func (t *Target) Restore(ctx context.Context, in *drills.Instance, b drills.Back
 	_ = os.RemoveAll(spool) // the restored data is all that is needed now
 	in.DSN = c.SocketDSNAs(CheckRole, db)
 	return nil
+}
+
+// openRestoreStream opens the backup to be restored as it downloads when
+// it can be: a custom archive loaded in one pass, or a plain dump, with
+// what drill read of its SQL. The stream is nil when it cannot be.
+func (t *Target) openRestoreStream(ctx context.Context, b drills.Backup, spool string, report func(int64, int64), progress drills.Progress) (*archiveStream, *plainFacts, error) {
+	switch {
+	case b.Stream == nil:
+	case b.Format == drills.FormatCustom && t.cfg.Jobs == 0:
+		// A custom archive starts with its table of contents: when it is
+		// to be loaded in one pass, pg_restore reads it as it downloads.
+		stream, err := openArchiveStream(ctx, b, spool, report)
+		return stream, nil, err
+	case b.Format == drills.FormatPlain || b.Format == drills.FormatPlainGzip:
+		// psql reads a plain dump in one pass: it is restored as it
+		// downloads, once the start of its SQL is read.
+		stream, facts, err := openPlainStream(ctx, b, spool, report)
+		if err != nil {
+			return nil, nil, err
+		}
+		progress.Say("restoring the dump as it downloads")
+		return stream, &facts, nil
+	}
+	return nil, nil, nil
+}
+
+// databaseName is the database the backup is restored into:
+// target.database, else the one a plain dump creates, else the backup's,
+// else "restored".
+func (t *Target) databaseName(b drills.Backup, facts *plainFacts) (string, error) {
+	db := t.cfg.Database
+	if db == "" && facts != nil && facts.Database != "" {
+		if err := dumpDatabaseName(facts.Database); err != nil {
+			return "", err
+		}
+		db = facts.Database
+	}
+	if db == "" {
+		db = b.Database
+	}
+	if db == "" {
+		db = "restored"
+	}
+	return db, nil
 }
 
 // resetClusterDir empties a cluster directory but for its marker, after a

@@ -111,15 +111,7 @@ func Dump(ctx context.Context, o DumpOptions) (*DumpResult, error) {
 	}
 	defer closeAll()
 
-	var stale []string
-	if !strings.HasPrefix(o.Out, "s3://") {
-		stale = removeStale(filepath.Clean(o.Out))
-		for _, tmp := range stale {
-			if o.Notice != nil {
-				o.Notice(fmt.Sprintf("removed %s: what an interrupted drill dump to %s left behind", tmp, o.Out))
-			}
-		}
-	}
+	stale := o.removeLeftovers()
 	sk, err := o.sink(ctx)
 	if err != nil {
 		return nil, err
@@ -138,9 +130,67 @@ func Dump(ctx context.Context, o DumpOptions) (*DumpResult, error) {
 	stopProgress := o.reportProgress(&wrote, &done, countLeaves(rels))
 	defer stopProgress()
 
-	// Every table with rows of its own (plain tables, partitions,
-	// inheritance children) is counted and hashed on its own while pg_dump
-	// runs; what the dump holds decides, after, how they add up.
+	waitMeasured := measureLeaves(ctx, cancel, txs, rels, &done)
+	out, err := o.runPgDump(ctx, conninfo, password, snap.id, sk, &wrote)
+	if err != nil {
+		cancel()
+		if _, measureErr := waitMeasured(); measureErr != nil && !errors.Is(measureErr, context.Canceled) {
+			// the fingerprint failed first, and stopped pg_dump
+			return nil, fmt.Errorf("fingerprint: %w", measureErr)
+		}
+		return nil, err
+	}
+	measured, measureErr := waitMeasured()
+	if measureErr != nil {
+		return nil, fmt.Errorf("fingerprint: %w", measureErr)
+	}
+	fp, err := o.fingerprint(ctx, snap, rels, out, measured, txs)
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.MarshalIndent(fp, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := sk.commit(ctx, append(data, '\n')); err != nil {
+		return nil, err
+	}
+	committed = true
+	return o.result(fp, stale, start), nil
+}
+
+// result is what Dump reports of the dump it wrote, and of the partial
+// dumps it removed, start being when it began.
+func (o *DumpOptions) result(fp *verify.Fingerprint, stale []string, start time.Time) *DumpResult {
+	res := &DumpResult{Out: o.Out, Fingerprint: o.Out + verify.FingerprintSuffix, Facts: fp, Tables: len(fp.Tables), RemovedPartial: stale,
+		Seconds: time.Since(start).Seconds()}
+	for _, t := range fp.Tables {
+		res.Rows += t.Rows
+	}
+	return res
+}
+
+// removeLeftovers removes what interrupted dumps to the same path left
+// behind (nothing on S3), tells o.Notice, and returns what it removed.
+func (o *DumpOptions) removeLeftovers() []string {
+	if strings.HasPrefix(o.Out, "s3://") {
+		return nil
+	}
+	stale := removeStale(filepath.Clean(o.Out))
+	for _, tmp := range stale {
+		if o.Notice != nil {
+			o.Notice(fmt.Sprintf("removed %s: what an interrupted drill dump to %s left behind", tmp, o.Out))
+		}
+	}
+	return stale
+}
+
+// measureLeaves counts and hashes, over txs and while pg_dump runs, every
+// table with rows of its own (plain tables, partitions, inheritance
+// children) on its own; what the dump holds decides, after, how they add
+// up. A failure cancels the dump. The function it returns waits for the
+// measures.
+func measureLeaves(ctx context.Context, cancel context.CancelFunc, txs []pgx.Tx, rels []verify.Relation, done *atomic.Int64) func() ([]verify.Measure, error) {
 	var leaves []verify.Table
 	for _, r := range rels {
 		if !r.Partitioned {
@@ -158,38 +208,10 @@ func Dump(ctx context.Context, o DumpOptions) (*DumpResult, error) {
 			cancel()
 		}
 	}()
-	out, err := o.runPgDump(ctx, conninfo, password, snap.id, sk, &wrote)
-	if err != nil {
-		cancel()
+	return func() ([]verify.Measure, error) {
 		wg.Wait()
-		if measureErr != nil && !errors.Is(measureErr, context.Canceled) {
-			// the fingerprint failed first, and stopped pg_dump
-			return nil, fmt.Errorf("fingerprint: %w", measureErr)
-		}
-		return nil, err
+		return measured, measureErr
 	}
-	wg.Wait()
-	if measureErr != nil {
-		return nil, fmt.Errorf("fingerprint: %w", measureErr)
-	}
-	fp, err := o.fingerprint(ctx, snap, rels, out, measured, txs)
-	if err != nil {
-		return nil, err
-	}
-	data, err := json.MarshalIndent(fp, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := sk.commit(ctx, append(data, '\n')); err != nil {
-		return nil, err
-	}
-	committed = true
-	res := &DumpResult{Out: o.Out, Fingerprint: o.Out + verify.FingerprintSuffix, Facts: fp, Tables: len(fp.Tables), RemovedPartial: stale,
-		Seconds: time.Since(start).Seconds()}
-	for _, t := range fp.Tables {
-		res.Rows += t.Rows
-	}
-	return res, nil
 }
 
 // pg_dump's options that drill sets itself, and those that take a value
