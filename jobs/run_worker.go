@@ -104,6 +104,9 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunDrillArgs]) erro
 		log.Info("run waits for its instance: job snoozed", "after", waiting.After.String())
 		return river.JobSnooze(waiting.After) // no worker slot is held while it waits
 	}
+	if errors.Is(err, drills.ErrRunEnded) {
+		return river.JobCancel(err) // the sweeper ended the run meanwhile: its record stands
+	}
 	if err != nil {
 		return err // the store failed: river retries, and the retry ends the run as interrupted
 	}
