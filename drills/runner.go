@@ -484,6 +484,7 @@ func (e *execution) liveRestoreLog(ctx context.Context) (stop func()) {
 	if !ok {
 		return func() {}
 	}
+	in := *e.inst // Restore changes *e.inst as it goes: the log is by its id
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -496,7 +497,7 @@ func (e *execution) liveRestoreLog(ctx context.Context) (stop func()) {
 				return
 			case <-tick.C:
 			}
-			if log := l.RestoreLogSoFar(*e.inst); log != last {
+			if log := l.RestoreLogSoFar(in); log != last {
 				if err := e.Store.SetRestoreLog(ctx, e.run.ID, log); err != nil {
 					e.log.Debug("could not write the restore log so far", "error", err.Error())
 				}

@@ -356,12 +356,19 @@ func TestRunnerWritesTheRestoreLogAsItGrows(t *testing.T) {
 	defer drills.SetLiveLogEvery(10 * time.Millisecond)()
 	rec := &memRecorder{}
 	tgt := &loggingTarget{fakeTarget: withDSN(t, &fakeTarget{})}
+	written := func() int {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.logs)
+	}
 	tgt.restore = func(ctx context.Context) error {
 		for i := range 10 {
 			tgt.mu.Lock()
 			tgt.lines = append(tgt.lines, fmt.Sprintf("pg_restore: processing item %d", i))
 			tgt.mu.Unlock()
-			time.Sleep(15 * time.Millisecond)
+			if i == 4 { // half way, the log so far is written, however slow the machine
+				drilltest.WaitFor(t, 10*time.Second, "a live write of the restore log", func() bool { return written() > 0 })
+			}
 		}
 		return nil
 	}

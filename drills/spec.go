@@ -50,9 +50,9 @@ func (c *Config) Drill(name string) *Spec {
 }
 
 // Timetable is the drill's parsed schedule, or nil when it has none. The
-// schedule of a drill from the config is valid (validation parsed it, and
-// the parse is kept); one in a Spec built by hand that does not parse is
-// no schedule.
+// schedule of a drill from the config is valid (validation parsed it;
+// ParseSchedule keeps each parse, so this is a lookup); one in a Spec
+// built by hand that does not parse is no schedule.
 func (s *Spec) Timetable() *Schedule {
 	if s.Schedule == "" {
 		return nil

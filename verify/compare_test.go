@@ -94,7 +94,7 @@ func TestCompareSmallTable(t *testing.T) {
 // database name: such a URL is refused, and nothing of it is kept or said.
 func TestCompareSourceURLWithUnencodedSlash(t *testing.T) {
 	t.Parallel()
-	url := "postgres://reader:pa/S3cretPW@127.0.0.1:5432/orders"
+	url := "postgres://reader:12/S3cretPW@127.0.0.1:5432/orders" // host "reader", port 12, database "S3cretPW@…"
 	if d := verify.SourceDescription(url); d != "" {
 		t.Errorf("description %q, want none", d)
 	}

@@ -83,9 +83,13 @@ func runMany(ctx context.Context, o *runOpts) error {
 			if r := results[i].run; r != nil && r.FinishedAt != nil {
 				line := fmt.Sprintf("%s: %s", spec.Name, r.Status)
 				if r.Reason != "" {
-					line += " (" + string(r.Reason) + "): " + oneLine(r.Error)
+					line += " (" + string(r.Reason) + "): " + oneLine(r.Error) // oneLine makes it safe
 				}
-				row(o.stderr, "", 0, line, lookOf(o.stderr).width)
+				if isTerminal(o.stderr) {
+					row(o.stderr, "", 0, line, lookOf(o.stderr).width)
+				} else {
+					fmt.Fprintln(o.stderr, line) // a log keeps one line per drill
+				}
 			}
 		}()
 	}

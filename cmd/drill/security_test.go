@@ -415,6 +415,12 @@ func TestForgedHistoryDetected(t *testing.T) {
 	if sos, _ := show("1")["signoffs"].([]any); len(sos) != 1 || fmt.Sprint(sos[0].(map[string]any)["seal"]) == "<nil>" {
 		t.Fatalf("the sign-off is not sealed: %v", sos)
 	}
+	// without the sealing key (only its public half), a sign-off on a
+	// sealed run is refused: unsealed, it would read as forged
+	pubOnly := append(b.env, "DRILL_SEALING_PUBKEY="+sealing+".pub")
+	if r := drill(t, pubOnly, "evidence", "signoff", "1", "--by", "Sam", "--note", "late"); r.code != 2 || !strings.Contains(r.stderr, "DRILL_SEALING_KEY is not set") {
+		t.Errorf("sign-off without the sealing key: exit %d %s", r.code, r.stderr)
+	}
 	if r := verify(export("signed.zip")); strings.Contains(r.stdout, "sign-off") { // run 2 is still broken: only sign-off problems count here
 		t.Errorf("verify finds a problem with a sign-off given through drill:\n%s", r.stdout)
 	}
@@ -443,6 +449,9 @@ func TestForgedHistoryDetected(t *testing.T) {
 	}
 	if r := drill(t, env, "show", "1"); !strings.Contains(r.stdout, "INTEGRITY: ALTERED") {
 		t.Errorf("show does not flag the forged sign-off:\n%s", r.stdout)
+	}
+	if r := drill(t, env, "history", "shop", "--json"); !strings.Contains(r.stdout, "sign-off 1 (review by CFO) is sealed by key") {
+		t.Errorf("history does not flag the forged sign-off:\n%s", r.stdout)
 	}
 	if r := verify(export("unknown-key-signoff.zip")); r.code != 1 || !strings.Contains(r.stdout, "run 1 (shop): sign-off 1 (review by CFO) is sealed by key 0123456789abcdef") {
 		t.Errorf("verify of a sign-off sealed by an unknown key: %d\n%s", r.code, r.stdout)

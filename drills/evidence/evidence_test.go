@@ -388,11 +388,6 @@ func TestVerifyRezippedByHand(t *testing.T) {
 	}
 }
 
-// The done-when of the evidence: an export for the calendar year shows
-// every quarter of a quarterly drill as passed, failed or missing, maps
-// the runs to SOC 2 A1.3 and ISO 27001 A.8.13, and names each run's
-// backup digest; printed (headless Chromium, --print-to-pdf), its summary
-// is the first page and each drill starts a page of its own.
 // A kept instance discarded after its run was sealed: the bundle says so
 // beside the sealed record (which said kept), and still verifies.
 func TestExportSaysWhatBecameOfAKeptInstance(t *testing.T) {
@@ -416,6 +411,11 @@ func TestExportSaysWhatBecameOfAKeptInstance(t *testing.T) {
 	}
 }
 
+// The done-when of the evidence: an export for the calendar year shows
+// every quarter of a quarterly drill as passed, failed or missing, maps
+// the runs to SOC 2 A1.3 and ISO 27001 A.8.13, and names each run's
+// backup digest; printed (headless Chromium, --print-to-pdf), its summary
+// is the first page and each drill starts a page of its own.
 func TestReportCoverageControlsAndPrint(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

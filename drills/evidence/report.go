@@ -116,7 +116,7 @@ func renderReport(records []decoded, m *Manifest, now time.Time) ([]byte, error)
 			data.PeriodsPassed++
 		}
 	}
-	data.GapRows = gapRows(data.Gaps)
+	data.GapRows = gapRows(m.Coverage)
 	data.Grid = grid(m.Coverage)
 	for _, name := range order {
 		s := byDrill[name]
@@ -206,19 +206,29 @@ type gapRow struct {
 	Periods int
 }
 
-// gapRows folds consecutive missing periods of a drill (same note) into
-// one row: 300 missing days read as one line, not 300.
-func gapRows(gaps []Coverage) []gapRow {
+// gapRows lists the missing and failed periods of cov (in its order: by
+// drill, then period), with consecutive missing periods of a drill (same
+// note) in one row: 300 missing days read as one line, not 300. A period
+// with a run in between ends a row.
+func gapRows(cov []Coverage) []gapRow {
 	var out []gapRow
-	for _, g := range gaps {
-		if n := len(out); n > 0 && g.Status == CoverageMissing {
+	joinable := false // the last row ends with the period just before this one
+	for _, c := range cov {
+		switch c.Status {
+		case CoverageMissing, CoverageFailed:
+		default:
+			joinable = false
+			continue
+		}
+		if n := len(out); joinable && c.Status == CoverageMissing {
 			last := &out[n-1]
-			if last.Status == CoverageMissing && last.Drill == g.Drill && last.Note == g.Note {
-				last.Last, last.Periods = g.Period, last.Periods+1
+			if last.Status == CoverageMissing && last.Drill == c.Drill && last.Note == c.Note {
+				last.Last, last.Periods = c.Period, last.Periods+1
 				continue
 			}
 		}
-		out = append(out, gapRow{Coverage: g, Periods: 1})
+		out = append(out, gapRow{Coverage: c, Periods: 1})
+		joinable = true
 	}
 	return out
 }

@@ -128,7 +128,8 @@ func (r restoreCmd) archive(ctx context.Context, format, path string) (err error
 		compressed := checkCompressedData(cctx, path, toc)
 		defer func() {
 			// a data file cut short says more than what pg_restore made of it
-			if cerr := <-compressed; cerr != nil && !errors.Is(cerr, context.Canceled) {
+			// (a deadline or an interruption is pg_restore's to report)
+			if cerr := <-compressed; cerr != nil && !errors.Is(cerr, context.Canceled) && !errors.Is(cerr, context.DeadlineExceeded) {
 				err = cerr
 			}
 		}()

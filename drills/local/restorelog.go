@@ -82,10 +82,11 @@ func (l *restoreLog) String() string {
 // restoreLogs holds each instance's restore log until the runner asks.
 var restoreLogs sync.Map // instance id → *restoreLog
 
-var _ drills.RestoreLogger = (*Target)(nil)
+var (
+	_ drills.RestoreLogger     = (*Target)(nil)
+	_ drills.LiveRestoreLogger = (*Target)(nil)
+)
 
-// RestoreLog returns, once, what the restore programs printed while
-// restoring into in (pg_restore's verbose output, psql's messages).
 // RestoreLogSoFar is what the restore programs printed so far.
 func (t *Target) RestoreLogSoFar(in drills.Instance) string {
 	v, ok := restoreLogs.Load(in.ID)
@@ -95,6 +96,8 @@ func (t *Target) RestoreLogSoFar(in drills.Instance) string {
 	return v.(*restoreLog).String()
 }
 
+// RestoreLog returns, once, what the restore programs printed while
+// restoring into in (pg_restore's verbose output, psql's messages).
 func (t *Target) RestoreLog(in drills.Instance) string {
 	v, ok := restoreLogs.LoadAndDelete(in.ID)
 	if !ok {

@@ -102,18 +102,6 @@ func (s *Store) runQ(ctx context.Context, q Querier, id int64) (*drills.Run, err
 	if err := loadDetails(ctx, q, []*drills.Run{r}); err != nil {
 		return nil, err
 	}
-	rows, err := q.Query(ctx, `select kind, signed_by, note, signed_at, coalesce(seal, ''), coalesce(seal_key_id, '') from drill_signoffs where run_id = $1 order by id`, id)
-	if err != nil {
-		return nil, err
-	}
-	r.Signoffs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (drills.Signoff, error) {
-		var so drills.Signoff
-		err := row.Scan(&so.Kind, &so.SignedBy, &so.Note, &so.SignedAt, &so.Seal, &so.SealKeyID)
-		return so, err
-	})
-	if err != nil {
-		return nil, err
-	}
 	return r, s.checkIntegrity(ctx, q, r) // with its sign-offs
 }
 
@@ -134,7 +122,7 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]*drills.Run, error) {
 }
 
 // runsWhere returns the runs a condition selects, with their details and
-// integrity, in five queries at most.
+// integrity, in six queries at most.
 func (s *Store) runsWhere(ctx context.Context, where string, args ...any) ([]*drills.Run, error) {
 	rows, err := s.Pool.Query(ctx, "select "+runColumns+" from drill_runs where "+where, args...)
 	if err != nil {
@@ -153,7 +141,8 @@ func (s *Store) runsWhere(ctx context.Context, where string, args ...any) ([]*dr
 	return runs, nil
 }
 
-// loadDetails fills phases, checks and targets of runs with three queries.
+// loadDetails fills phases, checks, targets and sign-offs of runs with
+// four queries.
 func loadDetails(ctx context.Context, q Querier, runs []*drills.Run) error {
 	if len(runs) == 0 {
 		return nil
@@ -215,6 +204,19 @@ func loadDetails(ctx context.Context, q Querier, runs []*drills.Run) error {
 		rec.BackendState = bytes.Clone(state)
 		byID[runID].Target = &rec
 		t = drills.TargetRecord{}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	rows, err = q.Query(ctx, `select run_id, kind, signed_by, note, signed_at, coalesce(seal, ''), coalesce(seal_key_id, '')
+		from drill_signoffs where run_id = any($1) order by run_id, id`, ids)
+	if err != nil {
+		return err
+	}
+	var so drills.Signoff
+	_, err = pgx.ForEachRow(rows, []any{&runID, &so.Kind, &so.SignedBy, &so.Note, &so.SignedAt, &so.Seal, &so.SealKeyID}, func() error {
+		byID[runID].Signoffs = append(byID[runID].Signoffs, so)
 		return nil
 	})
 	return err

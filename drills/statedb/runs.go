@@ -126,7 +126,8 @@ func (s *Store) RecordTargetIntent(ctx context.Context, in drills.Instance, hook
 func (s *Store) SetTargetState(ctx context.Context, targetID int64, in drills.Instance, state drills.TargetState, at time.Time, destroyErr string) error {
 	details, _ := json.Marshal(in.Details)
 	return s.exec(ctx, "target state", `update drill_targets set state = $2, details = $3,
-		created_at = case when $2 = `+sqlCreated+` then $4 else created_at end,
+		created_at = case when $2 = `+sqlCreated+` and exists (select 1 from drill_runs r where r.id = drill_targets.run_id and r.finished_at is null)
+			then $4 else created_at end, -- sealed with the run: not set once it ended
 		torn_down_at = case when $2 = `+sqlDestroyed+` then $4 else torn_down_at end,
 		destroy_error = $5, backend_state = $6 where id = $1`,
 		targetID, state, details, at, nullString(destroyErr), backendState(in))

@@ -146,7 +146,8 @@ func optTimeArg(t time.Time) *time.Time {
 func (s *Store) AddSignoff(ctx context.Context, runID int64, so drills.Signoff) (drills.Signoff, error) {
 	var finished *time.Time
 	var chainHash string
-	err := s.Pool.QueryRow(ctx, "select finished_at, coalesce(chain_hash, '') from drill_runs where id = $1", runID).Scan(&finished, &chainHash)
+	var sealed bool
+	err := s.Pool.QueryRow(ctx, "select finished_at, coalesce(chain_hash, ''), seal_key_id is not null from drill_runs where id = $1", runID).Scan(&finished, &chainHash, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return so, fmt.Errorf("%w: %d", drills.ErrRunNotFound, runID)
 	}
@@ -155,6 +156,10 @@ func (s *Store) AddSignoff(ctx context.Context, runID int64, so drills.Signoff) 
 	}
 	if finished == nil {
 		return so, fmt.Errorf("run %d has not finished: sign off a finished run", runID)
+	}
+	if sealed && s.SealingKey == nil {
+		// unsealed, it would read as a sign-off written in by hand
+		return so, fmt.Errorf("run %d is sealed: a sign-off on it is sealed too, and DRILL_SEALING_KEY is not set here", runID)
 	}
 	// The time is fixed here, at the database's precision, so that what is
 	// signed is what is stored.

@@ -159,7 +159,10 @@ func (s *Store) execOpen(ctx context.Context, what, sql string, args ...any) err
 }
 
 // openRun is the condition, on run id $1, that the run has not finished.
-const openRun = `exists (select 1 from drill_runs where id = $1 and finished_at is null)`
+// The row is locked for share: a sweeper ending the run at that moment
+// is waited for (and the condition read again after it), and one that
+// comes later waits for this write, which its seal then covers.
+const openRun = `exists (select 1 from drill_runs where id = $1 and finished_at is null for share)`
 
 func nullString(s string) *string {
 	if s == "" {

@@ -20,7 +20,7 @@ type DrillStatus struct {
 
 // DrillStatuses returns, per drill name, its newest run and the finish
 // time of its newest passed run (drill init's restore, which checks
-// nothing, is no success): six queries at most, whatever the number of drills.
+// nothing, is no success): seven queries at most, whatever the number of drills.
 func (s *Store) DrillStatuses(ctx context.Context, names []string) (map[string]*DrillStatus, error) {
 	out := map[string]*DrillStatus{}
 	for _, n := range names {
