@@ -2,6 +2,7 @@ package drills
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -58,10 +59,15 @@ func SpecialMode(m fs.FileMode) string {
 	return "not a regular file (" + m.Type().String() + ")"
 }
 
-// OpenRegular opens path for reading, without blocking on a named pipe,
-// and fails unless it is a regular file.
+// OpenRegular opens path for reading, without blocking on a named pipe
+// and without following a symbolic link, and fails unless it is a regular
+// file. A backup's path is its real one (the source resolves links when
+// it locates it): a link found there later was put in its place.
 func OpenRegular(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s is a symbolic link: drill reads a backup by its real name and follows no link put in its place", path)
+	}
 	if err != nil {
 		return nil, err
 	}

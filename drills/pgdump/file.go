@@ -146,6 +146,12 @@ func (s *fileSource) describe(ctx context.Context, path string, fi fs.FileInfo) 
 	if err != nil {
 		return drills.Backup{}, err
 	}
+	// The backup is the file a link leads to, and drill reads it by that
+	// name without following links (drills.OpenRegular): a link put in its
+	// place after it was chosen is refused, not followed.
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
+		return drills.Backup{}, err
+	}
 	b := drills.Backup{ID: abs, SizeBytes: fi.Size()}
 	if fi.IsDir() {
 		b.Format = drills.FormatDirectory

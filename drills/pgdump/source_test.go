@@ -91,6 +91,12 @@ func TestFileSourceNewestInDirectory(t *testing.T) {
 	if names := fmt.Sprint(b.Selection.Candidates); !strings.Contains(names, "latest.dump") || strings.Contains(names, "zz-newest") {
 		t.Fatalf("candidates %s: want latest.dump, not the link out of the directory", names)
 	}
+	// a location that is a link (written in the config) is followed, and
+	// the backup is named by the file it leads to
+	b, err = latest(t, pgdump.SourceConfig{Location: filepath.Join(dir, "latest.dump")})
+	if err != nil || filepath.Base(b.ID) != "shop-2.dump" {
+		t.Fatalf("a location that is a link: got %s, %v; want shop-2.dump", b.ID, err)
+	}
 	// a pattern narrows the candidates
 	b, err = latest(t, pgdump.SourceConfig{Location: dir, Pattern: "shop-[13].dump"})
 	if err != nil || filepath.Base(b.ID) != "shop-3.dump" {
