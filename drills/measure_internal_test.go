@@ -20,3 +20,14 @@ func TestUpToMillisecond(t *testing.T) {
 		}
 	}
 }
+
+func TestDoubling(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want time.Duration
+	}{{0, 2 * time.Second}, {1, 4 * time.Second}, {3, 16 * time.Second}, {20, time.Minute}} {
+		if got := Doubling(2*time.Second, c.n, time.Minute); got != c.want {
+			t.Errorf("Doubling(2s, %d, 1m) = %s, want %s", c.n, got, c.want)
+		}
+	}
+}

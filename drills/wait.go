@@ -47,3 +47,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// Doubling is first doubled n times, at most ceiling: the delay of the
+// n-th retry (from 0) of a backoff.
+func Doubling(first time.Duration, n int, ceiling time.Duration) time.Duration {
+	d := first
+	for i := 0; i < n && d < ceiling; i++ {
+		d *= 2
+	}
+	return min(d, ceiling)
+}

@@ -103,9 +103,5 @@ const (
 
 // backoff is the delay before retry attempt n (1-based): 2s, 4s, 8s, …, at most 15 minutes.
 func backoff(attempt int) time.Duration {
-	d := 2 * time.Second
-	for i := 1; i < attempt && d < 15*time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, 15*time.Minute)
+	return drills.Doubling(2*time.Second, attempt-1, 15*time.Minute)
 }

@@ -88,10 +88,7 @@ func NewWorkerClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	cfg.defaults()
 	workers := river.NewWorkers()
 	var client *river.Client[pgx.Tx]
-	enqueue := func(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) error {
-		_, err := client.InsertTx(ctx, tx, args, opts)
-		return err
-	}
+	enqueue := enqueueWith(func() *river.Client[pgx.Tx] { return client }) // made below, after its workers
 	sw := &Sweeper{Config: cfg, enqueueTx: enqueue}
 	river.AddWorker(workers, &runWorker{cfg: cfg, sweeper: sw, enqueue: enqueue})
 	river.AddWorker(workers, &teardownWorker{cfg: cfg, sweeper: sw})

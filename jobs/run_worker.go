@@ -176,10 +176,16 @@ func (w *runWorker) deadMan(*drills.Spec) func(context.Context, any, *drills.Run
 // DeadMan returns a Runner.OnIntent hook that inserts the dead-man
 // teardown job of a target with client, in the intent's transaction.
 func DeadMan(client *river.Client[pgx.Tx]) func(context.Context, any, *drills.Run, int64) error {
-	return deadManWith(func(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) error {
-		_, err := client.InsertTx(ctx, tx, args, opts)
+	return deadManWith(enqueueWith(func() *river.Client[pgx.Tx] { return client }))
+}
+
+// enqueueWith inserts jobs with the client client returns, which is asked
+// at each insert (a worker client is made after its workers).
+func enqueueWith(client func() *river.Client[pgx.Tx]) enqueueTxFunc {
+	return func(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) error {
+		_, err := client().InsertTx(ctx, tx, args, opts)
 		return err
-	})
+	}
 }
 
 func deadManWith(enqueue enqueueTxFunc) func(context.Context, any, *drills.Run, int64) error {

@@ -38,10 +38,7 @@ func NewSweeper(cfg Config, client *river.Client[pgx.Tx]) *Sweeper {
 	cfg.defaults()
 	s := &Sweeper{Config: cfg}
 	if client != nil {
-		s.enqueueTx = func(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) error {
-			_, err := client.InsertTx(ctx, tx, args, opts)
-			return err
-		}
+		s.enqueueTx = enqueueWith(func() *river.Client[pgx.Tx] { return client })
 		s.cancelJob = func(ctx context.Context, id int64) error {
 			_, err := client.JobCancel(ctx, id)
 			return err

@@ -159,11 +159,7 @@ func (t *Target) wait(in *drills.Instance, status string) error {
 	n := s.Polls
 	s.Polls, s.Status = n+1, status
 	s.save(in)
-	after := t.cfg.PollInterval
-	for i := 0; i < n && after < time.Minute; i++ {
-		after *= 2
-	}
-	return drills.Wait(min(after, time.Minute), "instance "+in.ID+" "+status)
+	return drills.Wait(drills.Doubling(t.cfg.PollInterval, n, time.Minute), "instance "+in.ID+" "+status)
 }
 
 // ready ends a wait: the next one starts polling fast again.
