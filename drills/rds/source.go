@@ -105,7 +105,7 @@ func (s *Source) pointInTime(ctx context.Context) (drills.Backup, error) {
 	}
 	src := out.DBInstances[0]
 	latest := src.LatestRestorableTime.UTC()
-	at, useLatest := latest, true
+	at := latest // restored to exactly this time, which the RPO is measured from
 	if s.cfg.RestoreTime != "" && s.cfg.RestoreTime != "latest" {
 		t, err := time.Parse(time.RFC3339, s.cfg.RestoreTime)
 		if err != nil {
@@ -114,11 +114,11 @@ func (s *Source) pointInTime(ctx context.Context) (drills.Backup, error) {
 		if t.After(latest) {
 			return drills.Backup{}, fmt.Errorf("%w: restore_time %s is after the latest restorable time %s", drills.ErrNoBackup, t.UTC().Format(time.RFC3339), latest.Format(time.RFC3339))
 		}
-		at, useLatest = t.UTC(), false
+		at = t.UTC()
 	}
 	return drills.Backup{ID: s.cfg.Instance + "@" + at.Format(time.RFC3339), CreatedAt: at, CreatedAtSource: "point in time",
 		Format: FormatPITR, Details: map[string]string{
-			"source_instance": s.cfg.Instance, "restore_time": at.Format(time.RFC3339), "use_latest": strconv.FormatBool(useLatest),
+			"source_instance": s.cfg.Instance, "restore_time": at.Format(time.RFC3339),
 			"engine": aws.ToString(src.Engine), "engine_version": aws.ToString(src.EngineVersion),
 			"encrypted": strconv.FormatBool(aws.ToBool(src.StorageEncrypted)),
 		}}, nil

@@ -248,12 +248,10 @@ func (t *Target) restore(ctx context.Context, in *drills.Instance, b drills.Back
 			DBInstanceClass: aws.String(t.cfg.InstanceClass), DBSubnetGroupName: subnet, VpcSecurityGroupIds: t.cfg.SecurityGroups,
 			PubliclyAccessible: aws.Bool(false), MultiAZ: aws.Bool(false), DeletionProtection: aws.Bool(false),
 			BackupRetentionPeriod: aws.Int32(0), Tags: t.tags(in)}
-		if b.Details["use_latest"] == "true" {
-			input.UseLatestRestorableTime = aws.Bool(true)
-		} else {
-			at := b.CreatedAt
-			input.RestoreTime = &at
-		}
+		// exactly the time located (latest: the latest restorable time then),
+		// so that the RPO is measured from the point restored
+		at := b.CreatedAt
+		input.RestoreTime = &at
 		if _, err := t.client.RestoreDBInstanceToPointInTime(ctx, input); err != nil {
 			return explain("RestoreDBInstanceToPointInTime", err)
 		}

@@ -226,8 +226,8 @@ func (s *Server) restoreToPointInTime(form map[string][]string) (any, *apiError)
 	}
 	if get(form, "UseLatestRestorableTime") != "true" {
 		at, err := time.Parse(time.RFC3339, get(form, "RestoreTime"))
-		if err != nil || at.After(src.restorable) || at.Before(src.dump.CreatedAt) {
-			return nil, badRequest("InvalidRestoreFault", "restore time must be between %s and the latest restorable time %s", ts(src.dump.CreatedAt), ts(src.restorable))
+		if err != nil || at.After(src.restorable) || at.Before(src.createdTime) { // the window: as for clusters
+			return nil, badRequest("InvalidRestoreFault", "restore time must be between %s and the latest restorable time %s", ts(src.createdTime), ts(src.restorable))
 		}
 	}
 	return s.startRestore("RestoreDBInstanceToPointInTime", get(form, "TargetDBInstanceIdentifier"), src, form)
