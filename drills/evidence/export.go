@@ -202,12 +202,6 @@ func (bd *bundle) addManifest(m *Manifest, key ed25519.PrivateKey) error {
 // targetAfterSeal is now when the instance's state or teardown time
 // changed since the run was sealed, else nil.
 func targetAfterSeal(sealed, now *drills.TargetJSON) *drills.TargetJSON {
-	str := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
 	if now == nil || sealed != nil && sealed.State == now.State && str(sealed.TornDownAt) == str(now.TornDownAt) {
 		return nil
 	}

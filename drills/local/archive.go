@@ -32,8 +32,8 @@ func tableDataIDs(toc string) map[string]string {
 // archive is there, whole: pg_restore loads a data file cut short without
 // a word. Custom archives carry the length of each block, and pg_restore
 // fails on a short one itself.
-func checkArchiveData(format, path, toc string) error {
-	ids := tableDataIDs(toc)
+// ids are the archive's TABLE DATA entries (tableDataIDs).
+func checkArchiveData(format, path string, ids map[string]string) error {
 	switch format {
 	case drills.FormatDirectory:
 		return checkDirectoryData(path, ids)
@@ -81,11 +81,11 @@ func checkDirectoryData(dir string, ids map[string]string) error {
 // on the channel once every file was read, or ctx ended. lz4 and zstd data
 // files (PostgreSQL 16 and later) are left to their decompressor, which
 // finds a stream cut short but not one shortened and compressed again.
-func checkCompressedData(ctx context.Context, dir, toc string) <-chan error {
+func checkCompressedData(ctx context.Context, dir string, ids map[string]string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		done <- func() error {
-			for id, table := range tableDataIDs(toc) {
+			for id, table := range ids {
 				path := filepath.Join(dir, id+".dat.gz")
 				if _, err := os.Lstat(path); err != nil {
 					continue

@@ -119,13 +119,14 @@ func (r restoreCmd) archive(ctx context.Context, format, path string) (err error
 	if err != nil {
 		return fmt.Errorf("restore: read the archive's table of contents: %w", err)
 	}
-	if err := checkArchiveData(format, path, toc); err != nil {
+	dataIDs := tableDataIDs(toc)
+	if err := checkArchiveData(format, path, dataIDs); err != nil {
 		return err
 	}
 	if format == drills.FormatDirectory {
 		cctx, stop := context.WithCancel(ctx)
 		defer stop()
-		compressed := checkCompressedData(cctx, path, toc)
+		compressed := checkCompressedData(cctx, path, dataIDs)
 		defer func() {
 			// a data file cut short says more than what pg_restore made of it
 			// (a deadline or an interruption is pg_restore's to report)
